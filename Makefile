@@ -1,0 +1,54 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each bootstraps what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := constraints-3.11.txt
+INSTALLED := $(VENV)/.installed
+PIP_VERSION := 26.3
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test unit system lint format constraints clean
+
+help:
+	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
+	@echo "make lint   ruff (lint + format check) and mypy"
+	@echo "make clean  remove .venv and caches"
+
+$(INSTALLED): pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else "This project needs Python 3.11; $(PYTHON) is %d.%d. Run: make PYTHON=python3.11 ..." % v)'
+	@test -x $(BIN)/python || { echo ">> creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	@echo ">> installing airflow-provider-resumable (editable) and its pinned dependencies into $(VENV)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,lint]"
+	@touch $@
+
+venv: $(INSTALLED)
+
+test: venv
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Re-resolve the pinned set from pyproject.toml in a scratch venv (needs the package registry).
+constraints:
+	rm -rf .tmp/constraints-venv
+	$(PYTHON) -m venv .tmp/constraints-venv
+	.tmp/constraints-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	.tmp/constraints-venv/bin/python -m pip install --quiet ".[test,lint]"
+	{ sed -n '1,3p' $(CONSTRAINTS); .tmp/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .tmp/constraints-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,66 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+How a task says "pause me here and resume me later" on the Airflow it is running on.
+
+With the bundled core patch applied (``airflow-resumable patch apply``), the task raises
+``AirflowTaskCheckpointed`` and its row goes to the ``checkpointed`` state. Without it, the task
+raises ``AirflowRescheduleException``: state ``up_for_reschedule``, which Airflow 3.3.2 also resumes
+automatically without consuming a retry. Either way the remote job is left running.
+
+Patching only part of the path is worse than nothing (an unpatched Execution API marks a
+``checkpointed`` report *failed*), so the explicit state is used only when every in-process marker
+of the patch is present.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def checkpointed_state_available() -> bool:
+    """
+    Whether this interpreter's Airflow carries the CHECKPOINTED wiring end to end.
+
+    Checks the three places a checkpoint passes through in this process: the exception the
+    operator raises, the state enum the runner reports, and the message the supervisor forwards.
+    """
+    try:
+        from airflow.sdk.exceptions import AirflowTaskCheckpointed  # noqa: F401
+        from airflow.sdk.execution_time import comms
+        from airflow.utils.state import TaskInstanceState
+    except ImportError:
+        return False
+    return hasattr(comms, "CheckpointTask") and "checkpointed" in {s.value for s in TaskInstanceState}
+
+
+@functools.cache
+def _warn_fallback_once() -> None:
+    log.warning(
+        "This Airflow has no 'checkpointed' state, so the task is rescheduled (up_for_reschedule) "
+        "instead; it resumes the same way without consuming a retry. Run "
+        "'airflow-resumable patch apply' on every Airflow component to get the explicit state."
+    )
+
+
+def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, Any]) -> BaseException:
+    """
+    The exception that ends this attempt as a checkpoint, to be resumed after ``resume_after``.
+
+    :param resume_after: how long Airflow waits before running the task again.
+    :param checkpoint_data: what the patched runner keeps for the resumed attempt (informational
+        here: the ledger in the task state store is what the operator resumes from).
+    """
+    if checkpointed_state_available():
+        from airflow.sdk.exceptions import AirflowTaskCheckpointed  # type: ignore[attr-defined]
+
+        return AirflowTaskCheckpointed(checkpoint_data=checkpoint_data, resume_after=resume_after)
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    _warn_fallback_once()
+    return AirflowRescheduleException(reschedule_date=datetime.now(tz=timezone.utc) + resume_after)

@@ -1,0 +1,34 @@
+# Licensed under the Apache License, Version 2.0.
+"""Provider metadata, read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata in the shape ``airflow providers list`` expects."""
+    from airflow.providers.resumable import __version__
+
+    return {
+        "package-name": "airflow-provider-resumable",
+        "name": "Resumable",
+        "description": (
+            "Operators that submit a long-running Databricks, EMR or Dataproc job exactly once, "
+            "checkpoint instead of cancelling when the worker shuts down, and resume by reconnecting."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Resumable jobs",
+                "external-doc-url": "https://airflow.apache.org/",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.operators.base"],
+            }
+        ],
+    }

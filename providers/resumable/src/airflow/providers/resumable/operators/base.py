@@ -1,0 +1,441 @@
+# Licensed under the Apache License, Version 2.0.
+"""ResumableSubmitOperator: the flow every resumable cloud operator shares."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.resumable.checkpoint import checkpoint_exception
+from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
+from airflow.providers.resumable.ledger import IdempotencyKey, LedgerError, LedgerOwner, LedgerPhase, SubmissionLedger
+from airflow.providers.resumable.ledger_store import LedgerStore
+from airflow.providers.resumable.polling import PollSchedule
+from airflow.providers.resumable.retrying import RetryPolicy
+from airflow.providers.resumable.status import JobState, RemoteStatus
+from airflow.providers.resumable.stop_request import StopRequest
+from airflow.providers.resumable.termination import StopCause, diagnose_stop
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
+from airflow.sdk.observability.stats import Stats
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.context import Context
+
+T = TypeVar("T")
+
+_CANCEL_RETRY = RetryPolicy(max_attempts=3, max_delay=3.0, initial_wait=0.2, max_wait=1.0)
+"""A cancel on user intent must land before the supervisor's SIGKILL, 5 s after its SIGTERM."""
+
+
+class ResumableSubmitOperator(BaseOperator):
+    """
+    Submit one long-running remote job exactly once, poll it, and survive the worker dying.
+
+    **What it is for.** Operators that start a Databricks run, an EMR step or a Dataproc job and
+    then poll it for hours. Workers die under such tasks (evictions, deploys, spot reclaims). This
+    base makes that a non-event: the job is submitted once, never cancelled because a worker went
+    away, and the next attempt reconnects to it without consuming a retry.
+
+    **How it works.** Each task instance keeps a
+    :class:`~airflow.providers.resumable.ledger.SubmissionLedger` in Airflow's task state store. The
+    intent to submit is written *before* the cloud is called, with an idempotency key the cloud
+    deduplicates on; every later attempt reads the ledger and
+    :func:`~airflow.providers.resumable.decision.decide` says whether to submit, re-send the same
+    key, reconnect, return a finished result, or start a new generation. On SIGTERM the task asks
+    the server why: if the server still says ``running`` the worker is shutting down, so the task
+    checkpoints (state ``checkpointed`` with the core patch, ``up_for_reschedule`` without) and
+    leaves the job running; otherwise a person ended the run, so the job is cancelled, as the stock
+    operators do. ``execution_timeout`` cancels the job and fails the task.
+
+    **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
+    cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
+    (clouds that cannot deduplicate), :meth:`result`, :meth:`on_job_known` (XComs, links), and
+    :meth:`is_transient` / :meth:`retry_after` for their client's errors. The flow stays here.
+
+    **What it does not do.** It does not free the worker slot while polling (deferrable operators
+    do; ``deferrable=True`` is not supported yet) and does not stream remote logs.
+
+    **Known limitation.** Exactly-once is as strong as the cloud's deduplication of the key (or, for
+    clouds without it, :meth:`find_existing`). A user-supplied token or id replaces the generated key;
+    resubmitting after a real failure then needs a token that changes (e.g. templated per try).
+
+    :param durable: keep the ledger in the task state store (default). ``False`` behaves like the
+        stock operator: no reconnection, and the job is cancelled whenever the task is killed. Same
+        meaning as ``durable`` in Airflow's ``ResumableJobMixin``.
+    :param on_prior_failure: what a later attempt does when the job recorded by an earlier attempt
+        failed, was cancelled or disappeared: ``"resubmit"`` (default) starts a new job, ``"fail"``
+        fails the task without submitting.
+    :param resume_after: how long after a checkpoint Airflow resumes the task.
+    :param poll_interval: seconds between the first status polls.
+    :param max_poll_interval: the longest interval between polls; intervals grow from
+        ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).
+    :param deferrable: not supported yet; ``True`` raises at DAG parse time.
+    """
+
+    ledger_kind: str = ""
+    """Which operator family writes the ledger; a ledger of another kind is refused on resume."""
+
+    job_noun: str = "job"
+    """What the cloud calls the thing this operator starts, for log lines ("run", "step", ...)."""
+
+    retry_policy: RetryPolicy = RetryPolicy()
+    """Transient-error retries for every cloud call made while the task runs normally."""
+
+    def __init__(
+        self,
+        *,
+        durable: bool = True,
+        on_prior_failure: str | PriorFailurePolicy = PriorFailurePolicy.RESUBMIT,
+        resume_after: timedelta = timedelta(seconds=5),
+        poll_interval: float = 10.0,
+        max_poll_interval: float | None = None,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if deferrable:
+            raise AirflowException(
+                f"{type(self).__name__} (task {self.task_id!r}) does not support deferrable=True yet: "
+                "a resumable operator polls from the worker and survives the worker dying instead. "
+                "Remove deferrable=True, or use the upstream deferrable operator for this task."
+            )
+        if not self.ledger_kind:
+            raise TypeError(f"{type(self).__name__} must set the class attribute 'ledger_kind'")
+        try:
+            self.on_prior_failure = PriorFailurePolicy(on_prior_failure)
+        except ValueError:
+            choices = ", ".join(repr(p.value) for p in PriorFailurePolicy)
+            raise AirflowException(
+                f"on_prior_failure={on_prior_failure!r} is not one of {choices} (task {self.task_id!r})"
+            ) from None
+        if resume_after < timedelta(0):
+            raise AirflowException(f"resume_after must not be negative, got {resume_after}")
+        self.durable = durable
+        self.deferrable = deferrable
+        self.resume_after = resume_after
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval if max_poll_interval is not None else poll_interval)
+        self.poll_schedule = PollSchedule(
+            self.poll_interval,
+            self.max_poll_interval,
+            factor=1.0 if self.max_poll_interval == self.poll_interval else 1.5,
+        )
+        self._stop = StopRequest()
+        self._job_id: str | None = None
+
+    # ------------------------------------------------------------------ the subclass contract
+
+    @abstractmethod
+    def build_submission(self, context: Context) -> Any:
+        """
+        Validate the task's arguments and build the cloud request. No cloud call may happen here.
+
+        Raise ``AirflowFailException`` (or ``ValueError``/``TypeError``) with a message naming the
+        bad argument: invalid input must fail before anything is submitted.
+        """
+
+    @abstractmethod
+    def submit(self, submission: Any, idempotency_key: str) -> str:
+        """
+        Submit the job and return its external id. Must be idempotent per ``idempotency_key``.
+
+        Called again with the same key after an interrupted or retried submit; the cloud (or the
+        adapter, via :meth:`find_existing`) must then return the job that already exists.
+        """
+
+    def find_existing(self, idempotency_key: str) -> str | None:
+        """
+        Return the id of a job already submitted with ``idempotency_key``, or ``None``.
+
+        Only clouds without server-side deduplication need this; it is consulted before every
+        submit that may repeat an earlier one (an interrupted submit, or a retry of a submit whose
+        response was lost). The default finds nothing.
+        """
+        return None
+
+    @abstractmethod
+    def describe(self, external_id: str) -> JobState:
+        """Return the job's normalised status, the cloud's raw state and a human message."""
+
+    @abstractmethod
+    def cancel(self, external_id: str) -> None:
+        """Cancel the job. Cancelling a job that has already ended must not raise."""
+
+    def result(self, external_id: str, state: JobState) -> Any:
+        """The task's return value (pushed to XCom as ``return_value``). Default: ``None``."""
+        return None
+
+    def on_job_known(self, external_id: str, context: Context) -> None:
+        """Called once per attempt when the job's id is known (submitted or reconnected): push XComs here."""
+
+    def is_transient(self, error: BaseException) -> bool:
+        """
+        Whether ``error`` is worth retrying (429, 5xx, connection errors, timeouts).
+
+        The default recognises socket-level failures and anything carrying an HTTP status of 429 or
+        5xx (``error.status_code`` or ``error.response.status_code``). Subclasses add their client's.
+        """
+        if isinstance(error, (ConnectionError, TimeoutError, socket.timeout)):
+            return True
+        status = _http_status(error)
+        return status is not None and (status == 429 or 500 <= status < 600)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        """Seconds the server asked us to wait before retrying ``error`` (``Retry-After``), if any."""
+        response = getattr(error, "response", None)
+        headers = getattr(response, "headers", None)
+        value = headers.get("Retry-After") if headers is not None else None
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    # ------------------------------------------------------------------ Airflow entry points
+
+    def execute(self, context: Context) -> Any:
+        """Decide from the ledger, then submit, reconnect or finish; poll until the job ends."""
+        self._stop.arm()
+        try:
+            submission = self.build_submission(context)
+            if not self.durable:
+                return self._execute_without_ledger(submission, context)
+            store = context.get("task_state_store")
+            if store is None:
+                self.log.warning(
+                    "No task_state_store in the context: running without crash recovery "
+                    "(as durable=False) for this attempt."
+                )
+                return self._execute_without_ledger(submission, context)
+            return self._execute_durably(submission, LedgerStore(store, owner=self._owner(context), kind=self.ledger_kind), context)
+        except AirflowTaskTimeout:
+            # Airflow calls on_kill() after this, but on_kill may not do I/O: cancel here.
+            if self._job_id is not None:
+                self.log.error("execution_timeout reached: cancelling %s %s", self.job_noun, self._job_id)
+                self._cancel_bounded(self._job_id, reason="execution_timeout")
+            raise
+        finally:
+            self._stop.close()
+
+    def on_kill(self) -> None:
+        """
+        Record that the task was asked to stop and wake the poll loop. Nothing else.
+
+        Runs inside Airflow's SIGTERM handler, so it does no I/O: the poll loop, woken at once,
+        works out whether this is a worker shutdown (checkpoint, keep the job) or a person's
+        decision (cancel the job).
+        """
+        self._stop.request()
+
+    # ------------------------------------------------------------------ the flow
+
+    def _execute_durably(self, submission: Any, ledgers: LedgerStore, context: Context) -> Any:
+        try:
+            ledger = ledgers.load()
+        except LedgerError as err:
+            raise AirflowFailException(str(err)) from err
+        max_tries = int(getattr(context["ti"], "max_tries", 0) or 0)
+
+        remote: JobState | None = None
+        if ledger is not None and ledger.phase is LedgerPhase.SUBMITTED and ledger.external_id:
+            known_id = ledger.external_id
+            try:
+                remote = self._call(lambda: self.describe(known_id), what=f"describe {self.job_noun} {known_id}")
+            except _StopDuringRetries:
+                self._stop_before_submit(ledger)
+                raise
+        decision = decide(ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries)
+        self._record_decision(decision, ledger, remote)
+
+        action = decision.action
+        if action is Action.FAIL:
+            raise AirflowFailException(f"{decision.reason}. {remote}" if remote else decision.reason)
+        if action is Action.COMPLETE:
+            assert ledger is not None and ledger.external_id is not None and remote is not None
+            self._job_id = ledger.external_id
+            self.on_job_known(ledger.external_id, context)
+            return self.result(ledger.external_id, remote)
+        if action is Action.RECONNECT:
+            assert ledger is not None and ledger.external_id is not None
+            job_id = ledger.external_id
+        else:
+            if self._stop.requested:
+                # Told to stop before anything new was sent: nothing is lost by resuming later.
+                self._stop_before_submit(ledger)
+            if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
+                assert ledger is not None and ledger.external_id is not None
+                self._cancel_bounded(ledger.external_id, reason="the task was cleared")
+            if action is Action.SUBMIT:
+                ledger = SubmissionLedger.begin(
+                    owner=ledgers.owner, kind=self.ledger_kind, max_tries=max_tries, now=_utcnow()
+                )
+                ledgers.save(ledger)
+            elif action in (Action.SUBMIT_NEW_GENERATION, Action.CANCEL_THEN_SUBMIT_NEW_GENERATION):
+                assert ledger is not None
+                ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow())
+                ledgers.save(ledger)
+            assert ledger is not None
+            job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
+            ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
+            self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
+
+        self._job_id = job_id
+        self.on_job_known(job_id, context)
+        final = self._poll_until_done(job_id, context)
+        return self._conclude(job_id, final)
+
+    def _execute_without_ledger(self, submission: Any, context: Context) -> Any:
+        # A throwaway key still makes the client's own retries of this one request safe.
+        key = str(IdempotencyKey(uuid.uuid4().hex, 0))
+        job_id = self._call(lambda: self.submit(submission, key), what=f"submit {self.job_noun}")
+        self._job_id = job_id
+        self.log.info("Submitted %s %s (durable=False: no crash recovery)", self.job_noun, job_id)
+        self.on_job_known(job_id, context)
+        final = self._poll_until_done(job_id, context)
+        return self._conclude(job_id, final)
+
+    def _submit_once(self, submission: Any, ledger: SubmissionLedger, *, may_exist: bool) -> str:
+        """Submit under the ledger's key; any repeat of a send first asks whether the job exists."""
+        key = str(ledger.key)
+        sent_before = may_exist
+
+        def attempt() -> str:
+            nonlocal sent_before
+            if sent_before and (found := self.find_existing(key)):
+                self.log.info("Found %s %s already submitted with key %s; not submitting again", self.job_noun, found, key)
+                return found
+            sent_before = True
+            return self.submit(submission, key)
+
+        try:
+            job_id = self._call(attempt, what=f"submit {self.job_noun} with key {key}")
+        except _StopDuringRetries:
+            # The ledger still says "submitting": the next attempt re-sends this same key.
+            self._stop_before_submit(ledger)
+            raise
+        self.log.info("Submitted %s %s with key %s", self.job_noun, job_id, key)
+        return job_id
+
+    def _poll_until_done(self, job_id: str, context: Context) -> JobState:
+        last_raw: str | None = None
+        for interval in self.poll_schedule.intervals():
+            if self._stop.requested:
+                self._stop_while_running(job_id, context)
+            try:
+                state = self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
+            except _StopDuringRetries:
+                self._stop_while_running(job_id, context)
+                raise
+            if state.raw_state != last_raw:
+                self.log.info("%s %s is %s", self.job_noun.capitalize(), job_id, state)
+                last_raw = state.raw_state
+            if state.status.is_terminal:
+                return state
+            self._stop.wait(interval)
+        raise AssertionError("unreachable: the poll schedule is endless")  # pragma: no cover
+
+    def _conclude(self, job_id: str, final: JobState) -> Any:
+        if final.status is RemoteStatus.SUCCEEDED:
+            self.log.info("%s %s succeeded", self.job_noun.capitalize(), job_id)
+            return self.result(job_id, final)
+        raise AirflowException(f"{self.job_noun.capitalize()} {job_id} did not succeed: {final}")
+
+    def _stop_before_submit(self, ledger: SubmissionLedger | None) -> None:
+        self.log.info("Asked to stop before submitting: checkpointing; the next attempt submits")
+        self._count("checkpoint")
+        raise checkpoint_exception(
+            resume_after=self.resume_after,
+            checkpoint_data={"external_id": ledger.external_id if ledger else None},
+        )
+
+    def _stop_while_running(self, job_id: str, context: Context) -> None:
+        if not self.durable:
+            self.log.warning("Task killed with durable=False: cancelling %s %s", self.job_noun, job_id)
+            self._cancel_bounded(job_id, reason="task killed (durable=False)")
+            raise AirflowException(f"Task killed; {self.job_noun} {job_id} was cancelled (durable=False)")
+        diagnosis = diagnose_stop(context["ti"])
+        if diagnosis.cause is StopCause.USER_INTENT:
+            self.log.warning(
+                "Stop requested and %s: cancelling %s %s", diagnosis.evidence, self.job_noun, job_id
+            )
+            self._cancel_bounded(job_id, reason="stopped by the user")
+            raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} was cancelled")
+        self.log.info(
+            "Worker shutdown (%s): checkpointing and leaving %s %s running; resuming in %s",
+            diagnosis.evidence,
+            self.job_noun,
+            job_id,
+            self.resume_after,
+        )
+        self._count("checkpoint")
+        raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data={"external_id": job_id})
+
+    def _cancel_bounded(self, job_id: str, *, reason: str) -> None:
+        try:
+            _CANCEL_RETRY.call(
+                lambda: self.cancel(job_id),
+                is_transient=self.is_transient,
+                retry_after=lambda _: None,
+                logger=self.log,
+                what=f"cancel {self.job_noun} {job_id}",
+            )
+        except Exception:
+            self.log.exception("Could not cancel %s %s (%s); it may still be running", self.job_noun, job_id, reason)
+            return
+        self._count("cancel")
+        self.log.warning("Cancelled %s %s (%s)", self.job_noun, job_id, reason)
+
+    def _call(self, fn: Callable[[], T], *, what: str) -> T:
+        """
+        A cloud call with transient-error retries whose backoff wakes on a stop request.
+
+        :raises _StopDuringRetries: a stop was requested while retrying a transient error; the
+            caller turns that into a checkpoint (or a cancel) rather than a failed task.
+        """
+        try:
+            return self.retry_policy.call(
+                fn,
+                is_transient=self.is_transient,
+                retry_after=self.retry_after,
+                give_up=lambda: self._stop.requested,
+                sleep=self._stop.wait,
+                logger=self.log,
+                what=what,
+            )
+        except Exception as err:
+            if self._stop.requested and self.is_transient(err):
+                raise _StopDuringRetries(what) from err
+            raise
+
+    def _record_decision(self, decision: Decision, ledger: SubmissionLedger | None, remote: JobState | None) -> None:
+        if remote is not None:
+            self.log.info("Decision %s: %s [%s]", decision.action.value, decision.reason, remote)
+        else:
+            self.log.info("Decision %s: %s", decision.action.value, decision.reason)
+        self._count(f"decision.{decision.action.value}")
+
+    def _count(self, event: str) -> None:
+        Stats.incr(f"resumable.{event}", tags={"operator": type(self).__name__})
+
+    @staticmethod
+    def _owner(context: Context) -> LedgerOwner:
+        return LedgerOwner.of_task_instance(context["ti"])
+
+
+class _StopDuringRetries(Exception):
+    """A stop was requested while a cloud call was being retried; the call was abandoned."""
+
+
+def _http_status(error: BaseException) -> int | None:
+    for candidate in (getattr(error, "status_code", None), getattr(getattr(error, "response", None), "status_code", None)):
+        if isinstance(candidate, int):
+            return candidate
+    return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(tz=timezone.utc)

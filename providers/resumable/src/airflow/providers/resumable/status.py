@@ -1,0 +1,48 @@
+# Licensed under the Apache License, Version 2.0.
+"""The normalised view of a remote job that every cloud adapter translates its own states into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class RemoteStatus(str, Enum):
+    """A remote job's state, the same words for every cloud."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NOT_FOUND = "NOT_FOUND"
+    """The cloud has no such job (never created, expired out of its history, or deleted)."""
+
+    @property
+    def is_active(self) -> bool:
+        """Still going: worth reconnecting to and polling."""
+        return self in (RemoteStatus.PENDING, RemoteStatus.RUNNING)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Will never change again."""
+        return not self.is_active
+
+
+@dataclass(frozen=True)
+class JobState:
+    """
+    What ``describe`` returns: the normalised status plus what the cloud said, for humans.
+
+    :param status: the normalised status.
+    :param raw_state: the cloud's own state words (e.g. ``"TERMINATED/FAILED"``), logged verbatim.
+    :param message: a human explanation: the cloud's state message, failure reason, log or page URL.
+    """
+
+    status: RemoteStatus
+    raw_state: str
+    message: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.status.value} ({self.raw_state})" if self.raw_state else self.status.value
+        return f"{text}: {self.message}" if self.message else text
