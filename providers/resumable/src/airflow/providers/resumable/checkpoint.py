@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,16 @@ def checkpointed_state_available() -> bool:
     operator raises, the state enum the runner reports, and the message the supervisor forwards.
     """
     try:
-        from airflow.sdk.exceptions import AirflowTaskCheckpointed  # noqa: F401
+        from airflow.sdk import exceptions
         from airflow.sdk.execution_time import comms
         from airflow.utils.state import TaskInstanceState
     except ImportError:
         return False
-    return hasattr(comms, "CheckpointTask") and "checkpointed" in {s.value for s in TaskInstanceState}
+    return (
+        hasattr(exceptions, "AirflowTaskCheckpointed")
+        and hasattr(comms, "CheckpointTask")
+        and "checkpointed" in {state.value for state in TaskInstanceState}
+    )
 
 
 @functools.cache
@@ -56,11 +60,11 @@ def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, 
     :param checkpoint_data: what the patched runner keeps for the resumed attempt (informational
         here: the ledger in the task state store is what the operator resumes from).
     """
-    if checkpointed_state_available():
-        from airflow.sdk.exceptions import AirflowTaskCheckpointed  # type: ignore[attr-defined]
+    from airflow.sdk import exceptions
 
-        return AirflowTaskCheckpointed(checkpoint_data=checkpoint_data, resume_after=resume_after)
-    from airflow.sdk.exceptions import AirflowRescheduleException
+    if checkpointed_state_available():
+        checkpointed: type[BaseException] = exceptions.AirflowTaskCheckpointed  # type: ignore[attr-defined,unused-ignore]
+        return checkpointed(checkpoint_data=checkpoint_data, resume_after=resume_after)  # type: ignore[call-arg]
 
     _warn_fallback_once()
-    return AirflowRescheduleException(reschedule_date=datetime.now(tz=timezone.utc) + resume_after)
+    return exceptions.AirflowRescheduleException(reschedule_date=datetime.now(tz=UTC) + resume_after)

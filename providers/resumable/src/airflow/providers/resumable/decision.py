@@ -9,13 +9,13 @@ table of tests. No I/O, no clock, no Airflow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from airflow.providers.resumable.ledger import LedgerPhase, SubmissionLedger
 from airflow.providers.resumable.status import RemoteStatus
 
 
-class PriorFailurePolicy(str, Enum):
+class PriorFailurePolicy(StrEnum):
     """What to do when the job recorded in the ledger ended badly (failed, cancelled, gone)."""
 
     RESUBMIT = "resubmit"
@@ -24,7 +24,7 @@ class PriorFailurePolicy(str, Enum):
     """Fail the task without starting anything: a human decides."""
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What one attempt does. Values are the names used in logs and metrics."""
 
     SUBMIT = "submit"

@@ -29,7 +29,7 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 LEDGER_SCHEMA_VERSION = 1
@@ -56,7 +56,7 @@ class LedgerForeign(LedgerError):
     """The ledger belongs to another task instance or to another kind of operator."""
 
 
-class LedgerPhase(str, Enum):
+class LedgerPhase(StrEnum):
     """Where the write-ahead protocol stood when the ledger was last written."""
 
     SUBMITTING = "submitting"

@@ -9,16 +9,23 @@ A retried *submit* is safe because it re-sends the same idempotency key.
 
 from __future__ import annotations
 
-import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 T = TypeVar("T")
+
+
+class WarningLogger(Protocol):
+    """Any logger with ``warning`` (stdlib ``logging`` and Airflow's structlog loggers alike)."""
+
+    def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+
 
 ErrorPredicate = Callable[[BaseException], bool]
 RetryAfterHint = Callable[[BaseException], float | None]
@@ -52,7 +59,7 @@ class stop_when(stop_base):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class BackoffPolicy:
     """
     How hard to retry a transient error.
 
@@ -74,8 +81,8 @@ class RetryPolicy:
         is_transient: ErrorPredicate,
         retry_after: RetryAfterHint,
         give_up: Callable[[], bool] = lambda: False,
-        sleep: Callable[[float], object] | None = None,
-        logger: logging.Logger | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        logger: WarningLogger | None = None,
         what: str = "cloud call",
     ) -> T:
         """
@@ -116,6 +123,14 @@ class RetryPolicy:
             ),
             before_sleep=_log,
             reraise=True,
-            **({"sleep": sleep} if sleep is not None else {}),
+            sleep=_discard_result(sleep),
         )
         return retrying(fn)
+
+
+def _discard_result(sleep: Callable[[float], object]) -> Callable[[float], None]:
+    # tenacity wants a sleep returning None; an interruptible wait returns whether it was woken.
+    def _sleep(seconds: float) -> None:
+        sleep(seconds)
+
+    return _sleep

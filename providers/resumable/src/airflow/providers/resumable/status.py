@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class RemoteStatus(str, Enum):
+class RemoteStatus(StrEnum):
     """A remote job's state, the same words for every cloud."""
 
     PENDING = "PENDING"
@@ -44,5 +44,7 @@ class JobState:
     message: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.status.value} ({self.raw_state})" if self.raw_state else self.status.value
+        text = self.status.value
+        if self.raw_state and self.raw_state != self.status.value:
+            text += f" ({self.raw_state})"
         return f"{text}: {self.message}" if self.message else text

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 from typing import Any
@@ -76,8 +77,6 @@ class StopRequest:
 
     def _poke(self) -> None:
         if self._write_fd is not None:
-            try:
+            # A full pipe already holds a wake-up; a closed one has nobody left to wake.
+            with contextlib.suppress(OSError):
                 os.write(self._write_fd, b"x")
-            except (BlockingIOError, OSError):
-                # A full pipe already holds a wake-up; a closed one has nobody left to wake.
-                pass

@@ -13,11 +13,11 @@ exit, and the answer is one cheap query: it fits in the 5 s before SIGKILL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class StopCause(str, Enum):
+class StopCause(StrEnum):
     """Why a running task was told to stop."""
 
     WORKER_SHUTDOWN = "worker_shutdown"

@@ -7,28 +7,35 @@ import socket
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.providers.resumable.checkpoint import checkpoint_exception
-from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
-from airflow.providers.resumable.ledger import IdempotencyKey, LedgerError, LedgerOwner, LedgerPhase, SubmissionLedger
-from airflow.providers.resumable.ledger_store import LedgerStore
-from airflow.providers.resumable.polling import PollSchedule
-from airflow.providers.resumable.retrying import RetryPolicy
-from airflow.providers.resumable.status import JobState, RemoteStatus
-from airflow.providers.resumable.stop_request import StopRequest
-from airflow.providers.resumable.termination import StopCause, diagnose_stop
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 from airflow.sdk.observability.stats import Stats
+
+from airflow.providers.resumable.checkpoint import checkpoint_exception
+from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
+from airflow.providers.resumable.ledger import (
+    IdempotencyKey,
+    LedgerError,
+    LedgerOwner,
+    LedgerPhase,
+    SubmissionLedger,
+)
+from airflow.providers.resumable.ledger_store import LedgerStore
+from airflow.providers.resumable.polling import PollSchedule
+from airflow.providers.resumable.retrying import BackoffPolicy
+from airflow.providers.resumable.status import JobState, RemoteStatus
+from airflow.providers.resumable.stop_request import StopRequest
+from airflow.providers.resumable.termination import StopCause, diagnose_stop
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
 T = TypeVar("T")
 
-_CANCEL_RETRY = RetryPolicy(max_attempts=3, max_delay=3.0, initial_wait=0.2, max_wait=1.0)
+_CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=3.0, initial_wait=0.2, max_wait=1.0)
 """A cancel on user intent must land before the supervisor's SIGKILL, 5 s after its SIGTERM."""
 
 
@@ -83,7 +90,7 @@ class ResumableSubmitOperator(BaseOperator):
     job_noun: str = "job"
     """What the cloud calls the thing this operator starts, for log lines ("run", "step", ...)."""
 
-    retry_policy: RetryPolicy = RetryPolicy()
+    cloud_call_backoff: BackoffPolicy = BackoffPolicy()
     """Transient-error retries for every cloud call made while the task runs normally."""
 
     def __init__(
@@ -211,7 +218,9 @@ class ResumableSubmitOperator(BaseOperator):
                     "(as durable=False) for this attempt."
                 )
                 return self._execute_without_ledger(submission, context)
-            return self._execute_durably(submission, LedgerStore(store, owner=self._owner(context), kind=self.ledger_kind), context)
+            return self._execute_durably(
+                submission, LedgerStore(store, owner=self._owner(context), kind=self.ledger_kind), context
+            )
         except AirflowTaskTimeout:
             # Airflow calls on_kill() after this, but on_kill may not do I/O: cancel here.
             if self._job_id is not None:
@@ -244,30 +253,38 @@ class ResumableSubmitOperator(BaseOperator):
         if ledger is not None and ledger.phase is LedgerPhase.SUBMITTED and ledger.external_id:
             known_id = ledger.external_id
             try:
-                remote = self._call(lambda: self.describe(known_id), what=f"describe {self.job_noun} {known_id}")
+                remote = self._call(
+                    lambda: self.describe(known_id), what=f"describe {self.job_noun} {known_id}"
+                )
             except _StopDuringRetries:
                 self._stop_before_submit(ledger)
                 raise
-        decision = decide(ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries)
+        decision = decide(
+            ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries
+        )
         self._record_decision(decision, ledger, remote)
 
         action = decision.action
         if action is Action.FAIL:
             raise AirflowFailException(f"{decision.reason}. {remote}" if remote else decision.reason)
         if action is Action.COMPLETE:
-            assert ledger is not None and ledger.external_id is not None and remote is not None
+            assert ledger is not None
+            assert ledger.external_id is not None
+            assert remote is not None
             self._job_id = ledger.external_id
             self.on_job_known(ledger.external_id, context)
             return self.result(ledger.external_id, remote)
         if action is Action.RECONNECT:
-            assert ledger is not None and ledger.external_id is not None
+            assert ledger is not None
+            assert ledger.external_id is not None
             job_id = ledger.external_id
         else:
             if self._stop.requested:
                 # Told to stop before anything new was sent: nothing is lost by resuming later.
                 self._stop_before_submit(ledger)
             if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
-                assert ledger is not None and ledger.external_id is not None
+                assert ledger is not None
+                assert ledger.external_id is not None
                 self._cancel_bounded(ledger.external_id, reason="the task was cleared")
             if action is Action.SUBMIT:
                 ledger = SubmissionLedger.begin(
@@ -306,7 +323,12 @@ class ResumableSubmitOperator(BaseOperator):
         def attempt() -> str:
             nonlocal sent_before
             if sent_before and (found := self.find_existing(key)):
-                self.log.info("Found %s %s already submitted with key %s; not submitting again", self.job_noun, found, key)
+                self.log.info(
+                    "Found %s %s already submitted with key %s; not submitting again",
+                    self.job_noun,
+                    found,
+                    key,
+                )
                 return found
             sent_before = True
             return self.submit(submission, key)
@@ -384,7 +406,9 @@ class ResumableSubmitOperator(BaseOperator):
                 what=f"cancel {self.job_noun} {job_id}",
             )
         except Exception:
-            self.log.exception("Could not cancel %s %s (%s); it may still be running", self.job_noun, job_id, reason)
+            self.log.exception(
+                "Could not cancel %s %s (%s); it may still be running", self.job_noun, job_id, reason
+            )
             return
         self._count("cancel")
         self.log.warning("Cancelled %s %s (%s)", self.job_noun, job_id, reason)
@@ -397,7 +421,7 @@ class ResumableSubmitOperator(BaseOperator):
             caller turns that into a checkpoint (or a cancel) rather than a failed task.
         """
         try:
-            return self.retry_policy.call(
+            return self.cloud_call_backoff.call(
                 fn,
                 is_transient=self.is_transient,
                 retry_after=self.retry_after,
@@ -411,7 +435,9 @@ class ResumableSubmitOperator(BaseOperator):
                 raise _StopDuringRetries(what) from err
             raise
 
-    def _record_decision(self, decision: Decision, ledger: SubmissionLedger | None, remote: JobState | None) -> None:
+    def _record_decision(
+        self, decision: Decision, ledger: SubmissionLedger | None, remote: JobState | None
+    ) -> None:
         if remote is not None:
             self.log.info("Decision %s: %s [%s]", decision.action.value, decision.reason, remote)
         else:
@@ -431,11 +457,14 @@ class _StopDuringRetries(Exception):
 
 
 def _http_status(error: BaseException) -> int | None:
-    for candidate in (getattr(error, "status_code", None), getattr(getattr(error, "response", None), "status_code", None)):
+    for candidate in (
+        getattr(error, "status_code", None),
+        getattr(getattr(error, "response", None), "status_code", None),
+    ):
         if isinstance(candidate, int):
             return candidate
     return None
 
 
 def _utcnow() -> datetime:
-    return datetime.now(tz=timezone.utc)
+    return datetime.now(tz=UTC)

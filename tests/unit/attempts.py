@@ -1,0 +1,186 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+Run one attempt of a resumable operator in a real child process, as Airflow's task runner would.
+
+The child calls Airflow's own ``_run_execute_callable`` (the runner's execute + execution_timeout
+path) and installs the runner's SIGTERM behaviour (call ``on_kill()`` and return), so a test can
+SIGTERM or SIGKILL a real process at a real moment. Two small stand-ins replace what only a full
+Airflow stack provides (the system tests run that): a task state store kept in a JSON file, so it
+survives the process like the real one survives the attempt, and a task instance whose "what does
+the server say my state is" answer the test controls through a file.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DAG_ID = "resumable_unit"
+RUN_ID = "manual__2026-11-23T00:00:00+00:00"
+TASK_ID = "long_job"
+
+
+class JsonFileTaskStateStore:
+    """A task state store (get/set/delete) kept in one JSON file, written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._read().get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        data = self._read()
+        data[key] = value
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+    def delete(self, key: str) -> None:
+        data = self._read()
+        data.pop(key, None)
+        self.path.write_text(json.dumps(data))
+
+
+@dataclass
+class StandaloneTaskInstance:
+    """The task-instance facts the operator reads, and the server's view of its state from a file."""
+
+    workdir: Path
+    max_tries: int = 0
+    try_number: int = 1
+    dag_id: str = DAG_ID
+    run_id: str = RUN_ID
+    task_id: str = TASK_ID
+    map_index: int = -1
+    xcoms: dict[str, Any] = field(default_factory=dict)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+    def get_task_states(self, *, dag_id: str, task_ids: list[str], run_ids: list[str], map_index: int | None):
+        state = (self.workdir / "server_state").read_text().strip()
+        return {self.run_id: {self.task_id: None if state == "none" else state}}
+
+
+@dataclass
+class AttemptSpec:
+    """What one attempt runs: the operator's arguments and the task instance's facts."""
+
+    workdir: Path
+    endpoint: str
+    job: dict[str, Any]
+    operator_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_tries: int = 0
+    try_number: int = 1
+
+
+def _outcome_of(error: BaseException | None) -> str:
+    if error is None:
+        return "success"
+    name = type(error).__name__
+    return {
+        "AirflowTaskCheckpointed": "checkpointed",
+        "AirflowRescheduleException": "rescheduled",
+        "AirflowFailException": "failed_no_retry",
+        "AirflowTaskTimeout": "timed_out",
+    }.get(name, "failed")
+
+
+def run_attempt(spec: AttemptSpec) -> dict[str, Any]:
+    """Run one attempt in this process and return (and record) how it ended."""
+    from airflow.sdk.execution_time.task_runner import _run_execute_callable
+
+    from airflow.providers.resumable.testing.operators import FakeJobSubmitOperator
+
+    ti = StandaloneTaskInstance(spec.workdir, max_tries=spec.max_tries, try_number=spec.try_number)
+    operator = FakeJobSubmitOperator(
+        task_id=TASK_ID, endpoint=spec.endpoint, job=spec.job, **spec.operator_kwargs
+    )
+    context: dict[str, Any] = {
+        "ti": ti,
+        "task_state_store": JsonFileTaskStateStore(spec.workdir / "state_store.json"),
+    }
+
+    # Airflow's task runner: SIGTERM calls on_kill() and returns; the task keeps running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: operator.on_kill())
+    (spec.workdir / "pid").write_text(str(os.getpid()))
+    error: BaseException | None = None
+    result: Any = None
+    try:
+        result = _run_execute_callable(context, operator.execute, operator)  # type: ignore[arg-type]
+    except BaseException as err:
+        error = err
+    outcome = {
+        "outcome": _outcome_of(error),
+        "error": f"{type(error).__name__}: {error}" if error else None,
+        "result": result,
+        "xcoms": ti.xcoms,
+    }
+    (spec.workdir / "outcome.json").write_text(json.dumps(outcome, default=str))
+    return outcome
+
+
+def _child_main(spec: AttemptSpec) -> None:
+    run_attempt(spec)
+
+
+class AttemptProcess:
+    """One attempt in a spawned child process."""
+
+    def __init__(self, spec: AttemptSpec) -> None:
+        self.spec = spec
+        for stale in ("outcome.json", "pid"):
+            (spec.workdir / stale).unlink(missing_ok=True)
+        self._process = multiprocessing.get_context("spawn").Process(target=_child_main, args=(spec,))
+
+    def start(self) -> AttemptProcess:
+        self._process.start()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def wait_until_started(self, timeout: float = 60) -> None:
+        """Wait until the child has imported Airflow and entered the operator."""
+        deadline = time.monotonic() + timeout
+        while not (self.spec.workdir / "pid").exists():
+            if time.monotonic() > deadline or not self._process.is_alive():
+                raise AssertionError("the attempt process did not start")
+            time.sleep(0.05)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def join(self, timeout: float = 60) -> dict[str, Any] | None:
+        """Wait for the child to exit; its outcome, or ``None`` if it died without recording one."""
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            raise AssertionError(f"the attempt did not finish within {timeout}s")
+        path = self.spec.workdir / "outcome.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
+
+
+def wait_for(predicate: Any, *, timeout: float = 30, what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)

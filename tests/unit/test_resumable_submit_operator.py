@@ -1,0 +1,376 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+ResumableSubmitOperator against the fake job service, attempt by attempt.
+
+Crash and signal tests run each attempt in a real child process (see ``attempts.py``) and kill or
+signal it at the moment that matters; the rest run the attempt in this process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from airflow.sdk.exceptions import AirflowException
+from attempts import AttemptProcess, JsonFileTaskStateStore, run_attempt, wait_for
+
+from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.fake_jobs import Fault
+from airflow.providers.resumable.testing.operators import FakeJobSubmitOperator
+
+CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
+
+
+def _ledger(spec) -> dict:
+    return JsonFileTaskStateStore(spec.workdir / "state_store.json").get(LEDGER_KEY)
+
+
+# -- the happy path ---------------------------------------------------------------------------
+
+
+def test_submit_poll_success_returns_result_and_pushes_the_job_id(spec, service):
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert service.counters["jobs_created"] == 1
+    job_id = service.jobs()[0]["job_id"]
+    assert outcome["result"] == {"job_id": job_id, "output": "42 rows"}
+    assert outcome["xcoms"] == {"job_id": job_id}
+    ledger = _ledger(spec)
+    assert (ledger["phase"], ledger["external_id"], ledger["generation"]) == ("submitted", job_id, 0)
+    assert service.jobs()[0]["key"] == f"{ledger['nonce']}-0"
+
+
+def test_a_failed_job_fails_the_task_with_the_jobs_message(spec, service):
+    spec.job = {**spec.job, "outcome": "FAILED", "message": "OOM on executor 3"}
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "failed"
+    assert "did not succeed: FAILED" in outcome["error"]
+    assert "OOM on executor 3" in outcome["error"]
+
+
+def test_a_retry_after_success_returns_the_result_without_submitting_again(spec, service):
+    assert run_attempt(spec)["outcome"] == "success"
+    again = run_attempt(spec)
+
+    assert again["outcome"] == "success"
+    assert service.counters["submit_requests"] == 1
+
+
+# -- exactly once under crashes and lost responses --------------------------------------------
+
+
+def test_crash_between_submit_and_persist_then_next_attempt_reconnects_to_the_one_job(spec, service):
+    spec.job = {**spec.job, "run_seconds": 2.0}
+    hold = service.inject("submit", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    # The cloud has committed the job; its answer is still in flight. Kill the worker now.
+    wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
+    first.signal(signal.SIGKILL)
+    assert first.join() is None, "a SIGKILLed attempt records nothing"
+    hold.release.set()
+    assert _ledger(spec)["phase"] == "submitting", "the worker died before the id was persisted"
+
+    second = run_attempt(spec)
+
+    assert second["outcome"] == "success", second["error"]
+    assert service.counters["jobs_created"] == 1
+    assert service.counters["submit_requests"] == 2, "the second attempt re-sent the same key"
+    assert second["xcoms"]["job_id"] == service.jobs()[0]["job_id"]
+
+
+def test_crash_in_submit_window_without_cloud_dedupe_is_closed_by_find_existing(spec, service):
+    service.dedupe = False
+    spec.operator_kwargs = {**spec.operator_kwargs}
+    spec.job = {**spec.job, "run_seconds": 2.0}
+    spec = replace(spec, operator_kwargs={**spec.operator_kwargs, "use_find_existing": True})
+    hold = service.inject("submit", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
+    first.signal(signal.SIGKILL)
+    first.join()
+    hold.release.set()
+
+    second = run_attempt(spec)
+
+    assert second["outcome"] == "success", second["error"]
+    assert service.counters["jobs_created"] == 1
+    assert service.counters["submit_requests"] == 1, "the job was found by its key, not submitted again"
+
+
+def test_the_same_crash_without_dedupe_or_find_existing_would_duplicate(spec, service):
+    """The control for the test above: it is find_existing that closes the window."""
+    service.dedupe = False
+    hold = service.inject("submit", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
+    first.signal(signal.SIGKILL)
+    first.join()
+    hold.release.set()
+
+    assert run_attempt(spec)["outcome"] == "success"
+    assert service.counters["jobs_created"] == 2
+
+
+def test_lost_submit_response_is_retried_with_the_same_key_and_yields_one_job(spec, service):
+    service.inject("submit", Fault.drop_response())
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert service.counters["submit_requests"] == 2
+    assert service.counters["jobs_created"] == 1
+
+
+def test_lost_submit_response_without_dedupe_is_found_before_resending(spec, service):
+    service.dedupe = False
+    service.inject("submit", Fault.drop_response())
+    spec.operator_kwargs = {**spec.operator_kwargs, "use_find_existing": True}
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert service.counters["submit_requests"] == 1
+    assert service.counters["jobs_created"] == 1
+
+
+def test_a_429_storm_honours_retry_after_and_completes(spec, service):
+    service.inject("get", Fault.error(429, retry_after=0.5), times=4)
+    service.inject("submit", Fault.error(503), times=2)
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert service.counters["jobs_created"] == 1
+    assert service.counters["submit_requests"] == 1
+    gets = [at for operation, at in service.requests if operation == "get"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(gets)]
+    assert len(gaps) == 4
+    # Each 429 was waited out for its Retry-After (not the 1 s+ exponential fallback).
+    assert all(0.45 <= gap < 0.9 for gap in gaps), gaps
+
+
+def test_a_permanent_error_is_not_retried(spec, service):
+    service.inject("submit", Fault.error(400))
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "failed"
+    assert "400" in outcome["error"]
+    assert service.counters["submit_requests"] == 0, "the fake refused before reaching the service"
+
+
+# -- termination ------------------------------------------------------------------------------
+
+
+def test_sigterm_mid_poll_leaves_the_job_running_and_checkpoints(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}  # runs until the test finishes it
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: _ledger(spec) and _ledger(spec)["phase"] == "submitted", what="the job to be recorded")
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+
+    first.signal(signal.SIGTERM)
+    outcome = first.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert service.counters["cancel_requests"] == 0
+    job_id = _ledger(spec)["external_id"]
+    assert service.state_of(job_id) == "RUNNING"
+
+    # The resumed attempt reconnects to the same job and finishes with it.
+    service.finish(job_id, "SUCCEEDED")
+    second = run_attempt(spec)
+    assert second["outcome"] == "success", second["error"]
+    assert second["xcoms"]["job_id"] == job_id
+    assert service.counters["jobs_created"] == 1
+    assert service.counters["cancel_requests"] == 0
+
+
+def test_sigterm_is_noticed_at_once_even_with_a_long_poll_interval(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    spec.operator_kwargs = {**spec.operator_kwargs, "poll_interval": 600}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="the first poll")
+
+    first.signal(signal.SIGTERM)
+    # join() fails the test if the attempt is still sleeping out its 600 s interval.
+    outcome = first.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME
+
+
+def test_user_intent_cancels_the_job_exactly_once(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    # A person marked the task failed: the server no longer says running, then the SIGTERM comes.
+    (spec.workdir / "server_state").write_text("failed")
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == "failed"
+    assert "stopped by the user" in outcome["error"]
+    assert service.counters["cancel_requests"] == 1
+    assert service.jobs()[0]["state"] == "CANCELLED"
+
+
+def test_execution_timeout_cancels_once_and_fails(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": timedelta(seconds=1)}
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "timed_out"
+    assert service.counters["cancel_requests"] == 1
+    assert service.jobs()[0]["state"] == "CANCELLED"
+
+
+def test_durable_false_cancels_on_any_kill_like_the_stock_operator(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    spec.operator_kwargs = {**spec.operator_kwargs, "durable": False}
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == "failed"
+    assert service.counters["cancel_requests"] == 1
+    assert _ledger(spec) is None, "durable=False keeps no ledger"
+
+
+# -- prior failures and clearing --------------------------------------------------------------
+
+
+def test_after_a_failed_job_the_retry_submits_a_new_generation(spec, service):
+    spec.job = {**spec.job, "outcome": "FAILED"}
+    assert run_attempt(spec)["outcome"] == "failed"
+    spec.job = {**spec.job, "outcome": "SUCCEEDED"}
+
+    retry = run_attempt(replace(spec, try_number=2))
+
+    assert retry["outcome"] == "success", retry["error"]
+    assert service.counters["jobs_created"] == 2
+    keys = [job["key"] for job in service.jobs()]
+    assert keys[0].endswith("-0")
+    assert keys[1].endswith("-1")
+    assert keys[0][:32] == keys[1][:32]
+
+
+def test_on_prior_failure_fail_refuses_to_submit_again(spec, service):
+    spec.job = {**spec.job, "outcome": "FAILED", "message": "bad input table"}
+    spec.operator_kwargs = {**spec.operator_kwargs, "on_prior_failure": "fail"}
+    assert run_attempt(spec)["outcome"] == "failed"
+
+    retry = run_attempt(replace(spec, try_number=2))
+
+    assert retry["outcome"] == "failed_no_retry"
+    assert "on_prior_failure='fail'" in retry["error"]
+    assert "bad input table" in retry["error"]
+    assert service.counters["submit_requests"] == 1
+
+
+def test_an_expired_job_is_resubmitted_under_a_new_generation(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    first.signal(signal.SIGTERM)
+    first.join()
+    service.expire(_ledger(spec)["external_id"])
+    spec.job = {**spec.job, "run_seconds": 0.2}
+
+    again = run_attempt(spec)
+
+    assert again["outcome"] == "success", again["error"]
+    assert _ledger(spec)["generation"] == 1
+    assert service.counters["jobs_created"] == 2
+
+
+def test_clearing_a_task_whose_job_still_runs_cancels_it_then_runs_again(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join()["outcome"] == CHECKPOINT_OUTCOME
+    old_job = _ledger(spec)["external_id"]
+
+    # Clear: Airflow sets max_tries = try_number + retries.
+    spec.job = {**spec.job, "run_seconds": 0.2}
+    cleared = run_attempt(replace(spec, max_tries=1, try_number=2))
+
+    assert cleared["outcome"] == "success", cleared["error"]
+    assert service.state_of(old_job) == "CANCELLED"
+    assert service.counters["jobs_created"] == 2
+    assert cleared["xcoms"]["job_id"] != old_job
+
+
+def test_clearing_a_succeeded_task_runs_the_job_again(spec, service):
+    assert run_attempt(spec)["outcome"] == "success"
+    cleared = run_attempt(replace(spec, max_tries=1, try_number=2))
+
+    assert cleared["outcome"] == "success"
+    assert service.counters["jobs_created"] == 2
+    assert service.counters["cancel_requests"] == 0
+
+
+# -- bad input loses nothing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        ({"v": 1, "nonce": "zz"}, "malformed"),
+        ({"v": 99, "nonce": "0" * 32}, "schema v99"),
+        (
+            {
+                "v": 1,
+                "nonce": "0" * 32,
+                "generation": 0,
+                "phase": "submitted",
+                "kind": "testing.fake_jobs",
+                "owner": {"dag_id": "other_dag", "run_id": "r", "task_id": "t", "map_index": -1},
+                "max_tries": 0,
+                "intent_at": "2026-11-23T00:00:00+00:00",
+                "external_id": "999",
+                "submitted_at": None,
+            },
+            "belongs to another task instance",
+        ),
+    ],
+    ids=["malformed", "future-version", "foreign"],
+)
+def test_unusable_ledgers_fail_clearly_without_touching_the_cloud(spec, service, stored, message):
+    JsonFileTaskStateStore(spec.workdir / "state_store.json").set(LEDGER_KEY, stored)
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "failed_no_retry", "retrying would not help: no crash loop"
+    assert message in outcome["error"]
+    assert "Nothing was submitted or cancelled" in outcome["error"]
+    assert sum(service.counters.values()) == 0, f"the cloud was called: {dict(service.counters)}"
+    assert json.loads((spec.workdir / "state_store.json").read_text())[LEDGER_KEY] == stored
+
+
+def test_an_invalid_job_fails_before_any_request(spec, service):
+    spec.job = {"name": "", "run_seconds": 1}
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "failed_no_retry"
+    assert "non-empty 'name'" in outcome["error"]
+    assert sum(service.counters.values()) == 0
+    assert _ledger(spec) is None
+
+
+def test_deferrable_is_refused_when_the_dag_is_parsed():
+    with pytest.raises(AirflowException, match="does not support deferrable=True"):
+        FakeJobSubmitOperator(task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"}, deferrable=True)
+
+
+def test_an_unknown_prior_failure_policy_is_refused_when_the_dag_is_parsed():
+    with pytest.raises(AirflowException, match="'retry' is not one of 'resubmit', 'fail'"):
+        FakeJobSubmitOperator(
+            task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"}, on_prior_failure="retry"
+        )
