@@ -8,11 +8,12 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test unit system lint format constraints clean
+.PHONY: help venv patch-venv test unit system lint format constraints clean
 
 help:
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
+	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make clean  remove .venv and caches"
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
@@ -24,6 +25,11 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	@touch $@
 
 venv: $(INSTALLED)
+
+# Apply the CHECKPOINTED core patch to .venv (a no-op when already applied). Revert it with
+# `$(BIN)/airflow-resumable patch revert`.
+patch-venv: venv
+	$(BIN)/airflow-resumable patch apply
 
 test: venv
 	$(BIN)/python -m pytest

@@ -129,17 +129,23 @@ def test_an_interrupted_apply_reads_partially_applied_and_apply_finishes_it(pris
     assert inspect_target(pristine_tree).state is PatchState.APPLIED
 
 
+def _compile(source: Path, optimize: int = -1) -> Path:
+    cached = py_compile.compile(str(source), optimize=optimize, doraise=True)
+    assert cached is not None
+    return Path(cached)
+
+
 def test_apply_and_revert_leave_no_stale_bytecode(pristine_tree: Path):
     state_py = pristine_tree / "airflow/utils/state.py"
-    cached = [Path(py_compile.compile(str(state_py), optimize=level, doraise=True)) for level in (-1, 1, 2)]
-    untouched = Path(py_compile.compile(str(pristine_tree / "airflow/utils/types.py"), doraise=True))
+    cached = [_compile(state_py, optimize=level) for level in (-1, 1, 2)]
+    untouched = _compile(pristine_tree / "airflow/utils/types.py")
     assert all(p.is_file() for p in cached)
 
     apply_patch(pristine_tree)
     assert not any(p.exists() for p in cached)
     assert untouched.is_file()
 
-    cached = [Path(py_compile.compile(str(state_py), doraise=True))]
+    cached = [_compile(state_py)]
     revert_patch(pristine_tree)
     assert not cached[0].exists()
 
