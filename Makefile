@@ -8,12 +8,13 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test unit system lint format docs constraints clean
+.PHONY: help venv patch-venv test unit system lint format docs constraints clean
 
 help:
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
+	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make clean  remove .venv and caches"
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
@@ -26,10 +27,15 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 
 venv: $(INSTALLED)
 
-test: venv
+# Apply the CHECKPOINTED core patch to .venv (a no-op when already applied). Revert it with
+# `$(BIN)/airflow-resumable patch revert`.
+patch-venv: venv
+	@$(BIN)/airflow-resumable patch apply
+
+test: patch-venv
 	$(BIN)/python -m pytest
 
-unit: venv
+unit: patch-venv
 	$(BIN)/python -m pytest tests/unit
 
 lint: venv
