@@ -77,7 +77,9 @@ class ResumableSubmitOperator(BaseOperator):
     :param on_prior_failure: what a later attempt does when the job recorded by an earlier attempt
         failed, was cancelled or disappeared: ``"resubmit"`` (default) starts a new job, ``"fail"``
         fails the task without submitting.
-    :param resume_after: how long after a checkpoint Airflow resumes the task.
+    :param resume_after: how long after a checkpoint Airflow resumes the task. The core patch
+        raises anything shorter to its 10 s minimum, which keeps the resumed attempt clear of the
+        old worker's executor event.
     :param poll_interval: seconds between the first status polls.
     :param max_poll_interval: the longest interval between polls; intervals grow from
         ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).
@@ -98,7 +100,7 @@ class ResumableSubmitOperator(BaseOperator):
         *,
         durable: bool = True,
         on_prior_failure: str | PriorFailurePolicy = PriorFailurePolicy.RESUBMIT,
-        resume_after: timedelta = timedelta(seconds=5),
+        resume_after: timedelta = timedelta(seconds=10),
         poll_interval: float = 10.0,
         max_poll_interval: float | None = None,
         deferrable: bool = False,
