@@ -23,6 +23,12 @@ from tests.system.dags.system_checkpoint_dags import SYSTEM_POOL
 from tests.system.stack import AirflowStack, StackSettings, StackUnavailable
 
 DAGS_SOURCE = Path(__file__).parent / "dags"
+SYSTEM_DAG_IDS = (
+    "system_smoke",
+    "system_wait_for_flag",
+    "system_checkpoint_once",
+    "system_checkpoint_three_times",
+)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -63,7 +69,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
 def system_dags(airflow_stack: AirflowStack) -> AirflowStack:
     """The stack with ``dags/system_checkpoint_dags.py`` deployed and every DAG in it parsed."""
     airflow_stack.add_dag_file(DAGS_SOURCE / "system_checkpoint_dags.py")
-    for dag_id in ("system_smoke", "system_checkpoint_once", "system_checkpoint_three_times"):
+    for dag_id in SYSTEM_DAG_IDS:
         airflow_stack.wait_for_dag(dag_id)
     airflow_stack.ensure_pool(SYSTEM_POOL, slots=1)
     return airflow_stack

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import psutil
 import pytest
 
 from tests.system.stack import AirflowStack
@@ -36,3 +39,26 @@ def test_rest_api_rejects_requests_without_a_token(airflow_stack: AirflowStack) 
     response = airflow_stack.rest.http.get("/dags", headers={"Authorization": ""})
 
     assert response.status_code == 401
+
+
+def test_find_task_processes_locates_the_worker_and_its_task_process(
+    system_dags: AirflowStack, tmp_path: Path
+) -> None:
+    stack = system_dags
+    dag_id = "system_wait_for_flag"
+    release_flag = tmp_path / "release"
+    run_id = stack.trigger_dag(dag_id, conf={"flag": str(release_flag)})
+
+    processes = stack.find_task_processes(dag_id, "wait_for_flag", run_id=run_id)
+
+    worker = psutil.Process(processes.worker_pid)
+    task_process = psutil.Process(processes.task_pid)
+    assert " ".join(worker.cmdline()).startswith("airflow worker -- LocalExecutor:")
+    assert task_process.ppid() == worker.pid
+    # Both are in the tree the stack stops, so a test that leaves them running leaks nothing.
+    assert {worker.pid, task_process.pid} <= stack.started_pids()
+    ti = stack.db.task_instance(dag_id, run_id, "wait_for_flag")
+    assert (ti.state, ti.id) == ("running", processes.ti_id)
+
+    release_flag.touch()
+    assert stack.wait_for_dag_run(dag_id, run_id, timeout=60) == "success"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -103,6 +104,22 @@ def system_checkpoint_three_times() -> None:
     checkpointing()
 
 
+@dag(dag_id="system_wait_for_flag", schedule=None, start_date=START_DATE, catchup=False, tags=["system-test"])
+def system_wait_for_flag() -> None:
+    @task(retries=0)
+    def wait_for_flag(dag_run: Any = None) -> None:
+        """Keeps a worker busy until the test creates the file named in the run's conf."""
+        flag = Path(dag_run.conf["flag"])
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{flag} never appeared")
+            time.sleep(0.2)
+
+    wait_for_flag()
+
+
 system_smoke()
+system_wait_for_flag()
 system_checkpoint_once()
 system_checkpoint_three_times()
