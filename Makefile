@@ -31,6 +31,10 @@ test: venv
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
+# A real Airflow stack (scheduler, API server, dag processor, LocalExecutor, sqlite) on 127.0.0.1.
+system: venv
+	$(BIN)/python -m pytest tests/system
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

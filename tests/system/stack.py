@@ -54,6 +54,7 @@ T = TypeVar("T")
 
 ADMIN_USER = "admin"
 FINISHED_DAG_RUN_STATES = frozenset({"success", "failed"})
+MIGRATE_TIMEOUT_SECONDS = 180
 
 
 class StackUnavailable(RuntimeError):
@@ -89,6 +90,7 @@ class StackSettings:
     dag_bundle_refresh_seconds: int = 1
     # Re-parsing unchanged files costs CPU we would rather give to tasks.
     min_file_process_interval_seconds: int = 30
+    # From the components' start until all report healthy (db migrate has its own, longer limit).
     startup_timeout_seconds: float = 90.0
     stop_grace_seconds: float = 10.0
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -532,7 +534,7 @@ class AirflowStack:
                 cwd=self.home,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                timeout=self.settings.startup_timeout_seconds,
+                timeout=MIGRATE_TIMEOUT_SECONDS,
                 check=False,
             )
         if result.returncode != 0:

@@ -45,7 +45,7 @@ def _as_utc(timestamp: float) -> datetime:
 def _assert_waiting_task_holds_nothing(
     stack: AirflowStack, dag_id: str, run_id: str, wait_state: str
 ) -> None:
-    """While the task waits: REST answers for it, no slot of its pool is taken (REST and DB agree)."""
+    """While the task waits: REST answers for it, no slot of its pool is taken, its run is still running."""
     response = stack.task_instance_via_rest(dag_id, run_id, TASK)
     assert response.status_code == 200, response.text
     assert response.json()["state"] == wait_state
@@ -55,6 +55,9 @@ def _assert_waiting_task_holds_nothing(
     assert pool["open_slots"] == pool["slots"]
     occupancy = stack.db.pool_occupancy(SYSTEM_POOL)
     assert not {"running", "queued"} & occupancy.keys(), occupancy
+
+    # A waiting task is unfinished: the run neither finishes nor deadlocks meanwhile.
+    assert stack.db.dag_run_state(dag_id, run_id) == "running"
 
     # The checks above only mean something if the task was still waiting when they ran.
     assert stack.db.task_instance(dag_id, run_id, TASK).state == wait_state
