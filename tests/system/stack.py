@@ -131,11 +131,14 @@ class TaskProcesses:
     task_pid: int
 
 
-def _utc(value: str | None) -> datetime | None:
-    if value is None:
-        return None
+def _utc(value: str) -> datetime:
+    """A datetime column as sqlite returns it (ISO text, UTC, offset optional) as an aware datetime."""
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _utc_or_none(value: str | None) -> datetime | None:
+    return None if value is None else _utc(value)
 
 
 def _free_port() -> int:
@@ -208,8 +211,8 @@ class StackDatabase:
                 try_number=row["try_number"],
                 max_tries=row["max_tries"],
                 pool=row["pool"],
-                start_date=_utc(row["start_date"]),
-                end_date=_utc(row["end_date"]),
+                start_date=_utc_or_none(row["start_date"]),
+                end_date=_utc_or_none(row["end_date"]),
             )
             for row in rows
         }
@@ -229,9 +232,9 @@ class StackDatabase:
         )
         return [
             TaskRescheduleRow(
-                start_date=_utc(row["start_date"]),  # type: ignore[arg-type]
-                end_date=_utc(row["end_date"]),  # type: ignore[arg-type]
-                reschedule_date=_utc(row["reschedule_date"]),  # type: ignore[arg-type]
+                start_date=_utc(row["start_date"]),
+                end_date=_utc(row["end_date"]),
+                reschedule_date=_utc(row["reschedule_date"]),
             )
             for row in rows
         ]
