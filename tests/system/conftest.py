@@ -53,11 +53,11 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
         sys.stderr.write(f"\n[airflow_stack] up at {stack.base_url} in {phases} (home {home})\n")
         yield stack
     finally:
-        started = time.monotonic()
+        stopping_since = time.monotonic()
         pids = stack.started_pids()
         survivors = stack.stop()
         sys.stderr.write(
-            f"\n[airflow_stack] stopped {len(pids)} processes in {time.monotonic() - started:.1f}s\n"
+            f"\n[airflow_stack] stopped {len(pids)} processes in {time.monotonic() - stopping_since:.1f}s\n"
         )
         if previous_sigterm is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -27,6 +27,7 @@ reschedule wait) or on durable rows (``task_reschedule``, the task state store) 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -497,6 +498,8 @@ class AirflowStack:
         if not sys.platform.startswith("linux"):
             raise StackUnavailable("the system-test stack relies on Linux process handling (prctl, /proc)")
         started_at = time.monotonic()
+        # Outside pytest too (a script, a REPL), leaving the interpreter stops the stack.
+        atexit.register(self.stop)
         for directory in (self.dags_folder, self.component_logs, self.task_logs):
             directory.mkdir(parents=True, exist_ok=True)
         # Pre-seeded, so the simple auth manager never generates (and prints) a password of its own.
@@ -587,6 +590,7 @@ class AirflowStack:
 
     def stop(self) -> list[str]:
         """Stop every process this stack started (SIGTERM, SIGKILL after the grace period); idempotent."""
+        atexit.unregister(self.stop)
         if self._rest is not None:
             self._rest.close()
             self._rest = None
