@@ -38,6 +38,10 @@ test: patch-venv
 unit: patch-venv
 	$(BIN)/python -m pytest tests/unit
 
+# A real Airflow stack (scheduler, API server, dag processor, LocalExecutor, sqlite) on 127.0.0.1.
+system: venv
+	$(BIN)/python -m pytest tests/system
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
