@@ -10,9 +10,11 @@ newest task logs are attached to its report.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -20,7 +22,7 @@ import pytest
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
 from tests.system.dags.system_checkpoint_dags import SYSTEM_POOL
-from tests.system.stack import AirflowStack, StackSettings, StackUnavailable
+from tests.system.stack import AirflowStack, FlavouredStack, StackSettings, StackUnavailable
 
 DAGS_SOURCE = Path(__file__).parent / "dags"
 SYSTEM_DAG_IDS = (
@@ -35,11 +37,10 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    """A running scheduler + API server + dag processor (LocalExecutor, sqlite), stopped by PID at the end."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    stack = AirflowStack(home, StackSettings())
+@contextmanager
+def _session_stack(home: Path, *, python: Path | None = None) -> Iterator[AirflowStack]:
+    """Start a stack for the session and stop everything it started by PID, however it ends."""
+    stack = AirflowStack(home, StackSettings(), python=python)
     # A CI runner stops a job with SIGTERM; make that unwind like Ctrl-C so the stack is still stopped.
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     if previous_sigterm is signal.SIG_DFL:
@@ -65,37 +66,91 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
             pytest.fail(f"processes of the Airflow stack survived SIGKILL: {survivors}")
 
 
+def _deploy_system_dags(stack: AirflowStack) -> AirflowStack:
+    stack.add_dag_file(DAGS_SOURCE / "system_checkpoint_dags.py")
+    for dag_id in SYSTEM_DAG_IDS:
+        stack.wait_for_dag(dag_id)
+    stack.ensure_pool(SYSTEM_POOL, slots=1)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """A running scheduler + API server + dag processor (LocalExecutor, sqlite), stopped by PID at the end."""
+    with _session_stack(tmp_path_factory.mktemp("airflow-home")) as stack:
+        yield stack
+
+
 @pytest.fixture(scope="session")
 def system_dags(airflow_stack: AirflowStack) -> AirflowStack:
     """The stack with ``dags/system_checkpoint_dags.py`` deployed and every DAG in it parsed."""
-    airflow_stack.add_dag_file(DAGS_SOURCE / "system_checkpoint_dags.py")
-    for dag_id in SYSTEM_DAG_IDS:
-        airflow_stack.wait_for_dag(dag_id)
-    airflow_stack.ensure_pool(SYSTEM_POOL, slots=1)
-    return airflow_stack
+    return _deploy_system_dags(airflow_stack)
+
+
+def stock_airflow_python(root: Path) -> Path:
+    """
+    The interpreter of a copy of this venv with the core patch reverted: a stock Airflow 3.3.2.
+
+    The copy is made of hard links, so it costs no disk and a second or two; the applier replaces
+    every file it changes atomically (a new file renamed over the old), which gives the copy its
+    own files and leaves this venv's patched ones untouched.
+    """
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the stock-Airflow variant copies the running venv, and this interpreter is not in one")
+    target = root / "venv-stock"
+    subprocess.run(["cp", "-al", sys.prefix, str(target)], check=True)
+    python = target / "bin" / "python"
+    revert = subprocess.run(
+        [str(python), "-m", "airflow.providers.resumable.cli", "patch", "revert"],
+        capture_output=True,
+        text=True,
+    )
+    assert revert.returncode == 0, revert.stdout + revert.stderr
+    probe = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from airflow.providers.resumable.checkpoint import checkpointed_state_available as a; print(a())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "False", (
+        f"the stock copy still looks patched: {probe.stdout}{probe.stderr}"
+    )
+    assert checkpointed_state_available(), "reverting the copy must not touch this venv"
+    return python
 
 
 @pytest.fixture(
+    scope="session",
     params=[
         pytest.param("up_for_reschedule", id="unpatched"),
         pytest.param("checkpointed", id="patched"),
-    ]
+    ],
 )
-def wait_state(request: pytest.FixtureRequest) -> str:
+def checkpoint_flavour(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FlavouredStack]:
     """
-    The state a checkpointed task waits in, one variant per Airflow flavour (DESIGN §4 and §5).
+    The system DAGs on a stock Airflow 3.3.2 and on a patched one (DESIGN §4 and §5).
 
-    Unpatched 3.3.2 falls back to ``up_for_reschedule``; with the core patch applied the task waits in
-    ``checkpointed``. The stack runs from this interpreter's venv, so whether this interpreter sees
-    the patch decides which variant runs; the other is skipped, never silently passed.
+    Unpatched, a checkpoint falls back to ``up_for_reschedule``; patched, the task waits in
+    ``checkpointed``. ``make test`` patches ``.venv``, so the stock variant runs on a copy of it with
+    the patch reverted; run from an unpatched venv, the stock variant uses that venv and the patched
+    variant is skipped with the reason, never silently passed.
     """
-    patched = checkpointed_state_available()
-    if (request.param == "checkpointed") != patched:
-        flavour = "applied" if patched else "not applied"
-        pytest.skip(
-            f"the core patch is {flavour} in this interpreter, so tasks never wait in {request.param}"
-        )
-    return str(request.param)
+    wait_state = str(request.param)
+    patched_here = checkpointed_state_available()
+    if wait_state == "checkpointed" and not patched_here:
+        pytest.skip("the core patch is not applied in this interpreter: run 'make patch-venv'")
+    if wait_state == "checkpointed" or not patched_here:
+        yield FlavouredStack(request.getfixturevalue("system_dags"), wait_state)
+        return
+    python = stock_airflow_python(tmp_path_factory.mktemp("stock-airflow"))
+    with _session_stack(tmp_path_factory.mktemp("airflow-home-stock"), python=python) as stack:
+        yield FlavouredStack(_deploy_system_dags(stack), wait_state)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -103,7 +158,10 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, object, object]:
     report = yield
-    stack = getattr(item, "funcargs", {}).get("airflow_stack")
+    funcargs = getattr(item, "funcargs", {})
+    stack = funcargs.get("airflow_stack") or funcargs.get("system_dags")
+    if isinstance(funcargs.get("checkpoint_flavour"), FlavouredStack):
+        stack = funcargs["checkpoint_flavour"].stack
     if isinstance(report, pytest.TestReport) and report.failed and isinstance(stack, AirflowStack):
         report.sections.append(("Airflow stack logs", stack.diagnostics()))
     return report

@@ -410,7 +410,9 @@ class AirflowStack:
 
     COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
-    def __init__(self, home: Path, settings: StackSettings | None = None) -> None:
+    def __init__(
+        self, home: Path, settings: StackSettings | None = None, *, python: Path | None = None
+    ) -> None:
         self.home = home
         self.settings = settings or StackSettings()
         self.dags_folder = home / "dags"
@@ -419,7 +421,11 @@ class AirflowStack:
         self.db = StackDatabase(home / "airflow.db")
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.airflow_bin = Path(sys.executable).parent / "airflow"
+        # The interpreter of the venv whose Airflow runs the stack (this one unless told otherwise).
+        # Run as ``python -m airflow``: a venv's console scripts hard-code the venv they were
+        # installed in, which a copied venv (see conftest's stock Airflow) must not inherit.
+        self.python = python or Path(sys.executable)
+        self.airflow_command = [str(self.python), "-m", "airflow"]
         self._admin_password = secrets.token_urlsafe(16)
         # Fresh per stack and shared by its components (each signs or checks what the others issue).
         self._api_secret_key = secrets.token_urlsafe(32)
@@ -493,8 +499,8 @@ class AirflowStack:
 
     def start(self) -> AirflowStack:
         """Migrate the database, start the components, and wait until all are healthy."""
-        if not self.airflow_bin.exists():
-            raise StackUnavailable(f"no airflow executable next to {sys.executable} ({self.airflow_bin})")
+        if not self.python.exists():
+            raise StackUnavailable(f"no Python interpreter at {self.python}")
         if not sys.platform.startswith("linux"):
             raise StackUnavailable("the system-test stack relies on Linux process handling (prctl, /proc)")
         started_at = time.monotonic()
@@ -516,7 +522,7 @@ class AirflowStack:
             for name, args in commands.items():
                 self._processes[name] = start_process(
                     name,
-                    [str(self.airflow_bin), *args],
+                    [*self.airflow_command, *args],
                     env=self.env,
                     cwd=self.home,
                     log_path=self.component_logs / f"{name}.log",
@@ -535,7 +541,7 @@ class AirflowStack:
         log_path = self.component_logs / "db-migrate.log"
         with log_path.open("wb") as log_file:
             result = subprocess.run(
-                [str(self.airflow_bin), "db", "migrate"],
+                [*self.airflow_command, "db", "migrate"],
                 env=self.env,
                 cwd=self.home,
                 stdout=log_file,
@@ -759,10 +765,20 @@ class AirflowStack:
         return "\n".join(parts)
 
 
+@dataclass(frozen=True)
+class FlavouredStack:
+    """A stack and the state its checkpointed tasks wait in (``checkpointed`` or the fallback)."""
+
+    stack: AirflowStack
+    wait_state: str
+
+
 @contextlib.contextmanager
-def running_stack(home: Path, settings: StackSettings | None = None) -> Iterator[AirflowStack]:
+def running_stack(
+    home: Path, settings: StackSettings | None = None, *, python: Path | None = None
+) -> Iterator[AirflowStack]:
     """Start a stack, yield it, and stop it however the block exits (including KeyboardInterrupt)."""
-    stack = AirflowStack(home, settings)
+    stack = AirflowStack(home, settings, python=python)
     try:
         yield stack.start()
     finally:

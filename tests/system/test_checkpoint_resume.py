@@ -24,7 +24,7 @@ from tests.system.dags.system_checkpoint_dags import (
     SYSTEM_POOL,
     checkpoint_marker,
 )
-from tests.system.stack import AirflowStack, TIStateRecorder
+from tests.system.stack import AirflowStack, FlavouredStack, TIStateRecorder
 
 pytestmark = pytest.mark.system
 
@@ -73,9 +73,9 @@ def _checkpoint_data_values(stack: AirflowStack, dag_id: str, run_id: str) -> li
 
 
 def test_checkpointed_task_waits_then_resumes_same_try_and_downstream_runs_after(
-    system_dags: AirflowStack, wait_state: str
+    checkpoint_flavour: FlavouredStack,
 ) -> None:
-    stack = system_dags
+    stack, wait_state = checkpoint_flavour.stack, checkpoint_flavour.wait_state
     dag_id = "system_checkpoint_once"
     run_id = stack.trigger_dag(dag_id)
 
@@ -127,9 +127,9 @@ def test_checkpointed_task_waits_then_resumes_same_try_and_downstream_runs_after
 
 
 def test_task_with_no_retries_checkpoints_three_times_and_succeeds(
-    system_dags: AirflowStack, wait_state: str
+    checkpoint_flavour: FlavouredStack,
 ) -> None:
-    stack = system_dags
+    stack, wait_state = checkpoint_flavour.stack, checkpoint_flavour.wait_state
     dag_id = "system_checkpoint_three_times"
     run_id = stack.trigger_dag(dag_id)
 
