@@ -25,6 +25,7 @@ from tests.system.dags.system_checkpoint_dags import SYSTEM_POOL
 from tests.system.stack import AirflowStack, FlavouredStack, StackSettings, StackUnavailable
 
 DAGS_SOURCE = Path(__file__).parent / "dags"
+PLUGINS_SOURCE = Path(__file__).parent / "plugins"
 SYSTEM_DAG_IDS = (
     "system_smoke",
     "system_wait_for_flag",
@@ -41,6 +42,7 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 def _session_stack(home: Path, *, python: Path | None = None) -> Iterator[AirflowStack]:
     """Start a stack for the session and stop everything it started by PID, however it ends."""
     stack = AirflowStack(home, StackSettings(), python=python)
+    stack.add_plugin_file(PLUGINS_SOURCE / "checkpoint_listener_plugin.py")
     # A CI runner stops a job with SIGTERM; make that unwind like Ctrl-C so the stack is still stopped.
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     if previous_sigterm is signal.SIG_DFL:

@@ -416,6 +416,7 @@ class AirflowStack:
         self.home = home
         self.settings = settings or StackSettings()
         self.dags_folder = home / "dags"
+        self.plugins_folder = home / "plugins"
         self.component_logs = home / "component-logs"
         self.task_logs = home / "logs"
         self.db = StackDatabase(home / "airflow.db")
@@ -453,6 +454,7 @@ class AirflowStack:
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins_folder),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(s.parallelism),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -616,6 +618,21 @@ class AirflowStack:
         if self._rest is None:
             raise RuntimeError("the stack is not running")
         return self._rest
+
+    def add_plugin_file(self, source: Path) -> Path:
+        """Install a plugin module; call before ``start()``: components load plugins as they start."""
+        if self._processes:
+            raise RuntimeError("plugins must be installed before the stack starts")
+        self.plugins_folder.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(source, self.plugins_folder / source.name))
+
+    def checkpoint_listener_calls(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """What ``tests/system/plugins/checkpoint_listener_plugin.py`` recorded for one dag run."""
+        path = self.home / "checkpoint-listener.jsonl"
+        if not path.exists():
+            return []
+        calls = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [call for call in calls if (call["dag_id"], call["run_id"]) == (dag_id, run_id)]
 
     def add_dag_file(self, source: Path, *, name: str | None = None) -> Path:
         """Copy a DAG file into ``dags_folder`` atomically (the parser never sees half a file)."""

@@ -122,8 +122,22 @@ def test_checkpointed_task_waits_then_resumes_same_try_and_downstream_runs_after
     assert stack.db.task_instance(dag_id, run_id, DOWNSTREAM).state == "success"
 
     if wait_state == "checkpointed":
-        # DESIGN §5: checkpoint data is deleted on success.
+        # DESIGN §5: the resumed run read what the first one left, which is deleted on success.
+        assert runs[1]["resumed_with"] == {"marker": checkpoint_marker(1), "run": 1}
         assert _checkpoint_data_values(stack, dag_id, run_id) == []
+        # The listener hook (apache/airflow #66410) fired once, for this task, on try 1.
+        assert stack.checkpoint_listener_calls(dag_id, run_id) == [
+            {
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "task_id": TASK,
+                "try_number": 1,
+                "previous_state": "running",
+            }
+        ]
+    else:
+        assert runs[1]["resumed_with"] is None
+        assert stack.checkpoint_listener_calls(dag_id, run_id) == []
 
 
 def test_task_with_no_retries_checkpoints_three_times_and_succeeds(

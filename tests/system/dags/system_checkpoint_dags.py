@@ -31,11 +31,26 @@ def checkpoint_marker(run_number: int) -> str:
     return f"resumable-system-checkpoint-{run_number}"
 
 
+def _stored_checkpoint_data(task_state_store: Any) -> Any:
+    from airflow.sdk import exceptions
+
+    checkpointed = getattr(exceptions, "AirflowTaskCheckpointed", None)
+    key = getattr(checkpointed, "CHECKPOINT_DATA_KEY", None)
+    return task_state_store.get(key) if key else None
+
+
 def _checkpoint_then_finish(
     *, checkpoints: int, resume_after: timedelta, task_state_store: Any, ti: Any
 ) -> dict[str, int]:
     runs: list[dict[str, Any]] = task_state_store.get("runs", default=[]) or []
-    runs.append({"try_number": ti.try_number, "started_at": time.time()})
+    runs.append(
+        {
+            "try_number": ti.try_number,
+            "started_at": time.time(),
+            # What the previous run left for this one (the core patch only; None on a stock Airflow).
+            "resumed_with": _stored_checkpoint_data(task_state_store),
+        }
+    )
     task_state_store.set("runs", runs)
     if len(runs) <= checkpoints:
         runs[-1]["checkpointed_at"] = time.time()
