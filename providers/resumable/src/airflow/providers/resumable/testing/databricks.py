@@ -21,6 +21,7 @@ Endpoints (the paths the hook calls; GET parameters arrive as the query string, 
 ``POST /api/2.2/jobs/runs/cancel``    cancel an active run (a finished one stays as it is)
 ``POST /api/2.2/jobs/runs/cancel-all``  cancel every active run of a job
 ``POST /api/2.2/jobs/runs/repair``    re-run a finished run's failed tasks
+``POST /api/2.2/jobs/update``         merge new settings into a job (repair with new settings)
 ``GET  /api/2.2/jobs/runs/list``      runs, newest first, filtered by ``job_id``/``active_only``
 ``GET  /api/2.2/jobs/list``           jobs, filtered by exact ``name``
 ====================================  ==========================================================
@@ -362,6 +363,17 @@ class FakeDatabricksService:
             self.counters["repairs"] += 1
             return HTTPStatus.OK, {"repair_id": repair_id}
 
+    def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None:
+        """``jobs/update``: merge ``new_settings`` into the job's settings (top-level keys)."""
+        with self._lock:
+            self._jobs[job_id]["settings"].update(json.loads(json.dumps(new_settings)))
+            self.counters["job_updates"] += 1
+
+    def job_settings(self, job_id: int) -> dict[str, Any]:
+        """A job's current settings."""
+        with self._lock:
+            return json.loads(json.dumps(self._jobs[job_id]["settings"]))
+
     def list_runs(self, job_id: int | None, active_only: bool) -> list[dict[str, Any]]:
         with self._lock:
             now = time.monotonic()
@@ -449,6 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "runs/cancel"): self._cancel,
             ("POST", "runs/cancel-all"): self._cancel_all,
             ("POST", "runs/repair"): self._repair,
+            ("POST", "jobs/update"): self._update_job,
             ("GET", "runs/list"): self._list_runs,
             ("GET", "jobs/list"): self._list_jobs,
         }
@@ -540,6 +553,13 @@ class _Handler(BaseHTTPRequestHandler):
         latest = body.get("latest_repair_id")
         return self.service.repair(run_id, int(latest) if latest is not None else None)
 
+    def _update_job(self, body: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
+        try:
+            self.service.update_job(int(body["job_id"]), dict(body.get("new_settings") or {}))
+        except (KeyError, TypeError, ValueError):
+            return HTTPStatus.BAD_REQUEST, _error("INVALID_PARAMETER_VALUE", "no such job_id")
+        return HTTPStatus.OK, {}
+
     def _list_runs(self, args: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
         job_id = int(args["job_id"]) if args.get("job_id") else None
         active_only = str(args.get("active_only", "")).lower() == "true"
@@ -584,7 +604,11 @@ class FakeDatabricksServer:
         self._server = _Server(service)
         service.workspace_url = self.url
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-databricks", daemon=True
+            # A short poll interval so stop() returns in milliseconds, not the default 0.5 s.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-databricks",
+            daemon=True,
         )
 
     @property
