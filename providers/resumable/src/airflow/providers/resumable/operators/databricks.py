@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import tenacity
+from airflow.providers.common.compat.sdk import conf
 from airflow.providers.databricks.exceptions import DatabricksApiError
 from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
 from airflow.providers.databricks.hooks.databricks_base import BaseDatabricksHook
@@ -38,6 +39,10 @@ XCOM_RUN_ID_KEY = upstream.XCOM_RUN_ID_KEY
 XCOM_RUN_PAGE_URL_KEY = upstream.XCOM_RUN_PAGE_URL_KEY
 MAX_TOKEN_LENGTH = 64
 """Databricks refuses an ``idempotency_token`` longer than this."""
+
+# Upstream's defaults, read from the same configuration options.
+_OL_PARENT_DEFAULT = conf.getboolean("openlineage", "spark_inject_parent_job_info", fallback=False)
+_OL_TRANSPORT_DEFAULT = conf.getboolean("openlineage", "spark_inject_transport_info", fallback=False)
 
 _PENDING = frozenset({"PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY"})
 _RUNNING = frozenset({"RUNNING", "TERMINATING"})
@@ -380,9 +385,11 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         default is ``False`` whatever ``[operators] default_deferrable`` says, so a deployment-wide
         deferrable default does not break DAGs using this operator.
     :param openlineage_inject_parent_job_info: inject OpenLineage parent job information into the
-        tasks' parameters and ``spark_conf``, as upstream does.
+        tasks' parameters and ``spark_conf``, as upstream does. Defaults to
+        ``[openlineage] spark_inject_parent_job_info``.
     :param openlineage_inject_transport_info: inject OpenLineage transport configuration into the
-        ``new_cluster`` ``spark_conf``, as upstream does.
+        ``new_cluster`` ``spark_conf``, as upstream does. Defaults to
+        ``[openlineage] spark_inject_transport_info``.
     :param durable: keep the ledger in the task state store so retries reconnect (``None``, the
         default, means ``True``, as upstream). ``False`` is the stock behaviour: no reconnection, and
         the run is cancelled whenever the task is killed.
@@ -400,12 +407,12 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         *,
         json: Any | None = None,
         tasks: list[object] | None = None,
-        spark_jar_task: dict[str, str] | None = None,
-        notebook_task: dict[str, str] | None = None,
-        spark_python_task: dict[str, str | list[str]] | None = None,
-        spark_submit_task: dict[str, list[str]] | None = None,
-        pipeline_task: dict[str, str] | None = None,
-        dbt_task: dict[str, str | list[str]] | None = None,
+        spark_jar_task: dict[str, Any] | None = None,
+        notebook_task: dict[str, Any] | None = None,
+        spark_python_task: dict[str, Any] | None = None,
+        spark_submit_task: dict[str, Any] | None = None,
+        pipeline_task: dict[str, Any] | None = None,
+        dbt_task: dict[str, Any] | None = None,
         new_cluster: dict[str, object] | None = None,
         existing_cluster_id: str | None = None,
         libraries: list[dict[str, Any]] | None = None,
@@ -421,11 +428,11 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         idempotency_token: str | None = None,
         access_control_list: list[dict[str, str]] | None = None,
         wait_for_termination: bool = True,
-        git_source: dict[str, str] | None = None,
+        git_source: dict[str, Any] | None = None,
         performance_target: str | None = None,
         deferrable: bool = False,
-        openlineage_inject_parent_job_info: bool = False,
-        openlineage_inject_transport_info: bool = False,
+        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
+        openlineage_inject_transport_info: bool = _OL_TRANSPORT_DEFAULT,
         durable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -627,7 +634,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
     :param deferrable: not supported: ``True`` raises when the DAG is parsed; the default is
         ``False`` whatever ``[operators] default_deferrable`` says.
     :param openlineage_inject_parent_job_info: inject the OpenLineage parent-run context into
-        ``job_parameters``, as upstream does.
+        ``job_parameters``, as upstream does. Defaults to ``[openlineage] spark_inject_parent_job_info``.
     :param repair_run: once per attempt, when the run this attempt follows ends unsuccessfully,
         repair it (re-run its failed tasks, same run id) and keep polling, as upstream does.
     :param databricks_repair_reason_new_settings: ``{reason: new_settings}``: repair only when the
@@ -668,7 +675,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         do_xcom_push: bool = True,
         wait_for_termination: bool = True,
         deferrable: bool = False,
-        openlineage_inject_parent_job_info: bool = False,
+        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
         repair_run: bool = False,
         databricks_repair_reason_new_settings: dict[str, Any] | None = None,
         cancel_previous_runs: bool = False,
