@@ -8,11 +8,13 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test unit system lint format constraints clean
+.PHONY: help venv patch-venv test unit system lint format docs constraints clean
 
 help:
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
+	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
+	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make clean  remove .venv and caches"
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
@@ -20,16 +22,25 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || { echo ">> creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@echo ">> installing airflow-provider-resumable (editable) and its pinned dependencies into $(VENV)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,lint]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,lint,docs]"
 	@touch $@
 
 venv: $(INSTALLED)
 
-test: venv
+# Apply the CHECKPOINTED core patch to .venv (a no-op when already applied). Revert it with
+# `$(BIN)/airflow-resumable patch revert`.
+patch-venv: venv
+	@$(BIN)/airflow-resumable patch apply
+
+test: patch-venv
 	$(BIN)/python -m pytest
 
-unit: venv
+unit: patch-venv
 	$(BIN)/python -m pytest tests/unit
+
+# A real Airflow stack (scheduler, API server, dag processor, LocalExecutor, sqlite) on 127.0.0.1.
+system: venv
+	$(BIN)/python -m pytest tests/system
 
 lint: venv
 	$(BIN)/ruff check .
@@ -45,10 +56,13 @@ constraints:
 	rm -rf .tmp/constraints-venv
 	$(PYTHON) -m venv .tmp/constraints-venv
 	.tmp/constraints-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	.tmp/constraints-venv/bin/python -m pip install --quiet ".[test,lint]"
+	.tmp/constraints-venv/bin/python -m pip install --quiet ".[test,lint,docs]"
 	{ sed -n '1,3p' $(CONSTRAINTS); .tmp/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf .tmp/constraints-venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -2,10 +2,10 @@
 """
 The worker running a Databricks run is SIGTERMed mid-run on a real Airflow stack (issue 4, system part).
 
-WRITTEN AGAINST THE system-stack BRANCH'S FIXTURE API (``tests/system/README.md`` there:
-``system_dags``/``airflow_stack``, ``wait_state``, ``find_task_processes``, ``record_ti_states``,
-``db.task_instance``, ``db.task_state_value``, ``rest``), before that fixture landed on ``main``.
-It has not been run here. Until the fixture is merged, this module skips itself at collection.
+A real stack (``tests/system/stack.py``: scheduler, API server, dag processor, LocalExecutor, sqlite)
+runs ``ResumableDatabricksSubmitRunOperator`` against the fake Jobs API served from this process,
+through a real Airflow connection created over REST. The LocalExecutor worker (the task's
+supervisor) is SIGTERMed while the run is going: a worker shutdown, not a person's decision.
 
 Expected, per DESIGN §4: the run id never changes, one submission, zero cancels, the task succeeds
 with its try_number unchanged (1 of a task with ``retries=0``).
@@ -21,18 +21,14 @@ from pathlib import Path
 
 import pytest
 
-stack_module = pytest.importorskip(
-    "tests.system.stack", reason="the real-stack fixture (branch system-stack) is not on this branch yet"
-)
-
-from tests.system.dags.system_databricks_dags import CONN_ID, DAG_ID, TASK_ID  # noqa: E402
-
-from airflow.providers.resumable.ledger_store import LEDGER_KEY  # noqa: E402
-from airflow.providers.resumable.testing.databricks import (  # noqa: E402
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksServer,
     FakeDatabricksService,
     RunScript,
 )
+from tests.system.dags.system_databricks_dags import CONN_ID, DAG_ID, TASK_ID
+from tests.system.stack import AirflowStack
 
 pytestmark = pytest.mark.system
 
@@ -41,7 +37,7 @@ FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
 
 @pytest.fixture
-def databricks(airflow_stack) -> Iterator[FakeDatabricksService]:
+def databricks(airflow_stack: AirflowStack) -> Iterator[FakeDatabricksService]:
     """A fake workspace whose runs go on until the test ends them, and a real connection to it."""
     service = FakeDatabricksService(default_script=RunScript(run_seconds=None))
     with FakeDatabricksServer(service) as server:
@@ -62,7 +58,7 @@ def databricks(airflow_stack) -> Iterator[FakeDatabricksService]:
 
 
 def test_worker_sigterm_mid_run_keeps_the_one_run_and_succeeds_on_the_same_try(
-    airflow_stack, databricks: FakeDatabricksService, wait_state: str
+    airflow_stack: AirflowStack, databricks: FakeDatabricksService, wait_state: str
 ) -> None:
     stack = airflow_stack
     stack.add_dag_file(DAG_FILE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -13,6 +14,18 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
     print(f"airflow-provider-resumable {__version__}")
     return 0
+
+
+def _cmd_patch(args: argparse.Namespace) -> int:
+    from airflow.providers.resumable.core_patch.commands import run_patch_command
+
+    return run_patch_command(args.action, args.target)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from airflow.providers.resumable.doctor import run_doctor
+
+    return run_doctor(args.target)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     version = commands.add_parser("version", help="print this provider's version")
     version.set_defaults(func=_cmd_version)
+
+    target_help = "directory holding the 'airflow' package (default: where this interpreter imports it from)"
+    patch = commands.add_parser(
+        "patch",
+        help="the CHECKPOINTED core patch for apache-airflow 3.3.2",
+        description="Show, apply or revert the bundled CHECKPOINTED core patch. Apply it on every "
+        "Airflow component (scheduler, API server, workers, dag processor, triggerer), then restart them.",
+    )
+    patch.add_argument(
+        "action",
+        choices=["status", "apply", "revert"],
+        help="status: exit 0 applied, 1 not applied, 2 partially applied; apply/revert: exit 0 when "
+        "done or already done; any refusal exits 3 and writes nothing",
+    )
+    patch.add_argument("--target", type=Path, default=None, help=target_help)
+    patch.set_defaults(func=_cmd_patch)
+
+    doctor = commands.add_parser(
+        "doctor", help="check this Airflow: version, patch, task state store, checkpoint mode"
+    )
+    doctor.add_argument("--target", type=Path, default=None, help=target_help)
+    doctor.set_defaults(func=_cmd_doctor)
     return parser
 
 

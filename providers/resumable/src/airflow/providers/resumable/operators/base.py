@@ -79,7 +79,9 @@ class ResumableSubmitOperator(BaseOperator):
     :param on_prior_failure: what a later attempt does when the job recorded by an earlier attempt
         failed, was cancelled or disappeared: ``"resubmit"`` (default) starts a new job, ``"fail"``
         fails the task without submitting.
-    :param resume_after: how long after a checkpoint Airflow resumes the task.
+    :param resume_after: how long after a checkpoint Airflow resumes the task. The core patch
+        raises anything shorter to its 10 s minimum, which keeps the resumed attempt clear of the
+        old worker's executor event.
     :param poll_interval: seconds between the first status polls.
     :param max_poll_interval: the longest interval between polls; intervals grow from
         ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).
@@ -105,7 +107,7 @@ class ResumableSubmitOperator(BaseOperator):
         *,
         durable: bool = True,
         on_prior_failure: str | PriorFailurePolicy = PriorFailurePolicy.RESUBMIT,
-        resume_after: timedelta = timedelta(seconds=5),
+        resume_after: timedelta = timedelta(seconds=10),
         poll_interval: float = 10.0,
         max_poll_interval: float | None = None,
         deferrable: bool = False,
@@ -266,61 +268,66 @@ class ResumableSubmitOperator(BaseOperator):
         except LedgerError as err:
             raise AirflowFailException(str(err)) from err
         max_tries = int(getattr(context["ti"], "max_tries", 0) or 0)
-
-        remote: JobState | None = None
-        if ledger is not None and ledger.phase is LedgerPhase.SUBMITTED and ledger.external_id:
-            known_id = ledger.external_id
-            try:
-                remote = self._call(
-                    lambda: self.describe(known_id), what=f"describe {self.job_noun} {known_id}"
-                )
-            except _StopDuringRetries:
-                self._stop_before_submit(ledger)
-                raise
+        remote = self._describe_recorded_job(ledger)
         decision = decide(
             ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries
         )
-        self._record_decision(decision, ledger, remote)
+        self._record_decision(decision, remote)
 
-        action = decision.action
-        if action is Action.FAIL:
+        if decision.action is Action.FAIL:
             raise AirflowFailException(f"{decision.reason}. {remote}" if remote else decision.reason)
-        if action is Action.COMPLETE:
-            assert ledger is not None
-            assert ledger.external_id is not None
-            assert remote is not None
-            self._job_id = ledger.external_id
-            self.on_job_known(ledger.external_id, context)
-            return self.result(ledger.external_id, remote)
-        if action is Action.RECONNECT:
-            assert ledger is not None
-            assert ledger.external_id is not None
+        if decision.action in (Action.COMPLETE, Action.RECONNECT):
+            assert ledger is not None and ledger.external_id is not None  # decide() only says so then
             job_id = ledger.external_id
         else:
-            if self._stop.requested:
-                # Told to stop before anything new was sent: nothing is lost by resuming later.
-                self._stop_before_submit(ledger)
-            if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
-                assert ledger is not None
-                assert ledger.external_id is not None
-                self._cancel_bounded(ledger.external_id, reason="the task was cleared")
-            if action is Action.SUBMIT:
-                ledger = SubmissionLedger.begin(
-                    owner=ledgers.owner, kind=self.ledger_kind, max_tries=max_tries, now=_utcnow()
-                )
-                ledgers.save(ledger)
-            elif action in (Action.SUBMIT_NEW_GENERATION, Action.CANCEL_THEN_SUBMIT_NEW_GENERATION):
-                assert ledger is not None
-                ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow())
-                ledgers.save(ledger)
-            assert ledger is not None
-            job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
-            ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
-            self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
+            job_id = self._start_job(decision.action, ledger, ledgers, submission, max_tries)
 
         self._job_id = job_id
         self.on_job_known(job_id, context)
+        if decision.action is Action.COMPLETE:
+            assert remote is not None
+            return self.result(job_id, remote)
         return self._follow(job_id, context)
+
+    def _describe_recorded_job(self, ledger: SubmissionLedger | None) -> JobState | None:
+        """The status of the job the ledger records, if it records one."""
+        if ledger is None or ledger.phase is not LedgerPhase.SUBMITTED or not ledger.external_id:
+            return None
+        job_id = ledger.external_id
+        try:
+            return self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
+        except _StopDuringRetries:
+            self._stop_before_submit(ledger)
+            raise
+
+    def _start_job(
+        self,
+        action: Action,
+        ledger: SubmissionLedger | None,
+        ledgers: LedgerStore,
+        submission: Any,
+        max_tries: int,
+    ) -> str:
+        """Write the intent (unless re-sending an interrupted submit), submit, record the id."""
+        if self._stop.requested:
+            # Told to stop before anything new was sent: nothing is lost by resuming later.
+            self._stop_before_submit(ledger)
+        if action is Action.SUBMIT:
+            ledger = SubmissionLedger.begin(
+                owner=ledgers.owner, kind=self.ledger_kind, max_tries=max_tries, now=_utcnow()
+            )
+        elif action is not Action.RESUBMIT_SAME_KEY:
+            assert ledger is not None and ledger.external_id is not None
+            if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
+                self._cancel_bounded(ledger.external_id, reason="the task was cleared")
+            ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow())
+        assert ledger is not None
+        if action is not Action.RESUBMIT_SAME_KEY:
+            ledgers.save(ledger)  # the write-ahead intent: before the cloud hears of it
+        job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
+        ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
+        self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
+        return job_id
 
     def _execute_without_ledger(self, submission: Any, context: Context) -> Any:
         # A throwaway key still makes the client's own retries of this one request safe.
@@ -466,9 +473,7 @@ class ResumableSubmitOperator(BaseOperator):
                 raise _StopDuringRetries(what) from err
             raise
 
-    def _record_decision(
-        self, decision: Decision, ledger: SubmissionLedger | None, remote: JobState | None
-    ) -> None:
+    def _record_decision(self, decision: Decision, remote: JobState | None) -> None:
         if remote is not None:
             self.log.info("Decision %s: %s [%s]", decision.action.value, decision.reason, remote)
         else:

@@ -1,0 +1,89 @@
+# Licensed under the Apache License, Version 2.0.
+"""``airflow-resumable patch status|apply|revert``: what each prints and which exit code it returns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from airflow.providers.resumable.core_patch.installation import (
+    PatchError,
+    PatchState,
+    TargetStatus,
+    apply_patch,
+    default_target,
+    inspect_target,
+    revert_patch,
+)
+
+EXIT_OK = 0
+EXIT_NOT_APPLIED = 1
+EXIT_PARTIALLY_APPLIED = 2
+EXIT_REFUSED = 3
+
+_STATUS_EXIT = {
+    PatchState.APPLIED: EXIT_OK,
+    PatchState.NOT_APPLIED: EXIT_NOT_APPLIED,
+    PatchState.PARTIALLY_APPLIED: EXIT_PARTIALLY_APPLIED,
+    PatchState.CONFLICT: EXIT_REFUSED,
+}
+
+
+def describe(status: TargetStatus) -> str:
+    """
+    A person-readable account of a target's patch state, with what to do next.
+
+    :param status: the inspected target.
+    """
+    versions = ", ".join(f"{dist} {version}" for dist, version in status.versions.items())
+    head = f"{status.root}: {versions}: CHECKPOINTED patch {status.state.value}"
+    state = status.state
+    if state is PatchState.APPLIED:
+        return f"{head} ({len(status.files)} files)."
+    if state is PatchState.NOT_APPLIED:
+        return f"{head}. Run 'airflow-resumable patch apply' to apply it."
+    if state is PatchState.PARTIALLY_APPLIED:
+        pending = "\n  ".join(str(f.path) for f in status.in_state(PatchState.NOT_APPLIED))
+        return (
+            f"{head}: an apply or revert was interrupted. Not yet patched:\n  {pending}\n"
+            "Run 'airflow-resumable patch apply' to finish applying, or 'revert' to undo it."
+        )
+    conflicts = "\n  ".join(str(f.path) for f in status.in_state(PatchState.CONFLICT))
+    return (
+        f"{head}: these files are neither the release files nor the patched ones:\n  {conflicts}\n"
+        "Nothing will be written. Reinstall apache-airflow-core / apache-airflow-task-sdk, then apply."
+    )
+
+
+def run_patch_command(action: str, target: Path | None, out: TextIO | None = None) -> int:
+    """
+    Run one ``patch`` sub-command and return its exit code.
+
+    :param action: ``status``, ``apply`` or ``revert``.
+    :param target: the directory holding the ``airflow`` package; the running interpreter's if None.
+    :param out: where to print; standard output by default (errors go to standard error).
+    """
+    out = out or sys.stdout
+    root = target if target is not None else default_target()
+    try:
+        if action == "status":
+            status = inspect_target(root)
+            print(describe(status), file=out)
+            return _STATUS_EXIT[status.state]
+        if action == "apply":
+            written = apply_patch(root)
+            verb = "Applied the CHECKPOINTED patch to"
+        elif action == "revert":
+            written = revert_patch(root)
+            verb = "Reverted the CHECKPOINTED patch in"
+        else:
+            raise ValueError(f"unknown patch action {action!r}")
+    except PatchError as err:
+        print(f"airflow-resumable patch {action}: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    if written:
+        print(f"{verb} {len(written)} files in {root}. Restart every Airflow component.", file=out)
+    else:
+        print(f"Nothing to do: {describe(inspect_target(root))}", file=out)
+    return EXIT_OK

@@ -1,0 +1,769 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+A real Airflow 3.3.2 stack for system tests: scheduler, API server, dag processor, LocalExecutor, sqlite.
+
+What it is for: tests that must see what Airflow really does (state transitions written by the
+scheduler and the Execution API, the LocalExecutor's worker processes, the public REST API), not
+what a mock says it does.
+
+How it works: ``AirflowStack.start()`` creates a private ``AIRFLOW_HOME`` (config by environment
+variables only; nothing of the caller's ``AIRFLOW_*`` environment leaks in), runs
+``airflow db migrate`` on a sqlite file there, writes the simple auth manager's password file, and
+starts ``airflow api-server``, ``airflow scheduler --skip-serve-logs`` and ``airflow dag-processor``
+from the running interpreter's venv, each bound to 127.0.0.1 and in its own process group. It
+returns once ``/api/v2/monitor/health`` says the database, scheduler and dag processor are healthy
+and a REST token was issued. Tests drop DAG files into ``dags_folder``, trigger runs over REST and
+observe state by polling the sqlite database directly (read-only, one short transaction per query,
+so the scheduler is never blocked by a reader).
+
+What it does not do: no triggerer (nothing here defers), no serve-logs server (task logs are read
+from disk), no network beyond 127.0.0.1. Not ``airflow standalone``: on SIGTERM it orphans its
+children, and it cannot skip serve-logs, which binds all interfaces.
+
+Known limitation: state is observed by polling (``TIStateRecorder``, 0.1 s), so a state held for less
+than a poll interval (``queued`` on an idle machine) can be missed. Assert on states that last (a
+reschedule wait) or on durable rows (``task_reschedule``, the task state store) instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+from cryptography.fernet import Fernet
+
+from tests.system.processes import ManagedProcess, start_process, stop_processes
+
+T = TypeVar("T")
+
+ADMIN_USER = "admin"
+FINISHED_DAG_RUN_STATES = frozenset({"success", "failed"})
+MIGRATE_TIMEOUT_SECONDS = 180
+
+
+class StackUnavailable(RuntimeError):
+    """The stack cannot be started on this machine at all (a reason to skip, not a failure)."""
+
+
+class StackStartError(RuntimeError):
+    """The stack was started but did not become healthy; the message carries the component logs."""
+
+
+class WaitTimeout(AssertionError):
+    """A wait for Airflow to reach some state ran out of time (an assertion: the behaviour failed)."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """
+    Knobs of the stack, chosen to make a 2-core CI machine fast without changing semantics.
+
+    ``extra_env`` is applied last, so a test module can override any ``AIRFLOW__*`` setting.
+    """
+
+    # LocalExecutor forks this many worker processes up front; each is a full Python interpreter.
+    parallelism: int = 4
+    # The scheduler's idle sleep between loops (default 1 s): bounds how late a resume is noticed.
+    scheduler_idle_sleep_seconds: float = 0.5
+    # A task whose worker died is failed after this long without a heartbeat (default 300 s).
+    task_heartbeat_timeout_seconds: int = 20
+    task_heartbeat_timeout_detection_seconds: float = 2.0
+    # How often a supervisor heartbeats its task instance (default 5 s); must be well under the timeout.
+    worker_heartbeat_interval_seconds: int = 2
+    # New DAG files are listed every second (default 300 s) and parsed ahead of everything else.
+    dag_bundle_refresh_seconds: int = 1
+    # Re-parsing unchanged files costs CPU we would rather give to tasks.
+    min_file_process_interval_seconds: int = 30
+    # From the components' start until all report healthy (db migrate has its own, longer limit).
+    startup_timeout_seconds: float = 90.0
+    stop_grace_seconds: float = 10.0
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskInstanceRow:
+    """A ``task_instance`` row, as the scheduler last wrote it."""
+
+    id: str
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    max_tries: int
+    pool: str
+    start_date: datetime | None
+    end_date: datetime | None
+
+
+@dataclass(frozen=True)
+class TaskRescheduleRow:
+    """A ``task_reschedule`` row: one ended attempt that asked to be resumed at ``reschedule_date``."""
+
+    start_date: datetime
+    end_date: datetime
+    reschedule_date: datetime
+
+
+@dataclass(frozen=True)
+class TaskProcesses:
+    """The LocalExecutor processes running one task instance."""
+
+    ti_id: str
+    # ``airflow worker -- LocalExecutor: <ti id>``: runs the supervisor; SIGTERM here is a worker shutdown.
+    worker_pid: int
+    # ``airflow worker -- <ti id>``: the task's own process, forked by the supervisor.
+    task_pid: int
+
+
+def _utc(value: str) -> datetime:
+    """A datetime column as sqlite returns it (ISO text, UTC, offset optional) as an aware datetime."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _utc_or_none(value: str | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ti_id_forms(ti_id: str) -> set[str]:
+    """sqlite stores UUIDs as 32 hex digits; process titles use the dashed form."""
+    hex_digits = ti_id.replace("-", "").lower()
+    dashed = f"{hex_digits[:8]}-{hex_digits[8:12]}-{hex_digits[12:16]}-{hex_digits[16:20]}-{hex_digits[20:]}"
+    return {hex_digits, dashed}
+
+
+def poll_until(
+    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.2, describe: Callable[[], str]
+) -> T:
+    """Call ``probe`` until it returns something other than None; ``WaitTimeout`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {describe()}")
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    if not path.exists():
+        return f"<{path} does not exist>"
+    content = path.read_text(errors="replace").splitlines()
+    return "\n".join(content[-lines:])
+
+
+class StackDatabase:
+    """Read-only access to the stack's sqlite metadata database, one short transaction per query."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def query(self, sql: str, params: Mapping[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        # mode=ro: a test can never write behind Airflow's back; autocommit: the shared lock is held
+        # only for this statement, so the scheduler's writers are never blocked for long.
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def dag_run_state(self, dag_id: str, run_id: str) -> str | None:
+        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
+        return rows[0]["state"] if rows else None
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, TaskInstanceRow]:
+        """Task instances of one run keyed by task_id (unmapped tasks only: map_index -1)."""
+        rows = self.query(
+            "SELECT id, task_id, map_index, state, try_number, max_tries, pool, start_date, end_date "
+            "FROM task_instance WHERE dag_id = ? AND run_id = ? AND map_index = -1",
+            (dag_id, run_id),
+        )
+        return {
+            row["task_id"]: TaskInstanceRow(
+                id=row["id"],
+                task_id=row["task_id"],
+                map_index=row["map_index"],
+                state=row["state"],
+                try_number=row["try_number"],
+                max_tries=row["max_tries"],
+                pool=row["pool"],
+                start_date=_utc_or_none(row["start_date"]),
+                end_date=_utc_or_none(row["end_date"]),
+            )
+            for row in rows
+        }
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> TaskInstanceRow:
+        tis = self.task_instances(dag_id, run_id)
+        if task_id not in tis:
+            raise LookupError(f"no task instance {dag_id}/{run_id}/{task_id} (have: {sorted(tis)})")
+        return tis[task_id]
+
+    def task_reschedules(self, dag_id: str, run_id: str, task_id: str) -> list[TaskRescheduleRow]:
+        rows = self.query(
+            "SELECT tr.start_date, tr.end_date, tr.reschedule_date FROM task_reschedule tr "
+            "JOIN task_instance ti ON ti.id = tr.ti_id "
+            "WHERE ti.dag_id = ? AND ti.run_id = ? AND ti.task_id = ? AND ti.map_index = -1 ORDER BY tr.id",
+            (dag_id, run_id, task_id),
+        )
+        return [
+            TaskRescheduleRow(
+                start_date=_utc(row["start_date"]),
+                end_date=_utc(row["end_date"]),
+                reschedule_date=_utc(row["reschedule_date"]),
+            )
+            for row in rows
+        ]
+
+    def task_history_try_numbers(self, dag_id: str, run_id: str, task_id: str) -> list[int]:
+        """try_numbers archived in ``task_instance_history`` (Airflow archives a try when it retries)."""
+        rows = self.query(
+            "SELECT try_number FROM task_instance_history "
+            "WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = -1 ORDER BY try_number",
+            (dag_id, run_id, task_id),
+        )
+        return [row["try_number"] for row in rows]
+
+    def task_state_store(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
+        """The raw stored values of a task's AIP-103 task state store, by key."""
+        rows = self.query(
+            "SELECT key, value FROM task_state_store "
+            "WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = -1",
+            (dag_id, run_id, task_id),
+        )
+        return {row["key"]: row["value"] for row in rows}
+
+    def task_state_value(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        """One task state store value, decoded from the JSON Airflow stores."""
+        raw = self.task_state_store(dag_id, run_id, task_id).get(key)
+        return None if raw is None else json.loads(raw)
+
+    def pool_occupancy(self, pool: str) -> dict[str, int]:
+        """Slots held in ``pool`` per task-instance state (only states that hold any)."""
+        rows = self.query(
+            "SELECT state, SUM(pool_slots) AS slots FROM task_instance "
+            "WHERE pool = ? AND state IS NOT NULL GROUP BY state",
+            (pool,),
+        )
+        return {row["state"]: int(row["slots"]) for row in rows}
+
+
+@dataclass(frozen=True)
+class StateSample:
+    """One poll of a dag run: when, the run's state, and (state, try_number) per task."""
+
+    monotonic: float
+    dag_run_state: str | None
+    tasks: Mapping[str, tuple[str | None, int]]
+
+
+@dataclass(frozen=True)
+class StateChange:
+    monotonic: float
+    state: str | None
+    try_number: int
+
+
+class TIStateRecorder:
+    """
+    Polls one dag run's task-instance states in a background thread and keeps every sample.
+
+    ``history(task_id)`` collapses the samples to the sequence of observed changes; ``samples`` lets
+    a test correlate tasks ("B was never running while A waited").
+    """
+
+    def __init__(self, db: StackDatabase, dag_id: str, run_id: str, *, interval: float = 0.1) -> None:
+        self._db = db
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._samples: list[StateSample] = []
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name=f"ti-state-recorder-{run_id}", daemon=True)
+
+    def start(self) -> TIStateRecorder:
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
+        return self
+
+    def __enter__(self) -> TIStateRecorder:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sample()
+            except sqlite3.OperationalError as error:  # "database is locked" past the timeout
+                self._errors.append(error)
+            self._stop.wait(self._interval)
+
+    def _sample(self) -> None:
+        tis = self._db.task_instances(self.dag_id, self.run_id)
+        sample = StateSample(
+            monotonic=time.monotonic(),
+            dag_run_state=self._db.dag_run_state(self.dag_id, self.run_id),
+            tasks={task_id: (ti.state, ti.try_number) for task_id, ti in tis.items()},
+        )
+        with self._lock:
+            self._samples.append(sample)
+
+    @property
+    def samples(self) -> list[StateSample]:
+        with self._lock:
+            return list(self._samples)
+
+    def history(self, task_id: str) -> list[StateChange]:
+        changes: list[StateChange] = []
+        for sample in self.samples:
+            if task_id not in sample.tasks:
+                continue
+            state, try_number = sample.tasks[task_id]
+            if not changes or (changes[-1].state, changes[-1].try_number) != (state, try_number):
+                changes.append(StateChange(sample.monotonic, state, try_number))
+        return changes
+
+    def states(self, task_id: str) -> list[str | None]:
+        return [change.state for change in self.history(task_id)]
+
+    def dag_run_states(self) -> list[str | None]:
+        observed: list[str | None] = []
+        for sample in self.samples:
+            if not observed or observed[-1] != sample.dag_run_state:
+                observed.append(sample.dag_run_state)
+        return observed
+
+
+class RestClient:
+    """The public REST API (``/api/v2``) with a bearer token from ``POST /auth/token``."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        # trust_env=False: never route 127.0.0.1 through a proxy from the environment.
+        self.http = httpx.Client(
+            base_url=f"{base_url}/api/v2",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.post(path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.patch(path, **kwargs)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and return its JSON body; raise with the body on any non-2xx answer."""
+        response = self.http.request(method, path, **kwargs)
+        if response.is_error:
+            raise AssertionError(f"{method} {path} -> HTTP {response.status_code}: {response.text[:2000]}")
+        return response.json()
+
+
+class AirflowStack:
+    """
+    A running scheduler + API server + dag processor in a private ``AIRFLOW_HOME``.
+
+    Use ``start()``/``stop()`` (or the ``airflow_stack`` fixture). Everything it starts is stopped
+    by PID in ``stop()``, which is idempotent and also registered to run at interpreter exit.
+    """
+
+    COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+    def __init__(self, home: Path, settings: StackSettings | None = None) -> None:
+        self.home = home
+        self.settings = settings or StackSettings()
+        self.dags_folder = home / "dags"
+        self.component_logs = home / "component-logs"
+        self.task_logs = home / "logs"
+        self.db = StackDatabase(home / "airflow.db")
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.airflow_bin = Path(sys.executable).parent / "airflow"
+        self._admin_password = secrets.token_urlsafe(16)
+        # Fresh per stack and shared by its components (each signs or checks what the others issue).
+        self._api_secret_key = secrets.token_urlsafe(32)
+        self._jwt_secret = secrets.token_urlsafe(64)  # PyJWT warns below 64 bytes for HS512
+        self._fernet_key = Fernet.generate_key().decode()
+        self._processes: dict[str, ManagedProcess] = {}
+        self._rest: RestClient | None = None
+        # Seconds per start-up phase ("db migrate", "components healthy"), for the timing report.
+        self.startup_phases: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment every component runs with."""
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW", "_AIRFLOW")) and key.lower() not in {"no_proxy"}
+        }
+        s = self.settings
+        env = {
+            **inherited,
+            "AIRFLOW_HOME": str(self.home),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(s.parallelism),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self._passwords_file),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db.path}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": self._api_secret_key,
+            # Every component signs or checks task and REST JWTs with this; it must be shared.
+            "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": str(s.scheduler_idle_sleep_seconds),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(s.task_heartbeat_timeout_seconds),
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": str(
+                s.task_heartbeat_timeout_detection_seconds
+            ),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": str(s.worker_heartbeat_interval_seconds),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(s.dag_bundle_refresh_seconds),
+            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": str(s.dag_bundle_refresh_seconds),
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(s.min_file_process_interval_seconds),
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "0",
+            # The default (<tmp>/airflow) is shared by every Airflow on the machine.
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.task_logs),
+        }
+        env.update(s.extra_env)
+        return env
+
+    @property
+    def _passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json"
+
+    def start(self) -> AirflowStack:
+        """Migrate the database, start the components, and wait until all are healthy."""
+        if not self.airflow_bin.exists():
+            raise StackUnavailable(f"no airflow executable next to {sys.executable} ({self.airflow_bin})")
+        if not sys.platform.startswith("linux"):
+            raise StackUnavailable("the system-test stack relies on Linux process handling (prctl, /proc)")
+        started_at = time.monotonic()
+        # Outside pytest too (a script, a REPL), leaving the interpreter stops the stack.
+        atexit.register(self.stop)
+        for directory in (self.dags_folder, self.component_logs, self.task_logs):
+            directory.mkdir(parents=True, exist_ok=True)
+        # Pre-seeded, so the simple auth manager never generates (and prints) a password of its own.
+        self._passwords_file.write_text(json.dumps({ADMIN_USER: self._admin_password}))
+
+        self._migrate_database()
+        self.startup_phases["db migrate"] = time.monotonic() - started_at
+        commands = {
+            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            "scheduler": ["scheduler", "--skip-serve-logs"],
+            "dag-processor": ["dag-processor"],
+        }
+        try:
+            for name, args in commands.items():
+                self._processes[name] = start_process(
+                    name,
+                    [str(self.airflow_bin), *args],
+                    env=self.env,
+                    cwd=self.home,
+                    log_path=self.component_logs / f"{name}.log",
+                )
+            self._wait_until_healthy()
+            self._rest = RestClient(self.base_url, self._issue_token())
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_phases["components healthy"] = (
+            time.monotonic() - started_at - self.startup_phases["db migrate"]
+        )
+        return self
+
+    def _migrate_database(self) -> None:
+        log_path = self.component_logs / "db-migrate.log"
+        with log_path.open("wb") as log_file:
+            result = subprocess.run(
+                [str(self.airflow_bin), "db", "migrate"],
+                env=self.env,
+                cwd=self.home,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                timeout=MIGRATE_TIMEOUT_SECONDS,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise StackStartError(f"airflow db migrate exited {result.returncode}:\n{tail(log_path)}")
+
+    def _wait_until_healthy(self) -> None:
+        last_health: dict[str, Any] = {}
+
+        def healthy() -> bool | None:
+            for name, managed in self._processes.items():
+                if not managed.is_running():
+                    raise StackStartError(
+                        f"{name} exited with {managed.popen.returncode} during start-up\n{self.diagnostics()}"
+                    )
+            try:
+                response = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5, trust_env=False)
+            except httpx.TransportError:
+                return None  # API server not listening yet
+            if response.status_code != 200:
+                return None
+            last_health.clear()
+            last_health.update(response.json())
+            components = ("metadatabase", "scheduler", "dag_processor")
+            ok = all((last_health.get(c) or {}).get("status") == "healthy" for c in components)
+            return True if ok else None
+
+        try:
+            poll_until(
+                healthy,
+                timeout=self.settings.startup_timeout_seconds,
+                interval=0.25,
+                describe=lambda: f"a healthy stack (last /monitor/health: {last_health})",
+            )
+        except WaitTimeout as timeout:
+            raise StackStartError(f"{timeout}\n{self.diagnostics()}") from None
+
+    def _issue_token(self) -> str:
+        response = httpx.post(
+            f"{self.base_url}/auth/token",
+            json={"username": ADMIN_USER, "password": self._admin_password},
+            timeout=30,
+            trust_env=False,
+        )
+        if response.status_code != 201:
+            raise StackStartError(f"POST /auth/token -> HTTP {response.status_code}: {response.text[:500]}")
+        return str(response.json()["access_token"])
+
+    def stop(self) -> list[str]:
+        """Stop every process this stack started (SIGTERM, SIGKILL after the grace period); idempotent."""
+        atexit.unregister(self.stop)
+        if self._rest is not None:
+            self._rest.close()
+            self._rest = None
+        survivors = stop_processes(self._processes.values(), grace_seconds=self.settings.stop_grace_seconds)
+        return survivors
+
+    def started_pids(self) -> set[int]:
+        """Every PID of every process tree this stack started, as far as it has seen them."""
+        for managed in self._processes.values():
+            managed.refresh_tree()
+        return {pid for managed in self._processes.values() for pid in managed.seen}
+
+    # ---------------------------------------------------------------- REST
+
+    @property
+    def rest(self) -> RestClient:
+        if self._rest is None:
+            raise RuntimeError("the stack is not running")
+        return self._rest
+
+    def add_dag_file(self, source: Path, *, name: str | None = None) -> Path:
+        """Copy a DAG file into ``dags_folder`` atomically (the parser never sees half a file)."""
+        target = self.dags_folder / (name or source.name)
+        staging = self.home / f".{target.name}.staging"
+        shutil.copyfile(source, staging)
+        os.replace(staging, target)
+        return target
+
+    def wait_for_dag(self, dag_id: str, *, timeout: float = 60) -> dict[str, Any]:
+        """Wait until the dag processor has serialized ``dag_id`` and it is active and unpaused."""
+
+        def probe() -> dict[str, Any] | None:
+            response = self.rest.get(f"/dags/{dag_id}")
+            if response.status_code != 200:
+                return None
+            dag = response.json()
+            return None if dag.get("is_paused") or dag.get("is_stale") else dag
+
+        return poll_until(
+            probe, timeout=timeout, describe=lambda: f"DAG {dag_id} to be parsed\n{self.diagnostics()}"
+        )
+
+    def ensure_pool(self, name: str, slots: int) -> None:
+        response = self.rest.post("/pools", json={"name": name, "slots": slots, "include_deferred": False})
+        if response.status_code == 409:
+            self.rest.json("PATCH", f"/pools/{name}", json={"name": name, "slots": slots})
+        elif response.is_error:
+            raise AssertionError(f"POST /pools -> HTTP {response.status_code}: {response.text[:500]}")
+
+    def trigger_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+        """Trigger a manual run over REST; returns its run_id."""
+        body = self.rest.json(
+            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": dict(conf or {})}
+        )
+        return str(body["dag_run_id"])
+
+    def task_instance_via_rest(self, dag_id: str, run_id: str, task_id: str) -> httpx.Response:
+        return self.rest.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+    # ---------------------------------------------------------------- DB polling
+
+    def record_ti_states(self, dag_id: str, run_id: str) -> TIStateRecorder:
+        """A started recorder of this run's task-instance states; use as a context manager."""
+        return TIStateRecorder(self.db, dag_id, run_id).start()
+
+    def wait_for_dag_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        states: Collection[str] = FINISHED_DAG_RUN_STATES,
+        timeout: float = 120,
+    ) -> str:
+        return poll_until(
+            lambda: state if (state := self.db.dag_run_state(dag_id, run_id)) in states else None,
+            timeout=timeout,
+            describe=lambda: (
+                f"dag run {dag_id}/{run_id} to reach {sorted(states)} "
+                f"(now {self.db.dag_run_state(dag_id, run_id)}; TIs {self._ti_states(dag_id, run_id)})"
+            ),
+        )
+
+    def wait_for_ti_state(
+        self, dag_id: str, run_id: str, task_id: str, states: str | Collection[str], *, timeout: float = 60
+    ) -> TaskInstanceRow:
+        wanted = {states} if isinstance(states, str) else set(states)
+
+        def probe() -> TaskInstanceRow | None:
+            ti = self.db.task_instances(dag_id, run_id).get(task_id)
+            return ti if ti is not None and ti.state in wanted else None
+
+        return poll_until(
+            probe,
+            timeout=timeout,
+            interval=0.1,
+            describe=lambda: (
+                f"{dag_id}/{run_id}/{task_id} to reach {sorted(wanted)} "
+                f"(TIs now {self._ti_states(dag_id, run_id)})"
+            ),
+        )
+
+    def _ti_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        return {task_id: ti.state for task_id, ti in self.db.task_instances(dag_id, run_id).items()}
+
+    # ---------------------------------------------------------------- processes
+
+    def find_task_processes(
+        self, dag_id: str, task_id: str, *, run_id: str | None = None, timeout: float = 30
+    ) -> TaskProcesses:
+        """
+        The LocalExecutor worker (supervisor) and task PIDs of a running task instance.
+
+        Waits until the task instance is ``running`` and both processes carry its id in their title.
+        """
+
+        def probe() -> TaskProcesses | None:
+            sql = "SELECT id FROM task_instance WHERE dag_id = ? AND task_id = ? AND state = 'running'"
+            params: tuple[str, ...] = (dag_id, task_id)
+            if run_id is not None:
+                sql += " AND run_id = ?"
+                params = (*params, run_id)
+            rows = self.db.query(sql, params)
+            if len(rows) != 1:
+                return None
+            return self._task_processes_for(rows[0]["id"])
+
+        return poll_until(
+            probe,
+            timeout=timeout,
+            describe=lambda: f"the worker and task processes of {dag_id}.{task_id}",
+        )
+
+    def _task_processes_for(self, ti_id: str) -> TaskProcesses | None:
+        forms = _ti_id_forms(ti_id)
+        scheduler = self._processes["scheduler"]
+        worker_pid = task_pid = None
+        try:
+            descendants = psutil.Process(scheduler.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return None
+        for proc in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                title = " ".join(proc.cmdline())
+                if not any(form in title for form in forms):
+                    continue
+                if "LocalExecutor" in title:
+                    worker_pid = proc.pid
+                elif title.startswith("airflow worker --"):
+                    task_pid = proc.pid
+        if worker_pid is None or task_pid is None:
+            return None
+        return TaskProcesses(ti_id=ti_id, worker_pid=worker_pid, task_pid=task_pid)
+
+    # ---------------------------------------------------------------- diagnostics
+
+    def diagnostics(self, *, lines: int = 40, dag_id: str | None = None) -> str:
+        """Tails of every component log and of the newest task logs, for a failure report."""
+        parts = [f"AIRFLOW_HOME={self.home}  API={self.base_url}"]
+        for log_path in sorted(self.component_logs.glob("*.log")):
+            parts.append(f"----- {log_path.name} (last {lines} lines) -----\n{tail(log_path, lines)}")
+        pattern = f"dag_id={dag_id}/**/*.log" if dag_id else "**/*.log"
+        task_logs = sorted(self.task_logs.glob(pattern), key=lambda p: p.stat().st_mtime)[-4:]
+        for log_path in task_logs:
+            relative = log_path.relative_to(self.task_logs)
+            parts.append(f"----- task log {relative} (last {lines} lines) -----\n{tail(log_path, lines)}")
+        return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def running_stack(home: Path, settings: StackSettings | None = None) -> Iterator[AirflowStack]:
+    """Start a stack, yield it, and stop it however the block exits (including KeyboardInterrupt)."""
+    stack = AirflowStack(home, settings)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
