@@ -139,6 +139,13 @@ def test_a_failed_multi_task_run_fails_the_task_with_its_message_task_error_and_
     assert "extract (run" not in error, "only the failed task is reported"
 
 
+def test_a_token_given_inside_json_is_sent_as_given(submit_spec, dbx):
+    outcome = run_attempt(_with(submit_spec, json={"idempotency_token": "etl-2026-11-23-try1"}))
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.payload_of(dbx.runs()[0]["run_id"])["idempotency_token"] == "etl-2026-11-23-try1"
+
+
 def test_wait_for_termination_false_ends_the_task_once_the_run_is_submitted(submit_spec, dbx):
     dbx.default_script = RunScript(run_seconds=None)
     outcome = run_attempt(_with(submit_spec, wait_for_termination=False))

@@ -251,9 +251,11 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
 
     # -- the contract -------------------------------------------------------------------------
 
-    def _token_for(self, idempotency_key: str) -> str:
-        # A user-supplied token wins (documented trade-off); otherwise the ledger's key is the token.
-        return str(self.idempotency_token) if self.idempotency_token else idempotency_key
+    @staticmethod
+    def _with_token(submission: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
+        # A user-supplied token (named argument or inside ``json``) wins: the documented trade-off.
+        # Otherwise the ledger's key is the token, so every re-send of this submission deduplicates.
+        return {**submission, "idempotency_token": submission.get("idempotency_token") or idempotency_key}
 
     def describe(self, external_id: str) -> JobState:
         try:
@@ -285,15 +287,17 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
             self.log.info("Run %s no longer exists; nothing to cancel", external_id)
 
     def on_job_known(self, external_id: str, context: Context) -> None:
-        self.run_id = int(external_id)
-        url = (self._last_run or {}).get("run_page_url") if self._last_run else None
-        if not url or (self._last_run or {}).get("run_id") != self.run_id:
+        run_id = self.run_id = int(external_id)
+        # A reconnect has just described the run: its page URL is at hand. A fresh submit asks once.
+        known = self._last_run or {}
+        url = known.get("run_page_url") if known.get("run_id") == run_id else None
+        if not url:
             url = self._call(
-                lambda: self._api(lambda hook: hook.get_run_page_url(self.run_id)),  # type: ignore[arg-type]
-                what=f"get the page URL of run {external_id}",
+                lambda: self._api(lambda hook: hook.get_run_page_url(run_id)),
+                what=f"get the page URL of run {run_id}",
             )
         if self.do_xcom_push:
-            context["ti"].xcom_push(key=XCOM_RUN_ID_KEY, value=self.run_id)
+            context["ti"].xcom_push(key=XCOM_RUN_ID_KEY, value=run_id)
             context["ti"].xcom_push(key=XCOM_RUN_PAGE_URL_KEY, value=url)
         self.log.info("View run status, Spark UI, and logs at %s", url)
 
@@ -574,7 +578,7 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
             return json
 
     def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
-        payload = {**submission, "idempotency_token": self._token_for(idempotency_key)}
+        payload = self._with_token(submission, idempotency_key)
         pipeline = payload.get("pipeline_task")
         if (
             isinstance(pipeline, Mapping)
@@ -789,7 +793,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         return None
 
     def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
-        payload = {**submission, "idempotency_token": self._token_for(idempotency_key)}
+        payload = self._with_token(submission, idempotency_key)
         if payload.get("job_name"):
             name = payload.pop("job_name")
             found = self._api(lambda hook: hook.find_job_id_by_name(name))
