@@ -12,6 +12,7 @@ the server say my state is" answer the test controls through a file.
 
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import os
@@ -72,16 +73,33 @@ class StandaloneTaskInstance:
         return {self.run_id: {self.task_id: None if state == "none" else state}}
 
 
+DEFAULT_OPERATOR = "airflow.providers.resumable.testing.operators:FakeJobSubmitOperator"
+
+
 @dataclass
 class AttemptSpec:
-    """What one attempt runs: the operator's arguments and the task instance's facts."""
+    """
+    What one attempt runs: the operator and its arguments, and the task instance's facts.
+
+    ``operator`` is an importable ``"module:callable"`` (a class or a factory) called with
+    ``task_id`` and ``operator_kwargs``; the default, the fake job operator, also gets ``endpoint``
+    and ``job``. A path, not a callable, because the spec crosses into a spawned process.
+    """
 
     workdir: Path
-    endpoint: str
-    job: dict[str, Any]
+    endpoint: str = ""
+    job: dict[str, Any] = field(default_factory=dict)
     operator_kwargs: dict[str, Any] = field(default_factory=dict)
     max_tries: int = 0
     try_number: int = 1
+    operator: str = DEFAULT_OPERATOR
+
+    def build_operator(self) -> Any:
+        module_name, _, attribute = self.operator.partition(":")
+        factory = getattr(importlib.import_module(module_name), attribute)
+        if self.operator == DEFAULT_OPERATOR:
+            return factory(task_id=TASK_ID, endpoint=self.endpoint, job=self.job, **self.operator_kwargs)
+        return factory(task_id=TASK_ID, **self.operator_kwargs)
 
 
 def _outcome_of(error: BaseException | None) -> str:
@@ -100,12 +118,8 @@ def run_attempt(spec: AttemptSpec) -> dict[str, Any]:
     """Run one attempt in this process and return (and record) how it ended."""
     from airflow.sdk.execution_time.task_runner import _run_execute_callable
 
-    from airflow.providers.resumable.testing.operators import FakeJobSubmitOperator
-
     ti = StandaloneTaskInstance(spec.workdir, max_tries=spec.max_tries, try_number=spec.try_number)
-    operator = FakeJobSubmitOperator(
-        task_id=TASK_ID, endpoint=spec.endpoint, job=spec.job, **spec.operator_kwargs
-    )
+    operator = spec.build_operator()
     context: dict[str, Any] = {
         "ti": ti,
         "task_state_store": JsonFileTaskStateStore(spec.workdir / "state_store.json"),

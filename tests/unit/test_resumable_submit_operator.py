@@ -375,3 +375,9 @@ def test_an_unknown_prior_failure_policy_is_refused_when_the_dag_is_parsed():
         FakeJobSubmitOperator(
             task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"}, on_prior_failure="retry"
         )
+
+
+def test_an_airflow_exception_is_not_mistaken_for_a_server_error():
+    """AirflowException carries a class-level status_code of 500 (for the REST API), not an HTTP answer."""
+    operator = FakeJobSubmitOperator(task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"})
+    assert operator.is_transient(AirflowException("the payload is wrong")) is False

@@ -29,6 +29,13 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Resumable jobs",
                 "python-modules": ["airflow.providers.resumable.operators.base"],
-            }
+            },
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.operators.databricks"],
+            },
+        ],
+        "extra-links": [
+            "airflow.providers.resumable.operators.databricks.ResumableDatabricksJobRunLink",
         ],
     }

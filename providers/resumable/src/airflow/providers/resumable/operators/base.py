@@ -61,8 +61,10 @@ class ResumableSubmitOperator(BaseOperator):
 
     **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
     cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
-    (clouds that cannot deduplicate), :meth:`result`, :meth:`on_job_known` (XComs, links), and
-    :meth:`is_transient` / :meth:`retry_after` for their client's errors. The flow stays here.
+    (clouds that cannot deduplicate), :meth:`result`, :meth:`on_job_known` (XComs, links),
+    :meth:`recover` (restart a failed job in place, e.g. a Databricks repair), and
+    :meth:`is_transient` / :meth:`retry_after` for their client's errors; they may turn polling off
+    with :attr:`wait_for_completion`. The flow stays here.
 
     **What it does not do.** It does not free the worker slot while polling (deferrable operators
     do; ``deferrable=True`` is not supported yet) and does not stream remote logs.
@@ -94,6 +96,11 @@ class ResumableSubmitOperator(BaseOperator):
 
     cloud_call_backoff: BackoffPolicy = BackoffPolicy()
     """Transient-error retries for every cloud call made while the task runs normally."""
+
+    wait_for_completion: bool = True
+    """``False``: end the task as soon as the job is known (submitted or reconnected), without
+    polling it. Subclasses set it from their upstream's "do not wait" argument (Databricks'
+    ``wait_for_termination``); the job is still submitted exactly once."""
 
     def __init__(
         self,
@@ -182,6 +189,17 @@ class ResumableSubmitOperator(BaseOperator):
     def on_job_known(self, external_id: str, context: Context) -> None:
         """Called once per attempt when the job's id is known (submitted or reconnected): push XComs here."""
 
+    def recover(self, external_id: str, state: JobState) -> bool:
+        """
+        Try to bring a job that ended unsuccessfully back to life *in place* (same external id).
+
+        Called once the job polled by this attempt ends without succeeding. Return ``True`` if the
+        job was restarted (e.g. a Databricks repair run) and should be polled again, ``False`` to
+        let the task fail. A job found already failed when an attempt starts is handled by
+        ``on_prior_failure`` instead. The default recovers nothing.
+        """
+        return False
+
     def is_transient(self, error: BaseException) -> bool:
         """
         Whether ``error`` is worth retrying (429, 5xx, connection errors, timeouts).
@@ -269,7 +287,7 @@ class ResumableSubmitOperator(BaseOperator):
         if decision.action is Action.COMPLETE:
             assert remote is not None
             return self.result(job_id, remote)
-        return self._conclude(job_id, self._poll_until_done(job_id, context))
+        return self._follow(job_id, context)
 
     def _describe_recorded_job(self, ledger: SubmissionLedger | None) -> JobState | None:
         """The status of the job the ledger records, if it records one."""
@@ -318,7 +336,21 @@ class ResumableSubmitOperator(BaseOperator):
         self._job_id = job_id
         self.log.info("Submitted %s %s (durable=False: no crash recovery)", self.job_noun, job_id)
         self.on_job_known(job_id, context)
+        return self._follow(job_id, context)
+
+    def _follow(self, job_id: str, context: Context) -> Any:
+        """Poll the job to its end (recovering it in place if the subclass can) and conclude."""
+        if not self.wait_for_completion:
+            self.log.info(
+                "Not waiting for %s %s to finish (wait_for_completion is off)", self.job_noun, job_id
+            )
+            return None
         final = self._poll_until_done(job_id, context)
+        while final.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, final):
+            self.log.warning(
+                "%s %s ended %s; recovered in place, polling it again", self.job_noun, job_id, final
+            )
+            final = self._poll_until_done(job_id, context)
         return self._conclude(job_id, final)
 
     def _submit_once(self, submission: Any, ledger: SubmissionLedger, *, may_exist: bool) -> str:
@@ -461,8 +493,10 @@ class _StopDuringRetries(Exception):
 
 
 def _http_status(error: BaseException) -> int | None:
+    # Only a status set on the instance counts: AirflowException has a *class* attribute
+    # status_code = 500 (for the REST API), which would make every AirflowException look like a 5xx.
     for candidate in (
-        getattr(error, "status_code", None),
+        vars(error).get("status_code"),
         getattr(getattr(error, "response", None), "status_code", None),
     ):
         if isinstance(candidate, int):

@@ -1,0 +1,843 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+Resumable drop-in replacements for the Databricks provider's ``DatabricksSubmitRunOperator`` and
+``DatabricksRunNowOperator``.
+
+Same constructor arguments, template fields, XComs (``run_id``, ``run_page_url``) and extra link as
+the pinned upstream operators; the run is started exactly once (the ledger's key is the request's
+``idempotency_token``), is never cancelled because a worker shut down, and a later attempt reconnects
+to it. Every Databricks call goes through the real ``DatabricksHook`` and ``databricks_conn_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+import tenacity
+from airflow.providers.common.compat.sdk import conf
+from airflow.providers.databricks.exceptions import DatabricksApiError
+from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
+from airflow.providers.databricks.hooks.databricks_base import BaseDatabricksHook
+from airflow.providers.databricks.operators import databricks as upstream
+from airflow.providers.databricks.utils.databricks import extract_failed_task_errors, normalise_json_content
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow.providers.resumable.operators.base import ResumableSubmitOperator
+from airflow.providers.resumable.retrying import stop_when, wait_retry_after
+from airflow.providers.resumable.status import JobState, RemoteStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.context import Context
+
+T = TypeVar("T")
+
+XCOM_RUN_ID_KEY = upstream.XCOM_RUN_ID_KEY
+XCOM_RUN_PAGE_URL_KEY = upstream.XCOM_RUN_PAGE_URL_KEY
+MAX_TOKEN_LENGTH = 64
+"""Databricks refuses an ``idempotency_token`` longer than this."""
+
+# Upstream's defaults, read from the same configuration options.
+_OL_PARENT_DEFAULT = conf.getboolean("openlineage", "spark_inject_parent_job_info", fallback=False)
+_OL_TRANSPORT_DEFAULT = conf.getboolean("openlineage", "spark_inject_transport_info", fallback=False)
+
+_PENDING = frozenset({"PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY"})
+_RUNNING = frozenset({"RUNNING", "TERMINATING"})
+_TERMINAL = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
+_TASK_KEYS = (
+    "spark_jar_task",
+    "notebook_task",
+    "spark_python_task",
+    "spark_submit_task",
+    "pipeline_task",
+    "dbt_task",
+    "python_wheel_task",
+    "sql_task",
+    "run_job_task",
+    "condition_task",
+    "for_each_task",
+    "clean_rooms_notebook_task",
+    "dashboard_task",
+    "power_bi_task",
+    "gen_ai_compute_task",
+)
+
+
+class ResumableDatabricksJobRunLink(upstream.DatabricksJobRunLink):
+    """The upstream "See Databricks Job Run" link (the ``run_page_url`` XCom), registered by this provider."""
+
+
+def run_state_to_job_state(
+    run: Mapping[str, Any], *, failed_tasks: Sequence[Mapping[str, Any]] = ()
+) -> JobState:
+    """
+    Translate a ``runs/get`` answer into the normalised status.
+
+    ``life_cycle_state`` says whether the run is going; ``result_state`` says how it ended. A
+    terminal run without a run-level ``result_state`` (seen on multi-task runs while the last task
+    winds down) takes it from its tasks: any failed task fails the run. The message carries the
+    run's ``state_message``, the errors of failed tasks and the run's page URL.
+
+    :param run: the ``runs/get`` JSON.
+    :param failed_tasks: ``extract_failed_task_errors`` output for a failed run.
+    """
+    state = run.get("state") or {}
+    life = str(state.get("life_cycle_state") or "")
+    result = str(state.get("result_state") or "")
+    if life in _TERMINAL and not result:
+        task_results = {str((t.get("state") or {}).get("result_state") or "") for t in run.get("tasks") or ()}
+        task_results.discard("")
+        if task_results:
+            result = "SUCCESS" if task_results == {"SUCCESS"} else "FAILED"
+    raw = f"{life}/{result}" if result else life
+    if life in _PENDING:
+        status = RemoteStatus.PENDING
+    elif life in _RUNNING:
+        status = RemoteStatus.RUNNING
+    elif life in _TERMINAL or result:
+        if life == "TERMINATED" and result == "SUCCESS":
+            status = RemoteStatus.SUCCEEDED
+        elif result == "CANCELED":
+            status = RemoteStatus.CANCELLED
+        else:
+            # FAILED, TIMEDOUT, SKIPPED, INTERNAL_ERROR, ...: upstream fails the task on all of them.
+            status = RemoteStatus.FAILED
+    else:
+        # A life cycle state newer than this code, with no result yet: keep polling, say so.
+        status = RemoteStatus.RUNNING
+        raw = f"{life} (unknown life_cycle_state, treated as running)"
+    parts = [str(state.get("state_message") or "")] if status.is_terminal else []
+    if failed_tasks:
+        parts.append(
+            "failed tasks: "
+            + "; ".join(f"{t['task_key']} (run {t['run_id']}): {t['error']}" for t in failed_tasks)
+        )
+    if run.get("run_page_url"):
+        parts.append(f"run page: {run['run_page_url']}")
+    return JobState(status, raw, " | ".join(p for p in parts if p))
+
+
+class _DatabricksRunOperator(ResumableSubmitOperator):
+    """What both Databricks operators share: the hook, its retries, errors, describe, cancel, XComs."""
+
+    job_noun = "run"
+    template_ext: Sequence[str] = (".json-tpl",)
+    ui_color = "#1CB1C2"
+    ui_fgcolor = "#fff"
+    operator_extra_links = (ResumableDatabricksJobRunLink(),)
+    _hook_caller: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        databricks_conn_id: str,
+        polling_period_seconds: int,
+        databricks_retry_limit: int,
+        databricks_retry_delay: int,
+        databricks_retry_args: dict[Any, Any] | None,
+        do_xcom_push: bool,
+        wait_for_termination: bool,
+        idempotency_token: str | None,
+        durable: bool | None,
+        deferrable: bool,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poll_interval", polling_period_seconds)
+        super().__init__(
+            durable=True if durable is None else durable,
+            deferrable=deferrable,
+            do_xcom_push=do_xcom_push,
+            **kwargs,
+        )
+        if databricks_retry_limit < 1:
+            raise AirflowException(f"databricks_retry_limit must be at least 1, got {databricks_retry_limit}")
+        self.databricks_conn_id = databricks_conn_id
+        self.polling_period_seconds = polling_period_seconds
+        self.databricks_retry_limit = databricks_retry_limit
+        self.databricks_retry_delay = databricks_retry_delay
+        self.databricks_retry_args = databricks_retry_args
+        self.wait_for_termination = wait_for_termination
+        self.wait_for_completion = wait_for_termination
+        self.idempotency_token = idempotency_token
+        self.run_id: int | None = None
+        """The Databricks run this attempt follows, as upstream keeps it."""
+        self._last_run: dict[str, Any] | None = None
+
+    # -- the hook ---------------------------------------------------------------------------
+
+    @cached_property
+    def _hook(self) -> DatabricksHook:
+        return DatabricksHook(
+            self.databricks_conn_id,
+            retry_limit=self.databricks_retry_limit,
+            retry_delay=self.databricks_retry_delay,
+            retry_args=self._hook_retry_args(),
+            caller=self._hook_caller,
+        )
+
+    def _hook_retry_args(self) -> dict[Any, Any]:
+        """
+        The hook's own HTTP retry: upstream's unless the user gave ``databricks_retry_args``.
+
+        The hook retries connection errors, timeouts, 429 and 5xx itself, re-sending the same body
+        (safe: the idempotency token is in the body). Its default wait ignores ``Retry-After``; this
+        one honours it, falls back to the hook's own exponential wait, and gives up at once when the
+        task is asked to stop, so a SIGTERM during a 429 storm checkpoints instead of sleeping on.
+        """
+        if self.databricks_retry_args:
+            return dict(self.databricks_retry_args)
+        limit = self.databricks_retry_limit
+        return {
+            "stop": tenacity.stop_after_attempt(limit) | stop_when(lambda: self._stop.requested),
+            "wait": wait_retry_after(
+                self.retry_after,
+                fallback=tenacity.wait_exponential(min=self.databricks_retry_delay, max=2**limit),
+                cap=self.cloud_call_backoff.max_wait,
+            ),
+            "sleep": lambda seconds: self._stop.wait(seconds) and None,
+        }
+
+    @contextlib.contextmanager
+    def _explained_errors(self) -> Iterator[None]:
+        """Turn the hook's bare 401/403 into an error naming the connection and what to check."""
+        try:
+            yield
+        except DatabricksApiError as err:
+            if err.http_status_code in (401, 403):
+                raise AirflowException(
+                    f"Databricks refused the credentials of connection {self.databricks_conn_id!r} "
+                    f"(HTTP {err.http_status_code}). Check the connection's token (password field, no "
+                    f"login) or login/password, and its host. Databricks said: {err}"
+                ) from err
+            raise
+
+    def _api(self, fn: Callable[[DatabricksHook], T]) -> T:
+        with self._explained_errors():
+            return fn(self._hook)
+
+    # -- errors: what the hook raises, looked through ---------------------------------------
+
+    @staticmethod
+    def _causes(error: BaseException) -> Iterator[BaseException]:
+        """``error`` and what it wraps: the hook raises from a tenacity ``RetryError`` or an HTTPError."""
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            if isinstance(current, tenacity.RetryError):
+                current = current.last_attempt.exception()
+            else:
+                current = current.__cause__ or current.__context__
+
+    def is_transient(self, error: BaseException) -> bool:
+        for cause in self._causes(error):
+            if isinstance(cause, DatabricksApiError) and cause.http_status_code is not None:
+                if cause.http_status_code == 429 or cause.http_status_code >= 500:
+                    return True
+            elif BaseDatabricksHook._retryable_error(cause) or super().is_transient(cause):
+                return True
+        return False
+
+    def retry_after(self, error: BaseException) -> float | None:
+        for cause in self._causes(error):
+            hinted = super().retry_after(cause)
+            if hinted is not None:
+                return hinted
+        return None
+
+    # -- the contract -------------------------------------------------------------------------
+
+    @staticmethod
+    def _with_token(submission: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
+        # A user-supplied token (named argument or inside ``json``) wins: the documented trade-off.
+        # Otherwise the ledger's key is the token, so every re-send of this submission deduplicates.
+        return {**submission, "idempotency_token": submission.get("idempotency_token") or idempotency_key}
+
+    def describe(self, external_id: str) -> JobState:
+        try:
+            run = self._api(lambda hook: hook.get_run(int(external_id)))
+        except DatabricksApiError as err:
+            if _is_missing_run(err):
+                return JobState(
+                    RemoteStatus.NOT_FOUND,
+                    "NOT_FOUND",
+                    f"Databricks has no run {external_id} (expired out of its history or deleted): {err}",
+                )
+            raise
+        self._last_run = run
+        failed: list[dict[str, Any]] = []
+        state = run.get("state") or {}
+        if (
+            state.get("result_state") == "FAILED"
+            and state.get("life_cycle_state") in RunState.RUN_LIFE_CYCLE_STATES
+        ):
+            failed = self._api(lambda hook: extract_failed_task_errors(hook, run, RunState(**state)))
+        return run_state_to_job_state(run, failed_tasks=failed)
+
+    def cancel(self, external_id: str) -> None:
+        try:
+            self._api(lambda hook: hook.cancel_run(int(external_id)))
+        except DatabricksApiError as err:
+            if not _is_missing_run(err):
+                raise
+            self.log.info("Run %s no longer exists; nothing to cancel", external_id)
+
+    def on_job_known(self, external_id: str, context: Context) -> None:
+        run_id = self.run_id = int(external_id)
+        # A reconnect has just described the run: its page URL is at hand. A fresh submit asks once.
+        known = self._last_run or {}
+        url = known.get("run_page_url") if known.get("run_id") == run_id else None
+        if not url:
+            url = self._call(
+                lambda: self._api(lambda hook: hook.get_run_page_url(run_id)),
+                what=f"get the page URL of run {run_id}",
+            )
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key=XCOM_RUN_ID_KEY, value=run_id)
+            context["ti"].xcom_push(key=XCOM_RUN_PAGE_URL_KEY, value=url)
+        self.log.info("View run status, Spark UI, and logs at %s", url)
+
+    def result(self, external_id: str, state: JobState) -> None:
+        # Upstream returns nothing: the run's id and page travel as the run_id/run_page_url XComs.
+        return None
+
+    # -- payload helpers ----------------------------------------------------------------------
+
+    def _normalised(self, json: dict[str, Any]) -> dict[str, Any]:
+        """Upstream's own type check and stringification; a bad value fails the task, not a retry."""
+        try:
+            return cast("dict[str, Any]", normalise_json_content(json))
+        except AirflowException as err:
+            raise AirflowFailException(
+                f"Invalid Databricks payload for task {self.task_id!r}: {err}"
+            ) from err
+
+    def _check_token(self, json: Mapping[str, Any]) -> None:
+        token = json.get("idempotency_token")
+        if token is not None and len(str(token)) > MAX_TOKEN_LENGTH:
+            raise AirflowFailException(
+                f"idempotency_token must be at most {MAX_TOKEN_LENGTH} characters, got {len(str(token))}"
+            )
+
+
+class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
+    """
+    Submit a one-time Databricks run (``jobs/runs/submit``) exactly once, and survive the worker dying.
+
+    A drop-in replacement for the Databricks provider's ``DatabricksSubmitRunOperator``: every
+    argument is accepted with the same meaning, the same fields are templated, the same XComs
+    (``run_id``, ``run_page_url``) are pushed and the same "See Databricks Job Run" link is shown.
+    What changes is what happens when things go wrong:
+
+    - The run is submitted with ``idempotency_token`` set to this task instance's ledger key,
+      written to the task state store *before* the request. A worker that dies after Databricks
+      created the run but before the run id was saved is followed by an attempt that re-sends the
+      same token and gets the same run back; a lost response re-sent by the hook's HTTP retry is
+      deduplicated the same way. One task instance, one run.
+    - A worker shutdown (SIGTERM while the server still says the task is running) leaves the run
+      running and checkpoints; the next attempt reconnects to it without consuming a retry. Only a
+      person's decision (task marked failed/success or cleared) or ``execution_timeout`` cancels it.
+
+    **Idempotency trade-off.** If you pass ``idempotency_token`` yourself it wins over the ledger's
+    key, exactly as upstream sends it. Databricks then returns the run created under that token for
+    as long as it remembers it, *including after that run failed*: a retry after a real failure gets
+    the failed run back instead of a new one. Template the token per try (e.g.
+    ``"nightly-{{ ds_nodash }}-{{ ti.try_number }}"``) if retries should start fresh runs.
+
+    :param json: the ``jobs/runs/submit`` request body; named arguments below override its top-level
+        keys. May render to a mapping, a JSON string or a Python dict literal. (templated)
+    :param tasks: the run's tasks (``RunSubmitTaskSettings``, at most 100). (templated)
+    :param spark_jar_task: a single-task run's JAR task. (templated)
+    :param notebook_task: a single-task run's notebook task. (templated)
+    :param spark_python_task: a single-task run's Python file task. (templated)
+    :param spark_submit_task: a single-task run's spark-submit task. (templated)
+    :param pipeline_task: a single-task run's Delta Live Tables pipeline task; ``pipeline_name`` is
+        resolved to ``pipeline_id`` when the run is submitted. (templated)
+    :param dbt_task: a single-task run's dbt task; needs ``git_source``. (templated)
+    :param new_cluster: a cluster created for this run; exclusive with ``existing_cluster_id``.
+        (templated)
+    :param existing_cluster_id: an existing cluster to run on; exclusive with ``new_cluster``.
+        (templated)
+    :param libraries: libraries to install on the cluster. (templated)
+    :param environments: serverless task environments the tasks reference by ``environment_key``.
+        (templated)
+    :param run_name: the run's name; defaults to the ``task_id``. (templated)
+    :param timeout_seconds: the run's timeout on Databricks; ``0``/unset means none. (templated)
+    :param databricks_conn_id: the Databricks connection, resolved by the real ``DatabricksHook``.
+        (templated)
+    :param polling_period_seconds: seconds between status polls (our ``poll_interval``, unless that
+        is passed too).
+    :param databricks_retry_limit: how many times the hook tries one HTTP request (at least 1).
+    :param databricks_retry_delay: the hook's minimum wait between those tries, doubling each time;
+        a ``Retry-After`` from Databricks is honoured instead when present.
+    :param databricks_retry_args: ``tenacity.Retrying`` arguments for the hook's retry, used verbatim
+        (then ``Retry-After`` and stop requests are whatever those arguments make of them).
+    :param do_xcom_push: push ``run_id`` and ``run_page_url`` to XCom.
+    :param idempotency_token: a token to send instead of the ledger's key (see the trade-off above);
+        at most 64 characters. (templated)
+    :param access_control_list: the run's access control list. (templated)
+    :param wait_for_termination: wait for the run to end (default). ``False`` ends the task once the
+        run is submitted and its XComs are pushed; it is still submitted exactly once.
+    :param git_source: a remote git repository the tasks are taken from. (templated)
+    :param performance_target: ``PERFORMANCE_OPTIMIZED`` or ``STANDARD`` for serverless compute.
+        (templated)
+    :param deferrable: not supported: ``True`` raises when the DAG is parsed. Unlike upstream the
+        default is ``False`` whatever ``[operators] default_deferrable`` says, so a deployment-wide
+        deferrable default does not break DAGs using this operator.
+    :param openlineage_inject_parent_job_info: inject OpenLineage parent job information into the
+        tasks' parameters and ``spark_conf``, as upstream does. Defaults to
+        ``[openlineage] spark_inject_parent_job_info``.
+    :param openlineage_inject_transport_info: inject OpenLineage transport configuration into the
+        ``new_cluster`` ``spark_conf``, as upstream does. Defaults to
+        ``[openlineage] spark_inject_transport_info``.
+    :param durable: keep the ledger in the task state store so retries reconnect (``None``, the
+        default, means ``True``, as upstream). ``False`` is the stock behaviour: no reconnection, and
+        the run is cancelled whenever the task is killed.
+    :param kwargs: :class:`~airflow.providers.resumable.operators.base.ResumableSubmitOperator`
+        arguments (``on_prior_failure``, ``resume_after``, ``poll_interval``, ``max_poll_interval``)
+        and ``BaseOperator`` arguments.
+    """
+
+    ledger_kind = "databricks.runs_submit"
+    _hook_caller = "ResumableDatabricksSubmitRunOperator"
+    template_fields: Sequence[str] = upstream.DatabricksSubmitRunOperator.template_fields
+
+    def __init__(
+        self,
+        *,
+        json: Any | None = None,
+        tasks: list[object] | None = None,
+        spark_jar_task: dict[str, Any] | None = None,
+        notebook_task: dict[str, Any] | None = None,
+        spark_python_task: dict[str, Any] | None = None,
+        spark_submit_task: dict[str, Any] | None = None,
+        pipeline_task: dict[str, Any] | None = None,
+        dbt_task: dict[str, Any] | None = None,
+        new_cluster: dict[str, object] | None = None,
+        existing_cluster_id: str | None = None,
+        libraries: list[dict[str, Any]] | None = None,
+        environments: list[dict[str, Any]] | None = None,
+        run_name: str | None = None,
+        timeout_seconds: int | None = None,
+        databricks_conn_id: str = "databricks_default",
+        polling_period_seconds: int = 30,
+        databricks_retry_limit: int = 3,
+        databricks_retry_delay: int = 1,
+        databricks_retry_args: dict[Any, Any] | None = None,
+        do_xcom_push: bool = True,
+        idempotency_token: str | None = None,
+        access_control_list: list[dict[str, str]] | None = None,
+        wait_for_termination: bool = True,
+        git_source: dict[str, Any] | None = None,
+        performance_target: str | None = None,
+        deferrable: bool = False,
+        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
+        openlineage_inject_transport_info: bool = _OL_TRANSPORT_DEFAULT,
+        durable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            databricks_conn_id=databricks_conn_id,
+            polling_period_seconds=polling_period_seconds,
+            databricks_retry_limit=databricks_retry_limit,
+            databricks_retry_delay=databricks_retry_delay,
+            databricks_retry_args=databricks_retry_args,
+            do_xcom_push=do_xcom_push,
+            wait_for_termination=wait_for_termination,
+            idempotency_token=idempotency_token,
+            durable=durable,
+            deferrable=deferrable,
+            **kwargs,
+        )
+        self.json = json
+        self.tasks = tasks
+        self.spark_jar_task = spark_jar_task
+        self.notebook_task = notebook_task
+        self.spark_python_task = spark_python_task
+        self.spark_submit_task = spark_submit_task
+        self.pipeline_task = pipeline_task
+        self.dbt_task = dbt_task
+        self.new_cluster = new_cluster
+        self.existing_cluster_id = existing_cluster_id
+        self.libraries = libraries
+        self.environments = environments
+        self.run_name = run_name
+        self.timeout_seconds = timeout_seconds
+        self.access_control_list = access_control_list
+        self.git_source = git_source
+        self.performance_target = performance_target
+        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
+        self.openlineage_inject_transport_info = openlineage_inject_transport_info
+
+    def _named_json_parameters(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "spark_jar_task": self.spark_jar_task,
+            "notebook_task": self.notebook_task,
+            "spark_python_task": self.spark_python_task,
+            "spark_submit_task": self.spark_submit_task,
+            "pipeline_task": self.pipeline_task,
+            "dbt_task": self.dbt_task,
+            "new_cluster": self.new_cluster,
+            "existing_cluster_id": self.existing_cluster_id,
+            "libraries": self.libraries,
+            "environments": self.environments,
+            "run_name": self.run_name,
+            "timeout_seconds": self.timeout_seconds,
+            "idempotency_token": self.idempotency_token,
+            "access_control_list": self.access_control_list,
+            "git_source": self.git_source,
+            "performance_target": self.performance_target,
+        }
+
+    def build_submission(self, context: Context) -> dict[str, Any]:
+        """Merge ``json`` with the named arguments as upstream does, validate, inject params. No HTTP."""
+        try:
+            json = copy.deepcopy(
+                upstream._merge_json_with_named_parameters(self.json, self._named_json_parameters())
+            )
+            json.setdefault("run_name", self.task_id)
+            upstream.DatabricksSubmitRunOperator._validate_merged_json(json)
+        except AirflowException as err:
+            raise AirflowFailException(
+                f"Invalid Databricks payload for task {self.task_id!r}: {err}"
+            ) from err
+        self._validate_tasks_and_clusters(json)
+        self._check_token(json)
+        self._normalised(json)  # type errors surface before anything is injected or sent
+        if forwardable := upstream._get_forwardable_dag_params(self.params):
+            targets = json["tasks"] if isinstance(json.get("tasks"), list) else [json]
+            for task in targets:
+                if isinstance(task, dict):
+                    upstream._inject_airflow_params_into_task(task, forwardable)
+        if self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info:
+            json = self._with_openlineage(json, context)
+        return self._normalised(json)
+
+    def _validate_tasks_and_clusters(self, json: Mapping[str, Any]) -> None:
+        tasks = json.get("tasks")
+        units: list[tuple[str, Mapping[str, Any]]]
+        if tasks:
+            if not isinstance(tasks, list):
+                raise AirflowFailException(
+                    f"'tasks' must be a list of task settings, got {type(tasks).__name__}"
+                )
+            units = [(f"tasks[{i}]", t) for i, t in enumerate(tasks) if isinstance(t, Mapping)]
+            if any(key in json for key in _TASK_KEYS):
+                raise AirflowFailException(
+                    "Give the run's work either as 'tasks' or as one top-level *_task "
+                    f"({', '.join(k for k in _TASK_KEYS if k in json)}), not both"
+                )
+        else:
+            if not any(key in json for key in _TASK_KEYS):
+                raise AirflowFailException(
+                    f"Task {self.task_id!r} gives Databricks nothing to run: set 'tasks' or one of "
+                    "notebook_task, spark_jar_task, spark_python_task, spark_submit_task, pipeline_task, "
+                    "dbt_task (directly or in 'json')"
+                )
+            units = [("the run", json)]
+        for where, unit in units:
+            if "new_cluster" in unit and "existing_cluster_id" in unit:
+                raise AirflowFailException(
+                    f"{where} sets both 'existing_cluster_id' and 'new_cluster': choose one cluster"
+                )
+
+    def _with_openlineage(self, json: dict[str, Any], context: Context) -> dict[str, Any]:
+        # Same two steps and the same "never fail the run over lineage" policy as upstream.
+        if self.openlineage_inject_parent_job_info:
+            try:
+                injected = copy.deepcopy(json)
+                targets = injected["tasks"] if isinstance(injected.get("tasks"), list) else [injected]
+                for task in targets:
+                    if isinstance(task, dict):
+                        upstream._inject_openlineage_context_into_task_parameters(task, context)
+                json = injected
+            except Exception as err:
+                self.log.warning(
+                    "Could not inject OpenLineage context; parameters left as they were", exc_info=err
+                )
+        try:
+            from airflow.providers.databricks.utils.openlineage import (
+                inject_openlineage_properties_into_databricks_job,
+            )
+
+            return inject_openlineage_properties_into_databricks_job(
+                job=json,
+                context=context,
+                inject_parent_job_info=self.openlineage_inject_parent_job_info,
+                inject_transport_info=self.openlineage_inject_transport_info,
+            )
+        except Exception as err:
+            self.log.warning(
+                "Could not inject OpenLineage properties; the job is left as it was", exc_info=err
+            )
+            return json
+
+    def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
+        payload = self._with_token(submission, idempotency_key)
+        pipeline = payload.get("pipeline_task")
+        if (
+            isinstance(pipeline, Mapping)
+            and pipeline.get("pipeline_id") is None
+            and pipeline.get("pipeline_name")
+        ):
+            name = pipeline["pipeline_name"]
+            pipeline_id = self._api(lambda hook: hook.find_pipeline_id_by_name(name))
+            payload["pipeline_task"] = {k: v for k, v in pipeline.items() if k != "pipeline_name"}
+            payload["pipeline_task"]["pipeline_id"] = pipeline_id
+        return str(self._api(lambda hook: hook.submit_run(payload)))
+
+
+class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
+    """
+    Run an existing Databricks job (``jobs/run-now``) exactly once, and survive the worker dying.
+
+    A drop-in replacement for the Databricks provider's ``DatabricksRunNowOperator``: same
+    arguments with the same meaning, same template fields, XComs (``run_id``, ``run_page_url``) and
+    "See Databricks Job Run" link. The job is found by ``job_id``, or by ``job_name`` through
+    ``jobs/list`` as upstream does (exactly one job may carry the name). The run is triggered with
+    ``idempotency_token`` set to the ledger key written before the request, so a crash or a lost
+    response never triggers a second run; a worker shutdown leaves the run running and the next
+    attempt reconnects to it. See
+    :class:`ResumableDatabricksSubmitRunOperator` for the full story.
+
+    **Idempotency trade-off.** A user-supplied ``idempotency_token`` wins over the ledger's key; a
+    retry after a real failure then gets the failed run back unless the token changes per try (e.g.
+    templated with ``ti.try_number``).
+
+    :param job_id: the job to run; exclusive with ``job_name``. (templated)
+    :param job_name: the job's name, looked up with ``jobs/list`` when the run is triggered; exactly
+        one job may carry it. (templated)
+    :param job_parameters: job-level parameters for this run; cannot be combined with the
+        task-specific ``*_params`` below. (templated)
+    :param json: the ``jobs/run-now`` request body; named arguments override its top-level keys.
+        (templated)
+    :param dbt_commands: dbt commands for a dbt task. (templated)
+    :param notebook_params: parameters for notebook tasks. (templated)
+    :param python_params: parameters for Python file tasks. (templated)
+    :param jar_params: parameters for JAR tasks. (templated)
+    :param spark_submit_params: parameters for spark-submit tasks. (templated)
+    :param python_named_params: named parameters for Python wheel tasks. (templated)
+    :param idempotency_token: a token to send instead of the ledger's key (see the trade-off above);
+        at most 64 characters. (templated)
+    :param performance_target: ``PERFORMANCE_OPTIMIZED`` or ``STANDARD`` for serverless compute.
+        (templated)
+    :param databricks_conn_id: the Databricks connection, resolved by the real ``DatabricksHook``.
+        (templated)
+    :param polling_period_seconds: seconds between status polls.
+    :param databricks_retry_limit: how many times the hook tries one HTTP request (at least 1).
+    :param databricks_retry_delay: the hook's minimum wait between those tries; ``Retry-After`` wins.
+    :param databricks_retry_args: ``tenacity.Retrying`` arguments for the hook's retry, used verbatim.
+    :param do_xcom_push: push ``run_id`` and ``run_page_url`` to XCom.
+    :param wait_for_termination: wait for the run to end (default); ``False`` ends the task once the
+        run is triggered.
+    :param deferrable: not supported: ``True`` raises when the DAG is parsed; the default is
+        ``False`` whatever ``[operators] default_deferrable`` says.
+    :param openlineage_inject_parent_job_info: inject the OpenLineage parent-run context into
+        ``job_parameters``, as upstream does. Defaults to ``[openlineage] spark_inject_parent_job_info``.
+    :param repair_run: once per attempt, when the run this attempt follows ends unsuccessfully,
+        repair it (re-run its failed tasks, same run id) and keep polling, as upstream does.
+    :param databricks_repair_reason_new_settings: ``{reason: new_settings}``: repair only when the
+        run's state message contains a reason, first applying its settings with ``jobs/update``.
+    :param cancel_previous_runs: cancel the job's active runs before triggering this one. Done only
+        on the first send of an idempotency key, never when re-sending it, so it cannot cancel the
+        run this task instance itself triggered.
+    :param forward_dag_params: forward the DAG's params as ``job_parameters`` when none are set.
+    :param durable: keep the ledger so retries reconnect (``None`` means ``True``, as upstream).
+    :param kwargs: :class:`~airflow.providers.resumable.operators.base.ResumableSubmitOperator` and
+        ``BaseOperator`` arguments.
+    """
+
+    ledger_kind = "databricks.run_now"
+    _hook_caller = "ResumableDatabricksRunNowOperator"
+    template_fields: Sequence[str] = upstream.DatabricksRunNowOperator.template_fields
+
+    def __init__(
+        self,
+        *,
+        job_id: str | None = None,
+        job_name: str | None = None,
+        job_parameters: dict[str, str] | None = None,
+        json: Any | None = None,
+        dbt_commands: list[str] | None = None,
+        notebook_params: dict[str, str] | None = None,
+        python_params: list[str] | None = None,
+        jar_params: list[str] | None = None,
+        spark_submit_params: list[str] | None = None,
+        python_named_params: dict[str, str] | None = None,
+        idempotency_token: str | None = None,
+        performance_target: str | None = None,
+        databricks_conn_id: str = "databricks_default",
+        polling_period_seconds: int = 30,
+        databricks_retry_limit: int = 3,
+        databricks_retry_delay: int = 1,
+        databricks_retry_args: dict[Any, Any] | None = None,
+        do_xcom_push: bool = True,
+        wait_for_termination: bool = True,
+        deferrable: bool = False,
+        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
+        repair_run: bool = False,
+        databricks_repair_reason_new_settings: dict[str, Any] | None = None,
+        cancel_previous_runs: bool = False,
+        forward_dag_params: bool = True,
+        durable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            databricks_conn_id=databricks_conn_id,
+            polling_period_seconds=polling_period_seconds,
+            databricks_retry_limit=databricks_retry_limit,
+            databricks_retry_delay=databricks_retry_delay,
+            databricks_retry_args=databricks_retry_args,
+            do_xcom_push=do_xcom_push,
+            wait_for_termination=wait_for_termination,
+            idempotency_token=idempotency_token,
+            durable=durable,
+            deferrable=deferrable,
+            **kwargs,
+        )
+        self.json = json
+        self.job_id = job_id
+        self.job_name = job_name
+        self.job_parameters = job_parameters
+        self.dbt_commands = dbt_commands
+        self.notebook_params = notebook_params
+        self.python_params = python_params
+        self.python_named_params = python_named_params
+        self.jar_params = jar_params
+        self.spark_submit_params = spark_submit_params
+        self.performance_target = performance_target
+        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
+        self.repair_run = repair_run
+        self.databricks_repair_reason_new_settings = databricks_repair_reason_new_settings or {}
+        self.cancel_previous_runs = cancel_previous_runs
+        self.forward_dag_params = forward_dag_params
+        self._merged_json: dict[str, Any] = {}
+        self._resent_keys: set[str] = set()
+
+    def _named_json_parameters(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "job_parameters": self.job_parameters,
+            "dbt_commands": self.dbt_commands,
+            "notebook_params": self.notebook_params,
+            "python_params": self.python_params,
+            "python_named_params": self.python_named_params,
+            "jar_params": self.jar_params,
+            "spark_submit_params": self.spark_submit_params,
+            "idempotency_token": self.idempotency_token,
+            "performance_target": self.performance_target,
+        }
+
+    def build_submission(self, context: Context) -> dict[str, Any]:
+        """Merge, validate and inject params as upstream does; ``job_name`` is resolved at submit. No HTTP."""
+        try:
+            json = upstream._merge_json_with_named_parameters(self.json, self._named_json_parameters())
+            upstream.DatabricksRunNowOperator._validate_merged_json(json)
+        except AirflowException as err:
+            raise AirflowFailException(
+                f"Invalid Databricks payload for task {self.task_id!r}: {err}"
+            ) from err
+        if json.get("job_id") in (None, "") and not json.get("job_name"):
+            raise AirflowFailException(
+                f"Task {self.task_id!r} needs job_id or job_name to know which job to run"
+            )
+        self._check_token(json)
+        json = self._normalised(json)
+        slots = upstream._RUN_NOW_PARAM_SLOTS_CONFLICTING_WITH_JOB_PARAMETERS
+        if (
+            self.forward_dag_params
+            and not json.get("job_parameters")
+            and not any(k in json for k in slots)
+            and (forwardable := upstream._get_forwardable_dag_params(self.params))
+        ):
+            json["job_parameters"] = forwardable
+        if self.openlineage_inject_parent_job_info:
+            if any(k in json for k in slots):
+                self.log.info(
+                    "Not injecting OpenLineage parent info: a legacy *_params slot excludes job_parameters"
+                )
+            else:
+                json = self._with_openlineage(json, context)
+        self._merged_json = json
+        return json
+
+    def _with_openlineage(self, json: dict[str, Any], context: Context) -> dict[str, Any]:
+        try:
+            from airflow.providers.databricks.utils.openlineage import (
+                inject_openlineage_context_into_databricks_job_parameters,
+            )
+
+            return {
+                **json,
+                "job_parameters": inject_openlineage_context_into_databricks_job_parameters(
+                    job_parameters=json.get("job_parameters", {}), context=context
+                ),
+            }
+        except Exception as err:
+            self.log.warning(
+                "Could not inject OpenLineage context; job parameters left as they were", exc_info=err
+            )
+            return json
+
+    def find_existing(self, idempotency_key: str) -> str | None:
+        # Databricks deduplicates run-now by token, so nothing needs finding. The base consults this
+        # before every send that may repeat an earlier one: remember it, so a repeat never runs
+        # cancel_previous_runs (which would cancel the run the first send may have created).
+        self._resent_keys.add(idempotency_key)
+        return None
+
+    def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
+        payload = self._with_token(submission, idempotency_key)
+        if payload.get("job_name"):
+            name = payload.pop("job_name")
+            found = self._api(lambda hook: hook.find_job_id_by_name(name))
+            if found is None:
+                raise AirflowFailException(
+                    f"No Databricks job is named {name!r} (connection {self.databricks_conn_id!r})"
+                )
+            payload["job_id"] = found
+        self._merged_json = payload
+        if self.cancel_previous_runs and idempotency_key not in self._resent_keys:
+            job_id = payload["job_id"]
+            self.log.info("cancel_previous_runs: cancelling the active runs of job %s", job_id)
+            self._api(lambda hook: hook.cancel_all_runs(job_id))
+        return str(self._api(lambda hook: hook.run_now(payload)))
+
+    def recover(self, external_id: str, state: JobState) -> bool:
+        """Repair the run once (``repair_run``), as upstream does after a run ends unsuccessfully."""
+        run = self._last_run or {}
+        if not self.repair_run or state.status is RemoteStatus.NOT_FOUND or "state" not in run:
+            return False
+        run_state = RunState(**run["state"])
+        if self.databricks_repair_reason_new_settings and not upstream.is_repair_reason_match_exist(
+            self, run_state
+        ):
+            return False
+        self.repair_run = False  # once per attempt, like upstream
+        run_id = int(external_id)
+        job_id = int(run.get("job_id") or self._merged_json["job_id"])
+        with self._explained_errors():
+            upstream.update_job_for_repair(self, self._hook, job_id, run_state)
+            latest = self._hook.get_latest_repair_id(run_id)
+            repair: dict[str, Any] = {"run_id": run_id, "rerun_all_failed_tasks": True}
+            if latest is not None:
+                repair["latest_repair_id"] = latest
+            if "job_parameters" in self._merged_json:
+                repair["job_parameters"] = self._merged_json["job_parameters"]
+            self._hook.repair_run(repair)
+        self.log.warning("Run %s ended %s; repaired it (repair_run=True)", run_id, state)
+        return True
+
+
+def _is_missing_run(error: DatabricksApiError) -> bool:
+    """Whether Databricks says the run does not exist (404, or 400 'Run N does not exist.')."""
+    if error.http_status_code == 404:
+        return True
+    text = str(error)
+    return error.http_status_code == 400 and ("does not exist" in text or "RESOURCE_DOES_NOT_EXIST" in text)

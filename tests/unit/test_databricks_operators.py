@@ -1,0 +1,496 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+The Databricks operators through the real ``DatabricksHook`` and the wire-level fake Jobs API.
+
+Nothing in the hook is patched: each test defines a real Airflow connection in an
+``AIRFLOW_CONN_DATABRICKS_FAKE`` environment variable (``schema=http`` plus the fake's port), which
+the environment-variables secrets backend resolves in this process and in the spawned attempt
+processes alike. Crash and signal tests run the attempt in a child process (``attempts.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from airflow.sdk.exceptions import AirflowException
+from attempts import AttemptProcess, AttemptSpec, JsonFileTaskStateStore, run_attempt, wait_for
+
+from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.operators.databricks import (
+    ResumableDatabricksRunNowOperator,
+    ResumableDatabricksSubmitRunOperator,
+    run_state_to_job_state,
+)
+from airflow.providers.resumable.status import RemoteStatus
+from airflow.providers.resumable.testing.databricks import (
+    FakeDatabricksServer,
+    FakeDatabricksService,
+    Fault,
+    RunScript,
+)
+
+CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
+CONN_ID = "databricks_fake"
+SUBMIT_RUN = "airflow.providers.resumable.operators.databricks:ResumableDatabricksSubmitRunOperator"
+RUN_NOW = "airflow.providers.resumable.operators.databricks:ResumableDatabricksRunNowOperator"
+NOTEBOOK = {"notebook_path": "/Shared/nightly"}
+CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 2}
+
+
+@pytest.fixture
+def dbx() -> FakeDatabricksService:
+    """The workspace: runs last 1 s and succeed unless a test scripts them otherwise."""
+    return FakeDatabricksService(default_script=RunScript(run_seconds=1.0))
+
+
+@pytest.fixture
+def dbx_server(dbx: FakeDatabricksService, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDatabricksServer]:
+    with FakeDatabricksServer(dbx) as running:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", running.connection_uri())
+        yield running
+
+
+@pytest.fixture
+def submit_spec(workdir: Path, dbx_server: FakeDatabricksServer) -> AttemptSpec:
+    """A fast-polling ResumableDatabricksSubmitRunOperator attempt of a one-notebook run."""
+    return AttemptSpec(
+        workdir=workdir,
+        operator=SUBMIT_RUN,
+        operator_kwargs={
+            "databricks_conn_id": CONN_ID,
+            "run_name": "nightly-etl",
+            "notebook_task": NOTEBOOK,
+            "new_cluster": CLUSTER,
+            "polling_period_seconds": 0.05,
+            "databricks_retry_delay": 0.05,
+            "resume_after": timedelta(seconds=1),
+        },
+    )
+
+
+def _ledger(spec: AttemptSpec) -> dict:
+    return JsonFileTaskStateStore(spec.workdir / "state_store.json").get(LEDGER_KEY)
+
+
+def _with(spec: AttemptSpec, **kwargs: object) -> AttemptSpec:
+    return replace(spec, operator_kwargs={**spec.operator_kwargs, **kwargs})
+
+
+def _cancel_calls(dbx: FakeDatabricksService) -> int:
+    return sum(1 for operation, _ in dbx.requests if operation in ("runs/cancel", "runs/cancel-all"))
+
+
+# -- the happy path and failures ----------------------------------------------------------------
+
+
+def test_submit_poll_success_pushes_run_id_and_run_page_url(submit_spec, dbx, dbx_server):
+    outcome = run_attempt(submit_spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    [run] = dbx.runs()
+    assert outcome["xcoms"] == {"run_id": run["run_id"], "run_page_url": run["run_page_url"]}
+    assert run["run_page_url"].startswith(dbx_server.url)
+    assert outcome["result"] is None, "upstream returns nothing; the run travels by XCom"
+    ledger = _ledger(submit_spec)
+    assert (ledger["phase"], ledger["external_id"]) == ("submitted", str(run["run_id"]))
+    sent = dbx.payload_of(run["run_id"])
+    assert sent["idempotency_token"] == f"{ledger['nonce']}-0", "the ledger key is the token"
+    assert sent["notebook_task"] == NOTEBOOK
+    assert sent["run_name"] == "nightly-etl"
+    assert dbx.counters["runs_created"] == 1
+
+
+def test_a_failed_multi_task_run_fails_the_task_with_its_message_task_error_and_page(submit_spec, dbx):
+    dbx.script(
+        "nightly-etl",
+        RunScript(
+            run_seconds=0.3,
+            result_state="FAILED",
+            state_message="Task load failed with message: workload failed",
+            failed_tasks=("load",),
+            error="AnalysisException: table sales.raw not found",
+        ),
+    )
+    spec = replace(submit_spec, operator_kwargs={**submit_spec.operator_kwargs, "notebook_task": None})
+    spec = _with(
+        spec,
+        tasks=[
+            {"task_key": "extract", "notebook_task": NOTEBOOK, "existing_cluster_id": "c-1"},
+            {"task_key": "load", "notebook_task": NOTEBOOK, "existing_cluster_id": "c-1"},
+        ],
+        new_cluster=None,
+    )
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "failed"
+    error = outcome["error"]
+    assert "FAILED (TERMINATED/FAILED)" in error
+    assert "Task load failed with message: workload failed" in error
+    assert "load (run" in error
+    assert "AnalysisException: table sales.raw not found" in error
+    assert dbx.runs()[0]["run_page_url"] in error
+    assert "extract (run" not in error, "only the failed task is reported"
+
+
+def test_a_token_given_inside_json_is_sent_as_given(submit_spec, dbx):
+    outcome = run_attempt(_with(submit_spec, json={"idempotency_token": "etl-2026-11-23-try1"}))
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.payload_of(dbx.runs()[0]["run_id"])["idempotency_token"] == "etl-2026-11-23-try1"
+
+
+def test_wait_for_termination_false_ends_the_task_once_the_run_is_submitted(submit_spec, dbx):
+    dbx.default_script = RunScript(run_seconds=None)
+    outcome = run_attempt(_with(submit_spec, wait_for_termination=False))
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    [run] = dbx.runs()
+    assert run["state"]["life_cycle_state"] == "RUNNING"
+    assert outcome["xcoms"]["run_id"] == run["run_id"]
+
+
+# -- exactly once ---------------------------------------------------------------------------------
+
+
+def test_crash_between_submit_and_persist_leaves_exactly_one_run(submit_spec, dbx):
+    dbx.default_script = RunScript(run_seconds=2.0)
+    hold = dbx.inject("runs/submit", Fault.hold_after_commit())
+    first = AttemptProcess(submit_spec).start()
+    # Databricks has created the run; its answer is still in flight. Kill the worker now.
+    wait_for(lambda: dbx.counters["runs_created"] == 1, what="the run to be created")
+    first.signal(signal.SIGKILL)
+    assert first.join() is None
+    hold.release.set()
+    assert _ledger(submit_spec)["phase"] == "submitting", "the worker died before the id was persisted"
+
+    second = run_attempt(submit_spec)
+
+    assert second["outcome"] == "success", second["error"]
+    assert dbx.counters["runs_created"] == 1
+    assert dbx.counters["deduplicated"] == 1, "the second attempt re-sent the same token"
+    assert second["xcoms"]["run_id"] == dbx.runs()[0]["run_id"]
+
+
+def test_dropped_submit_response_is_resent_by_the_hook_with_the_same_token(submit_spec, dbx):
+    dbx.inject("runs/submit", Fault.drop_response())
+    outcome = run_attempt(submit_spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.counters["requests:runs/submit"] == 2, "the hook's own HTTP retry re-sent the body"
+    assert dbx.counters["runs_created"] == 1
+    assert dbx.counters["deduplicated"] == 1
+
+
+def test_sigkill_mid_poll_then_the_next_attempt_reconnects_to_the_same_run(submit_spec, dbx):
+    dbx.default_script = RunScript(run_seconds=None)
+    first = AttemptProcess(submit_spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 3, what="polling to start")
+    first.signal(signal.SIGKILL)
+    assert first.join() is None
+    run_id = dbx.runs()[0]["run_id"]
+
+    dbx.finish(run_id, "SUCCESS")
+    second = run_attempt(submit_spec)
+
+    assert second["outcome"] == "success", second["error"]
+    assert second["xcoms"]["run_id"] == run_id
+    assert dbx.counters["runs_created"] == 1
+    assert dbx.counters["requests:runs/submit"] == 1, "reconnected, not re-submitted"
+
+
+# -- termination ----------------------------------------------------------------------------------
+
+
+def test_sigterm_mid_poll_leaves_the_run_running_with_zero_cancel_calls(submit_spec, dbx):
+    dbx.default_script = RunScript(run_seconds=None)
+    first = AttemptProcess(submit_spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 3, what="polling to start")
+
+    first.signal(signal.SIGTERM)
+    outcome = first.join(timeout=15)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert _cancel_calls(dbx) == 0
+    run_id = dbx.runs()[0]["run_id"]
+    assert dbx.state_of(run_id) == "RUNNING"
+
+    dbx.finish(run_id, "SUCCESS")
+    resumed = run_attempt(submit_spec)
+    assert resumed["outcome"] == "success", resumed["error"]
+    assert resumed["xcoms"]["run_id"] == run_id
+    assert dbx.counters["runs_created"] == 1
+    assert _cancel_calls(dbx) == 0
+
+
+def test_user_intent_cancels_the_run_exactly_once(submit_spec, dbx):
+    dbx.default_script = RunScript(run_seconds=None)
+    attempt = AttemptProcess(submit_spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 3, what="polling to start")
+    # A person marked the task failed: the server no longer says running, then the SIGTERM comes.
+    (submit_spec.workdir / "server_state").write_text("failed")
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=15)
+
+    assert outcome is not None
+    assert outcome["outcome"] == "failed"
+    assert "stopped by the user" in outcome["error"]
+    assert _cancel_calls(dbx) == 1
+    assert dbx.runs()[0]["state"]["result_state"] == "CANCELED"
+
+
+# -- API faults -------------------------------------------------------------------------------------
+
+
+def test_a_429_storm_honours_retry_after_and_completes(submit_spec, dbx):
+    # More 429s than the hook's own 3 tries: the hook gives up once and our backoff takes over.
+    dbx.inject("runs/get", Fault.error(429, retry_after=0.5), times=5)
+    dbx.inject("runs/submit", Fault.error(429, retry_after=0.5), times=2)
+    outcome = run_attempt(submit_spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.counters["runs_created"] == 1
+    gets = [at for operation, at in dbx.requests if operation == "runs/get"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(gets[:6])]
+    # Every 429 was waited out for its Retry-After, by the hook and by our backoff alike
+    # (the hook's default would have waited 0.05 s, then 0.1 s).
+    assert all(0.45 <= gap < 1.0 for gap in gaps), gaps
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"notebook_task": None}, "gives Databricks nothing to run"),
+        ({"existing_cluster_id": "0923-164208-meows279"}, "both 'existing_cluster_id' and 'new_cluster'"),
+        (
+            {
+                "notebook_task": None,
+                "new_cluster": None,
+                "tasks": [
+                    {
+                        "task_key": "a",
+                        "notebook_task": NOTEBOOK,
+                        "new_cluster": CLUSTER,
+                        "existing_cluster_id": "x",
+                    }
+                ],
+            },
+            "tasks[0] sets both",
+        ),
+        ({"notebook_task": {"notebook_path": object()}}, "is not a number or a string"),
+        ({"idempotency_token": "t" * 65}, "at most 64 characters"),
+    ],
+    ids=["no-task", "both-clusters", "both-clusters-in-a-task", "bad-type", "long-token"],
+)
+def test_an_invalid_payload_fails_before_any_http_request(submit_spec, dbx, overrides, message):
+    outcome = run_attempt(_with(submit_spec, **overrides))
+
+    assert outcome["outcome"] == "failed_no_retry", outcome
+    assert message in outcome["error"]
+    assert dbx.requests == [], "no request reached Databricks"
+    assert _ledger(submit_spec) is None
+
+
+@pytest.mark.parametrize(
+    ("uri_of", "status"),
+    [
+        (lambda server: server.connection_uri("dapi-wrong-token"), 403),
+        (lambda server: f"databricks://someone:secret@127.0.0.1:{server.port}/http", 401),
+    ],
+    ids=["wrong-token", "no-bearer-token"],
+)
+def test_wrong_credentials_give_a_clear_error_naming_the_connection(
+    submit_spec, dbx, dbx_server, monkeypatch, uri_of, status
+):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", uri_of(dbx_server))
+    outcome = run_attempt(submit_spec)
+
+    assert outcome["outcome"] == "failed"
+    assert f"refused the credentials of connection '{CONN_ID}' (HTTP {status})" in outcome["error"]
+    assert dbx.counters["auth_failures"] == 1, "not retried: a wrong token stays wrong"
+    assert dbx.counters["runs_created"] == 0
+
+
+# -- describe -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing_status", [400, 404])
+def test_an_expired_run_is_not_found(dbx, dbx_server, missing_status):
+    dbx.missing_run_status = missing_status
+    operator = ResumableDatabricksSubmitRunOperator(
+        task_id="t", databricks_conn_id=CONN_ID, notebook_task=NOTEBOOK, existing_cluster_id="c"
+    )
+    state = operator.describe("424242")
+
+    assert state.status is RemoteStatus.NOT_FOUND
+    assert "no run 424242" in state.message
+
+
+def test_an_expired_run_is_resubmitted_under_a_new_generation(submit_spec, dbx):
+    dbx.default_script = RunScript(run_seconds=None)
+    first = AttemptProcess(submit_spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 2, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join(timeout=15)["outcome"] == CHECKPOINT_OUTCOME
+    dbx.expire(dbx.runs()[0]["run_id"])
+    dbx.default_script = RunScript(run_seconds=0.2)
+
+    again = run_attempt(submit_spec)
+
+    assert again["outcome"] == "success", again["error"]
+    assert _ledger(submit_spec)["generation"] == 1
+    assert dbx.counters["runs_created"] == 2
+
+
+@pytest.mark.parametrize(
+    ("life", "result", "tasks", "expected"),
+    [
+        ("PENDING", None, [], RemoteStatus.PENDING),
+        ("QUEUED", None, [], RemoteStatus.PENDING),
+        ("BLOCKED", None, [], RemoteStatus.PENDING),
+        ("WAITING_FOR_RETRY", None, [], RemoteStatus.PENDING),
+        ("RUNNING", None, [], RemoteStatus.RUNNING),
+        ("TERMINATING", None, [], RemoteStatus.RUNNING),
+        ("TERMINATED", "SUCCESS", [], RemoteStatus.SUCCEEDED),
+        ("TERMINATED", "FAILED", [], RemoteStatus.FAILED),
+        ("TERMINATED", "TIMEDOUT", [], RemoteStatus.FAILED),
+        ("TERMINATED", "CANCELED", [], RemoteStatus.CANCELLED),
+        ("SKIPPED", None, [], RemoteStatus.FAILED),
+        ("INTERNAL_ERROR", "FAILED", [], RemoteStatus.FAILED),
+        ("TERMINATED", None, ["SUCCESS", "SUCCESS"], RemoteStatus.SUCCEEDED),
+        ("TERMINATED", None, ["SUCCESS", "FAILED"], RemoteStatus.FAILED),
+        ("SOME_NEW_STATE", None, [], RemoteStatus.RUNNING),
+    ],
+)
+def test_run_states_map_to_the_normalised_status(life, result, tasks, expected):
+    state = {"life_cycle_state": life, "state_message": "msg"}
+    if result:
+        state["result_state"] = result
+    run = {
+        "state": state,
+        "tasks": [{"task_key": f"t{i}", "state": {"result_state": r}} for i, r in enumerate(tasks)],
+        "run_page_url": "https://example/run/1",
+    }
+    job_state = run_state_to_job_state(run)
+
+    assert job_state.status is expected
+    assert "https://example/run/1" in job_state.message
+    assert ("msg" in job_state.message) is expected.is_terminal
+
+
+# -- run-now --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_now_spec(workdir: Path, dbx_server: FakeDatabricksServer) -> AttemptSpec:
+    return AttemptSpec(
+        workdir=workdir,
+        operator=RUN_NOW,
+        operator_kwargs={
+            "databricks_conn_id": CONN_ID,
+            "polling_period_seconds": 0.05,
+            "databricks_retry_delay": 0.05,
+            "resume_after": timedelta(seconds=1),
+        },
+    )
+
+
+def test_run_now_finds_the_job_by_name_and_triggers_it_once(run_now_spec, dbx):
+    dbx.create_job("other-job")
+    job_id = dbx.create_job("nightly-job")
+    dbx.inject("jobs/run-now", Fault.drop_response())
+    outcome = run_attempt(_with(run_now_spec, job_name="nightly-job", job_parameters={"day": "2026-11-23"}))
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    [run] = dbx.runs()
+    assert run["job_id"] == job_id
+    sent = dbx.payload_of(run["run_id"])
+    assert sent["job_id"] == job_id
+    assert "job_name" not in sent
+    assert sent["job_parameters"] == {"day": "2026-11-23"}
+    assert sent["idempotency_token"] == f"{_ledger(run_now_spec)['nonce']}-0"
+    assert dbx.counters["requests:jobs/run-now"] == 2
+    assert dbx.counters["runs_created"] == 1
+    assert outcome["xcoms"]["run_id"] == run["run_id"]
+
+
+def test_run_now_with_an_unknown_job_name_fails_clearly(run_now_spec, dbx):
+    outcome = run_attempt(_with(run_now_spec, job_name="no-such-job"))
+
+    assert outcome["outcome"] == "failed_no_retry"
+    assert "No Databricks job is named 'no-such-job'" in outcome["error"]
+    assert dbx.counters["runs_created"] == 0
+
+
+def test_a_user_supplied_token_wins_over_the_ledger_key(run_now_spec, dbx):
+    job_id = dbx.create_job("nightly-job")
+    outcome = run_attempt(_with(run_now_spec, job_id=str(job_id), idempotency_token="nightly-2026-11-23"))
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.payload_of(dbx.runs()[0]["run_id"])["idempotency_token"] == "nightly-2026-11-23"
+
+
+def test_cancel_previous_runs_never_cancels_the_run_a_crashed_attempt_triggered(run_now_spec, dbx):
+    job_id = dbx.create_job("nightly-job")
+    dbx.default_script = RunScript(run_seconds=None)
+    other_task = replace(
+        _with(run_now_spec, job_id=job_id, wait_for_termination=False), workdir=_fresh(run_now_spec)
+    )
+    older_run = run_attempt(other_task)["xcoms"]["run_id"]
+    dbx.default_script = RunScript(run_seconds=2.0)
+    spec = _with(run_now_spec, job_id=job_id, cancel_previous_runs=True)
+    # The run-now commits, then the worker dies before the run id is persisted.
+    hold = dbx.inject("jobs/run-now", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: dbx.counters["runs_created"] == 2, what="the run to be created")
+    first.signal(signal.SIGKILL)
+    first.join()
+    hold.release.set()
+
+    second = run_attempt(spec)
+
+    assert second["outcome"] == "success", second["error"]
+    assert dbx.counters["cancel_all_requests"] == 1, "only the first send of the key cancels"
+    assert dbx.state_of(older_run) == "TERMINATED/CANCELED"
+    assert dbx.state_of(second["xcoms"]["run_id"]) == "TERMINATED/SUCCESS"
+    assert dbx.counters["runs_created"] == 2
+
+
+def test_repair_run_repairs_a_failed_run_once_and_succeeds(run_now_spec, dbx):
+    job_id = dbx.create_job("nightly-job")
+    dbx.script("nightly-job", RunScript(run_seconds=0.2, result_state="FAILED", state_message="spot lost"))
+    outcome = run_attempt(_with(run_now_spec, job_id=job_id, repair_run=True))
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.counters["repairs"] == 1
+    assert dbx.counters["runs_created"] == 1, "repaired in place, not re-triggered"
+
+
+def _fresh(spec: AttemptSpec) -> Path:
+    other = spec.workdir / "other_task"
+    other.mkdir(exist_ok=True)
+    (other / "server_state").write_text("running")
+    return other
+
+
+# -- construction ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "operator", [ResumableDatabricksSubmitRunOperator, ResumableDatabricksRunNowOperator]
+)
+def test_deferrable_true_is_refused_at_construction(operator):
+    with pytest.raises(AirflowException, match="does not support deferrable=True"):
+        operator(task_id="t", deferrable=True)
+
+
+def test_durable_none_means_durable_like_upstream():
+    assert ResumableDatabricksRunNowOperator(task_id="t", job_id="1").durable is True
+    assert ResumableDatabricksRunNowOperator(task_id="t", job_id="1", durable=False).durable is False
