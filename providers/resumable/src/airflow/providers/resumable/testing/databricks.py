@@ -13,18 +13,18 @@ Two parts:
 
 Endpoints (the paths the hook calls; GET parameters arrive as the query string, POST ones as JSON):
 
-====================================  ==========================================================
-``POST /api/2.2/jobs/runs/submit``    create a one-time run (``tasks`` or a single-task payload)
-``POST /api/2.2/jobs/run-now``        create a run of a job made with :meth:`create_job`
-``GET  /api/2.2/jobs/runs/get``       the run: ``state``, ``tasks``, ``run_page_url``, history
-``GET  /api/2.2/jobs/runs/get-output``  a (task) run's ``error`` / ``notebook_output``
-``POST /api/2.2/jobs/runs/cancel``    cancel an active run (a finished one stays as it is)
+======================================  ==========================================================
+``POST /api/2.2/jobs/runs/submit``      create a one-time run (``tasks`` or a single-task payload)
+``POST /api/2.2/jobs/run-now``          create a run of a job made with :meth:`create_job`
+``GET /api/2.2/jobs/runs/get``          the run: ``state``, ``tasks``, ``run_page_url``, history
+``GET /api/2.2/jobs/runs/get-output``   a (task) run's ``error`` / ``notebook_output``
+``POST /api/2.2/jobs/runs/cancel``      cancel an active run (a finished one stays as it is)
 ``POST /api/2.2/jobs/runs/cancel-all``  cancel every active run of a job
-``POST /api/2.2/jobs/runs/repair``    re-run a finished run's failed tasks
-``POST /api/2.2/jobs/update``         merge new settings into a job (repair with new settings)
-``GET  /api/2.2/jobs/runs/list``      runs, newest first, filtered by ``job_id``/``active_only``
-``GET  /api/2.2/jobs/list``           jobs, filtered by exact ``name``
-====================================  ==========================================================
+``POST /api/2.2/jobs/runs/repair``      re-run a finished run's failed tasks
+``POST /api/2.2/jobs/update``           merge new settings into a job (repair with new settings)
+``GET /api/2.2/jobs/runs/list``         runs, newest first, filtered by ``job_id``/``active_only``
+``GET /api/2.2/jobs/list``              jobs, filtered by exact ``name``
+======================================  ==========================================================
 
 Semantics kept from the real service, because the operators' correctness rests on them:
 
