@@ -39,7 +39,7 @@ unit: patch-venv
 	$(BIN)/python -m pytest tests/unit
 
 # A real Airflow stack (scheduler, API server, dag processor, LocalExecutor, sqlite) on 127.0.0.1.
-system: venv
+system: patch-venv
 	$(BIN)/python -m pytest tests/system
 
 lint: venv

@@ -21,8 +21,13 @@ from types import FrameType
 import pytest
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.testing.stack import (
+    AirflowStack,
+    FlavouredStack,
+    StackSettings,
+    StackUnavailable,
+)
 from tests.system.dags.system_checkpoint_dags import SYSTEM_POOL
-from tests.system.stack import AirflowStack, FlavouredStack, StackSettings, StackUnavailable
 
 DAGS_SOURCE = Path(__file__).parent / "dags"
 PLUGINS_SOURCE = Path(__file__).parent / "plugins"

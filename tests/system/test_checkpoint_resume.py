@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
+from airflow.providers.resumable.testing.stack import AirflowStack, FlavouredStack, TIStateRecorder
 from tests.system.dags.system_checkpoint_dags import (
     CHECKPOINT_ONCE_RESUME_AFTER,
     CHECKPOINT_THREE_TIMES_RESUME_AFTER,
     SYSTEM_POOL,
     checkpoint_marker,
 )
-from tests.system.stack import AirflowStack, FlavouredStack, TIStateRecorder
 
 pytestmark = pytest.mark.system
 

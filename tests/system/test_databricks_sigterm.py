@@ -2,7 +2,7 @@
 """
 The worker running a Databricks run is SIGTERMed mid-run on a real Airflow stack (issue 4, system part).
 
-A real stack (``tests/system/stack.py``: scheduler, API server, dag processor, LocalExecutor, sqlite)
+A real stack (``airflow.providers.resumable.testing.stack``: scheduler, API server, dag processor, LocalExecutor, sqlite)
 runs ``ResumableDatabricksSubmitRunOperator`` against the fake Jobs API served from this process,
 through a real Airflow connection created over REST. The LocalExecutor worker (the task's
 supervisor) is SIGTERMed while the run is going: a worker shutdown, not a person's decision.
@@ -27,8 +27,8 @@ from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksService,
     RunScript,
 )
+from airflow.providers.resumable.testing.stack import FlavouredStack
 from tests.system.dags.system_databricks_dags import CONN_ID, DAG_ID, TASK_ID
-from tests.system.stack import AirflowStack
 
 pytestmark = pytest.mark.system
 
@@ -37,7 +37,7 @@ FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
 
 @pytest.fixture
-def databricks(airflow_stack: AirflowStack) -> Iterator[FakeDatabricksService]:
+def databricks(checkpoint_flavour: FlavouredStack) -> Iterator[FakeDatabricksService]:
     """A fake workspace whose runs go on until the test ends them, and a real connection to it."""
     service = FakeDatabricksService(default_script=RunScript(run_seconds=None))
     with FakeDatabricksServer(service) as server:
@@ -49,18 +49,19 @@ def databricks(airflow_stack: AirflowStack) -> Iterator[FakeDatabricksService]:
             "schema": "http",
             "password": service.token,
         }
-        response = airflow_stack.rest.post("/connections", json=connection)
+        stack = checkpoint_flavour.stack
+        response = stack.rest.post("/connections", json=connection)
         if response.status_code == 409:
-            airflow_stack.rest.json("PATCH", f"/connections/{CONN_ID}", json=connection)
+            stack.rest.json("PATCH", f"/connections/{CONN_ID}", json=connection)
         else:
             assert not response.is_error, response.text
         yield service
 
 
 def test_worker_sigterm_mid_run_keeps_the_one_run_and_succeeds_on_the_same_try(
-    airflow_stack: AirflowStack, databricks: FakeDatabricksService, wait_state: str
+    checkpoint_flavour: FlavouredStack, databricks: FakeDatabricksService
 ) -> None:
-    stack = airflow_stack
+    stack, wait_state = checkpoint_flavour.stack, checkpoint_flavour.wait_state
     stack.add_dag_file(DAG_FILE)
     stack.wait_for_dag(DAG_ID)
     run_id = stack.trigger_dag(DAG_ID)

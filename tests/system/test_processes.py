@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.system.processes import start_process, stop_processes
-from tests.system.stack import poll_until
+from airflow.providers.resumable.testing.processes import start_process, stop_processes
+from airflow.providers.resumable.testing.stack import poll_until
 
 # A leader that forks a child into a new session (like a task process leaving its worker's process
 # group), and both ignore SIGTERM: only SIGKILL ends them.

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.system.stack import AirflowStack, StackSettings, StackStartError
+from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, StackStartError
 
 pytestmark = pytest.mark.system
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.system.stack import AirflowStack
+from airflow.providers.resumable.testing.stack import AirflowStack
 
 pytestmark = pytest.mark.system
 

@@ -128,3 +128,13 @@ def test_with_the_core_patch_a_checkpoint_is_airflow_task_checkpointed():
     assert isinstance(error, exceptions.AirflowTaskCheckpointed)  # type: ignore[attr-defined]
     assert error.resume_after == timedelta(seconds=30)
     assert error.checkpoint_data == {"external_id": "7"}
+
+
+def test_the_fallback_never_resumes_sooner_than_the_safe_minimum(monkeypatch):
+    """A 1 s reschedule on a stock 3.3.2 races the old worker's executor event and fails the task."""
+    from airflow.providers.resumable import checkpoint
+
+    monkeypatch.setattr(checkpoint, "checkpointed_state_available", lambda: False)
+    before = datetime.now(tz=UTC)
+    error = checkpoint_exception(resume_after=timedelta(seconds=1), checkpoint_data={})
+    assert error.reschedule_date >= before + checkpoint.MIN_SAFE_RESUME_AFTER

@@ -21,6 +21,15 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+MIN_SAFE_RESUME_AFTER = timedelta(seconds=10)
+"""The shortest wait before a resumed attempt may be scheduled.
+
+Airflow 3.3.2 has a race: when the old worker's executor event for an attempt arrives after the
+scheduler has already queued the resumed attempt (same try number), the scheduler takes the resumed
+one for an externally killed task and fails it (seen on a stock stack with a 1 s reschedule). The
+core patch enforces this minimum server-side for ``checkpointed``; the reschedule fallback has no
+such guard, so it is applied here."""
+
 
 @functools.cache
 def checkpointed_state_available() -> bool:
@@ -56,7 +65,8 @@ def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, 
     """
     The exception that ends this attempt as a checkpoint, to be resumed after ``resume_after``.
 
-    :param resume_after: how long Airflow waits before running the task again.
+    :param resume_after: how long Airflow waits before running the task again; never less than
+        :data:`MIN_SAFE_RESUME_AFTER` (the core patch enforces the same minimum server-side).
     :param checkpoint_data: what the patched runner keeps for the resumed attempt (informational
         here: the ledger in the task state store is what the operator resumes from).
     """
@@ -67,4 +77,5 @@ def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, 
         return checkpointed(checkpoint_data=checkpoint_data, resume_after=resume_after)  # type: ignore[call-arg]
 
     _warn_fallback_once()
-    return exceptions.AirflowRescheduleException(reschedule_date=datetime.now(tz=UTC) + resume_after)
+    wait = max(resume_after, MIN_SAFE_RESUME_AFTER)
+    return exceptions.AirflowRescheduleException(reschedule_date=datetime.now(tz=UTC) + wait)

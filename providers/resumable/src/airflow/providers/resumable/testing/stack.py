@@ -49,7 +49,7 @@ import httpx
 import psutil
 from cryptography.fernet import Fernet
 
-from tests.system.processes import ManagedProcess, start_process, stop_processes
+from airflow.providers.resumable.testing.processes import ManagedProcess, start_process, stop_processes
 
 T = TypeVar("T")
 
