@@ -8,9 +8,10 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv test unit system lint format docs constraints clean
+.PHONY: help venv patch-venv demo test unit system lint format docs constraints clean
 
 help:
+	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
@@ -31,6 +32,9 @@ venv: $(INSTALLED)
 # `$(BIN)/airflow-resumable patch revert`.
 patch-venv: venv
 	@$(BIN)/airflow-resumable patch apply
+
+demo: patch-venv
+	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,)
 
 test: patch-venv
 	$(BIN)/python -m pytest

@@ -437,6 +437,11 @@ class AirflowStack:
         # Seconds per start-up phase ("db migrate", "components healthy"), for the timing report.
         self.startup_phases: dict[str, float] = {}
 
+    @property
+    def login(self) -> tuple[str, str]:
+        """The UI's user name and password (the simple auth manager's admin)."""
+        return ADMIN_USER, self._admin_password
+
     # ---------------------------------------------------------------- lifecycle
 
     @property

@@ -1,0 +1,35 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+One resumable task per cloud: the DAG ``make demo`` runs (against local fakes) and disrupts.
+
+Point the standard connections at real accounts and it runs there unchanged: each task submits its
+job once, survives its worker being shut down, and resumes by reconnecting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
+
+# [START howto_resumable_demo]
+with DAG(
+    dag_id="example_resumable_demo",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    # retries=0: a worker shutdown is a checkpoint, not a failure, so none is needed for it.
+    default_args={"retries": 0, "resume_after": timedelta(seconds=10)},
+    tags=["example", "resumable"],
+) as dag:
+    databricks_etl = ResumableDatabricksSubmitRunOperator(
+        task_id="databricks_etl",
+        databricks_conn_id="databricks_default",
+        run_name="nightly-etl",
+        existing_cluster_id="0923-164208-meows279",
+        notebook_task={"notebook_path": "/Shared/etl/nightly"},
+        polling_period_seconds=2,
+    )
+# [END howto_resumable_demo]
