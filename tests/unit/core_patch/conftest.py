@@ -59,12 +59,15 @@ def release_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def pristine_tree(release_tree: Path, tmp_path: Path) -> Path:
-    """A fresh, writable copy of :func:`release_tree` (the ``airflow`` package only, no UI assets)."""
+    """A fresh, writable copy of :func:`release_tree`: the ``airflow`` package with, of the UI, only
+    its locale files (the patch adds a label there; the rest of the UI is large and untouched)."""
     root = tmp_path / "site-packages"
     source = release_tree / "airflow"
+    keep_only = {source / "ui": "dist", source / "ui" / "dist": "i18n"}
 
     def skip_ui_assets(directory: str, names: list[str]) -> list[str]:
-        return ["ui"] if Path(directory) == source else []
+        kept = keep_only.get(Path(directory))
+        return [name for name in names if name != kept] if kept else []
 
     shutil.copytree(source, root / "airflow", ignore=skip_ui_assets)
     return root

@@ -77,6 +77,7 @@ class TaskStory:
     worker_pid: int | None = None
     try_number: int = 0
     decisions_seen: int = 0
+    job_state: str | None = None
 
 
 def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout) -> int:
@@ -172,7 +173,7 @@ def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[T
                 story.try_number = row.try_number
                 narrator.say(name, f"task {story.cloud.task_id}: {row.state} (try {row.try_number})")
             now = story.cloud.counts()
-            if now != counts.get(name):
+            if now != counts.get(name) and (name in counts or now.submissions or now.cancellations):
                 counts[name] = now
                 narrator.say(
                     name, f"fake saw {now.submissions} submission(s), {now.cancellations} cancellation(s)"
@@ -185,6 +186,9 @@ def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[T
                     name, f"job {job} recorded in the ledger (key {ledger['nonce']}-{ledger['generation']})"
                 )
             story.job_after = job or story.job_after
+            if job and (job_state := story.cloud.job_state(job)) != story.job_state:
+                story.job_state = job_state
+                narrator.say(name, f"job {job} is {job_state} in the fake cloud")
             for decision in _new_decisions(stack, run_id, story):
                 narrator.say(name, f"operator log: {decision}")
         if not disrupted and all(_polling_its_job(s, rows) for s in stories):
@@ -287,7 +291,7 @@ def _summarise(narrator: Narrator, stories: list[TaskStory], final_state: str) -
     ]
     narrator.say("summary", "")
     for line in (lines[0], "  ".join("-" * w for w in widths), *lines[1:]):
-        narrator.out.write(f"    {line}\n")
+        narrator.out.write(f"    {line.rstrip()}\n")
     verdict = (
         "every job was submitted once, never cancelled, kept its id across the shutdown, and no retry was used"
         if ok

@@ -1,0 +1,38 @@
+# Licensed under the Apache License, Version 2.0.
+"""``make demo`` as a newcomer runs it: the CLI, its own stack, its story and its summary."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow.providers.resumable.demo.clouds import demo_clouds
+
+pytestmark = pytest.mark.system
+
+
+def test_demo_shows_one_submission_no_cancellation_same_run_and_no_retry_per_cloud():
+    demo = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow-resumable"), "demo"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    story = demo.stdout
+    assert demo.returncode == 0, story + demo.stderr
+
+    assert re.search(r"UI: http://127\.0\.0\.1:\d+  login: admin / \S+", story), story
+    assert "SIGTERM to the LocalExecutor worker" in story
+    assert "stopped every process it started" in story
+    summary = story[story.index("cloud ") :]
+    for cloud in demo_clouds():
+        row = next(line.split() for line in summary.splitlines() if line.split()[:1] == [cloud.name])
+        submissions, cancellations, before, after, retries = row[1:6]
+        assert (submissions, cancellations, retries) == ("1", "0", "0"), row
+        assert before == after != "None", row
+        assert "checkpointed" in row or "up_for_reschedule" in row, row
+        assert row[-1] == "success", row
