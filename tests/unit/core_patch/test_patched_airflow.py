@@ -296,7 +296,7 @@ def test_execution_api_uses_the_configured_default_delay(monkeypatch: pytest.Mon
 
 
 def test_execution_api_raises_a_tiny_delay_to_the_safe_minimum():
-    from airflow.api_fastapi.execution_api.routes.task_instances import MIN_CHECKPOINT_RESUME_AFTER
+    from airflow.models.taskreschedule import MIN_CHECKPOINT_RESUME_AFTER
 
     _, reschedule = _update_state(timedelta(0))
 
