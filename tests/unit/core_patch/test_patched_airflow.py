@@ -319,3 +319,324 @@ def test_execution_api_route_validates_a_checkpoint_body_against_the_checkpoint_
     checkpoint_errors = [e["loc"][2:] for e in bad.json()["detail"] if e["loc"][1] == "checkpointed"]
     assert checkpoint_errors == [["resume_after"]]  # the state itself is accepted by that payload
     assert good.status_code != 422  # past validation (404 or a database error without a metadata DB)
+
+
+# ---------------------------------------------------------------- worker loss: the declaration
+
+
+def test_the_worker_loss_key_is_the_same_in_core_and_the_task_sdk():
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.sdk.exceptions import AirflowTaskCheckpointed
+
+    assert RESUME_ON_WORKER_LOSS_KEY == AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY
+    assert RESUME_ON_WORKER_LOSS_KEY == "airflow.resume_on_worker_loss"
+    assert RESUME_ON_WORKER_LOSS_KEY != AirflowTaskCheckpointed.CHECKPOINT_DATA_KEY
+
+
+def test_checkpoint_resume_after_uses_the_configured_default_and_the_minimum(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from airflow.models.taskreschedule import MIN_CHECKPOINT_RESUME_AFTER, checkpoint_resume_after
+
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "45")
+    assert checkpoint_resume_after(None) == timedelta(seconds=45)
+    assert checkpoint_resume_after(timedelta(minutes=3)) == timedelta(minutes=3)
+    assert checkpoint_resume_after(timedelta(seconds=1)) == MIN_CHECKPOINT_RESUME_AFTER
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "0")
+    assert checkpoint_resume_after(None) == MIN_CHECKPOINT_RESUME_AFTER
+
+
+class _Backend:
+    """A task state store backend stand-in: stored JSON strings per key, and the scopes asked for."""
+
+    def __init__(self, stored: dict[str, str] | None = None, error: Exception | None = None) -> None:
+        self.stored = stored or {}
+        self.error = error
+        self.asked: list[tuple[Any, str]] = []
+
+    def get(self, scope: Any, key: str, *, session: Any = None) -> str | None:
+        self.asked.append((scope, key))
+        if self.error is not None:
+            raise self.error
+        return self.stored.get(key)
+
+
+def _running_ti(try_number: int = 1, state: str = "running") -> Any:
+    """A real, unsaved TaskInstance row object (no metadata DB needed), as the scheduler holds it."""
+    from airflow.models.taskinstance import TaskInstance
+
+    ti = TaskInstance.__mapper__.class_manager.new_instance()
+    ti.id = uuid.uuid4()
+    ti.dag_id, ti.task_id, ti.run_id, ti.map_index = "d", "t", "r", -1
+    ti.try_number, ti.max_tries = try_number, 0
+    ti.state = state
+    ti.start_date = NOW - timedelta(minutes=7)
+    ti.end_date = None
+    ti.next_method, ti.next_kwargs = "resume_here", {"a": 1}
+    return ti
+
+
+def _checkpoint_on_worker_loss(ti: Any, backend: _Backend) -> tuple[bool, Any, Any]:
+    """Run TaskInstance.checkpoint_on_worker_loss; return (result, session mock, listener hook mock)."""
+    from airflow.models import taskinstance
+
+    session = mock.MagicMock()
+    with (
+        mock.patch("airflow.state.get_state_backend", return_value=backend),
+        mock.patch.object(taskinstance.timezone, "utcnow", return_value=NOW),
+        mock.patch.object(taskinstance, "get_listener_manager") as manager,
+    ):
+        result = ti.checkpoint_on_worker_loss(session=session)
+    return result, session, manager.return_value.hook
+
+
+def test_a_declared_running_ti_is_checkpointed_on_worker_loss(monkeypatch: pytest.MonkeyPatch):
+    from airflow.models.log import Log
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.state import TaskScope
+    from airflow.utils.state import TaskInstanceState
+
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "30")
+    ti = _running_ti(try_number=2)
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: "2"})
+
+    checkpointed, session, hook = _checkpoint_on_worker_loss(ti, backend)
+
+    assert checkpointed is True
+    assert backend.asked == [
+        (TaskScope(dag_id="d", run_id="r", task_id="t", map_index=-1), RESUME_ON_WORKER_LOSS_KEY)
+    ]
+    assert (ti.state, ti.try_number, ti.end_date) == (TaskInstanceState.CHECKPOINTED, 2, NOW)
+    assert ti.duration == timedelta(minutes=7).total_seconds()
+    assert (ti.next_method, ti.next_kwargs) == (None, None)
+    added = [c.args[0] for c in session.add.call_args_list]
+    (reschedule,) = [row for row in added if isinstance(row, TaskReschedule)]
+    assert (reschedule.ti_id, reschedule.start_date, reschedule.end_date) == (ti.id, ti.start_date, NOW)
+    assert reschedule.reschedule_date == NOW + timedelta(seconds=30)
+    (audit,) = [row for row in added if isinstance(row, Log)]
+    assert audit.event == "worker lost"
+    hook.on_task_instance_checkpointed.assert_called_once_with(
+        previous_state=TaskInstanceState.RUNNING, task_instance=ti
+    )
+    hook.on_task_instance_failed.assert_not_called()
+
+
+def test_a_worker_loss_checkpoint_waits_at_least_the_safe_minimum(monkeypatch: pytest.MonkeyPatch):
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.models.taskreschedule import MIN_CHECKPOINT_RESUME_AFTER, TaskReschedule
+
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "1")
+    _, session, _ = _checkpoint_on_worker_loss(_running_ti(), _Backend({RESUME_ON_WORKER_LOSS_KEY: "1"}))
+
+    (reschedule,) = [c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)]
+    assert reschedule.reschedule_date == NOW + MIN_CHECKPOINT_RESUME_AFTER
+
+
+@pytest.mark.parametrize(
+    ("stored", "try_number", "why"),
+    [
+        (None, 1, "never declared"),
+        ("1", 2, "declared by an earlier try; this retry has not reached its safe point"),
+        ("true", 1, "a bare true would match try 1 (True == 1) and outlive the try"),
+        ('"1"', 1, "a string is not a try number"),
+        ('{"try_number": 1}', 1, "not the documented value"),
+    ],
+)
+def test_an_undeclared_ti_is_left_to_the_usual_failure_handling(
+    stored: str | None, try_number: int, why: str
+):
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.utils.state import TaskInstanceState
+
+    ti = _running_ti(try_number=try_number)
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: stored} if stored is not None else {})
+
+    checkpointed, session, hook = _checkpoint_on_worker_loss(ti, backend)
+
+    assert checkpointed is False, why
+    assert ti.state == TaskInstanceState.RUNNING
+    session.add.assert_not_called()
+    hook.on_task_instance_checkpointed.assert_not_called()
+
+
+def test_only_a_running_ti_is_checkpointed_and_a_store_error_means_the_usual_failure():
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+
+    declared = {RESUME_ON_WORKER_LOSS_KEY: "1"}
+    # RESTARTING: a person cleared the running task and expects a new try, not a resume.
+    for state in ("restarting", "queued", "scheduled"):
+        backend = _Backend(declared)
+        assert _checkpoint_on_worker_loss(_running_ti(state=state), backend)[0] is False
+        assert backend.asked == []
+
+    checkpointed, session, _ = _checkpoint_on_worker_loss(
+        _running_ti(), _Backend(declared, error=RuntimeError("backend down"))
+    )
+    assert checkpointed is False
+    session.add.assert_not_called()
+
+
+# ---------------------------------------------------------------- worker loss: the scheduler's two paths
+
+
+def _scheduler_runner(executor: Any) -> Any:
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    runner = object.__new__(SchedulerJobRunner)
+    runner._multi_team = False
+    runner._task_instance_heartbeat_timeout_secs = 20
+    runner.executor = executor
+    runner._try_to_load_executor = mock.MagicMock(return_value=executor)  # type: ignore[method-assign]
+    return runner
+
+
+def test_heartbeat_timeout_of_a_declared_ti_checkpoints_it_without_a_failure_callback():
+    from airflow.utils.state import TaskInstanceState
+
+    executor = mock.MagicMock()
+    ti = mock.MagicMock(dag_id="d")
+    ti.checkpoint_on_worker_loss.return_value = True
+    session = mock.MagicMock()
+
+    _scheduler_runner(executor)._purge_task_instances_without_heartbeats([ti], session=session)
+
+    ti.checkpoint_on_worker_loss.assert_called_once_with(session=session)
+    executor.send_callback.assert_not_called()  # no on_failure/on_retry callback, no email
+    session.add.assert_not_called()  # no "heartbeat timeout" audit row; the model wrote its own
+    # The executor stops counting the task as running; the event it queues finds it checkpointed.
+    executor.change_state.assert_called_once_with(ti.key, TaskInstanceState.FAILED, remove_running=True)
+
+
+def _process_one_executor_event(ti: Any, event_state: str) -> tuple[Any, Any]:
+    from airflow.jobs import scheduler_job_runner
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    key = TaskInstanceKey("d", "t", "r", 1, -1)
+    ti.key, ti.try_number, ti.queued_by_job_id = key, 1, 7
+    executor = mock.MagicMock()
+    executor.get_event_buffer.return_value = {key: (event_state, None)}
+    executor.has_task.return_value = False
+    session = mock.MagicMock()
+    session.scalars.return_value = iter([ti])
+    dag_bag = mock.MagicMock()
+    task = dag_bag.get_dag_for_run.return_value.get_task.return_value
+    task.has_on_retry_callback = task.has_on_failure_callback = False
+    task.email = None
+    with mock.patch.object(scheduler_job_runner, "with_row_locks", side_effect=lambda q, **_: q):
+        SchedulerJobRunner.process_executor_events(
+            executor=executor, job_id=7, scheduler_dag_bag=dag_bag, session=session
+        )
+    return executor, session
+
+
+def test_executor_reporting_a_declared_running_ti_finished_checkpoints_it():
+    from airflow.utils.state import TaskInstanceState
+
+    ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.checkpoint_on_worker_loss.return_value = True
+
+    executor, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
+
+    ti.checkpoint_on_worker_loss.assert_called_once_with(session=session)
+    ti.handle_failure.assert_not_called()
+    executor.send_callback.assert_not_called()
+    session.add.assert_not_called()  # no "state mismatch" audit row
+
+
+def test_executor_reporting_an_undeclared_running_ti_finished_still_fails_it():
+    from airflow.utils.state import TaskInstanceState
+
+    ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.checkpoint_on_worker_loss.return_value = False
+
+    _, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
+
+    ti.handle_failure.assert_called_once()
+    assert [c.args[0].event for c in session.add.call_args_list] == ["state mismatch"]
+
+
+# ---------------------------------------------------------------- worker loss: the supervisor
+
+
+def _killed_supervisor(
+    stored: Any, *, exit_code: int = -9, terminal_state: Any = None, try_number: int = 3
+) -> Any:
+    """A supervisor whose task process ended with ``exit_code``; the store answers ``stored``."""
+    supervisor = _supervisor()
+    supervisor._exit_code = exit_code
+    supervisor._terminal_state = terminal_state
+    supervisor._should_retry = False
+    supervisor._rendered_map_index = None
+    supervisor.ti = SimpleNamespace(try_number=try_number)
+    supervisor.process_log = mock.MagicMock()
+    if isinstance(stored, Exception):
+        supervisor.client.task_state_store.get.side_effect = stored
+    else:
+        supervisor.client.task_state_store.get.return_value = stored
+    return supervisor
+
+
+def test_supervisor_reports_a_checkpoint_when_sigkill_took_a_declared_task():
+    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
+    from airflow.sdk.exceptions import AirflowTaskCheckpointed
+    from airflow.sdk.execution_time.comms import CheckpointTask
+    from airflow.utils.state import TaskInstanceState
+
+    supervisor = _killed_supervisor(TaskStateStoreResponse(value=3))
+
+    supervisor.update_task_state_if_needed()
+
+    supervisor.client.task_state_store.get.assert_called_once_with(
+        supervisor.id, AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY
+    )
+    ((ti_id, msg), _) = supervisor.client.task_instances.checkpoint.call_args
+    assert ti_id == supervisor.id
+    assert isinstance(msg, CheckpointTask)
+    assert msg.resume_after is None  # the server's configured default, raised to its minimum
+    supervisor.client.task_instances.finish.assert_not_called()
+    assert supervisor._terminal_state == TaskInstanceState.CHECKPOINTED
+    assert "checkpointing instead of failing" in supervisor.process_log.warning.call_args.args[0]
+
+
+@pytest.mark.parametrize(
+    ("stored", "exit_code", "why"),
+    [
+        ("not found", -9, "never declared"),
+        (2, -9, "declared by an earlier try"),
+        (True, -9, "True == 1 but is not a try number"),
+        (3, 1, "the task process exited by itself: not a kill"),
+        (3, -11, "a segfault is a crash, not a lost worker"),
+        (RuntimeError("API down"), -9, "the declaration cannot be read"),
+    ],
+)
+def test_supervisor_reports_failed_as_usual_otherwise(stored: Any, exit_code: int, why: str):
+    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+    from airflow.utils.state import TaskInstanceState
+
+    if stored == "not found":
+        stored = ErrorResponse(error=ErrorType.TASK_STORE_NOT_FOUND, detail={})
+    elif not isinstance(stored, Exception):
+        stored = TaskStateStoreResponse(value=stored)
+    supervisor = _killed_supervisor(stored, exit_code=exit_code)
+
+    supervisor.update_task_state_if_needed()
+
+    supervisor.client.task_instances.checkpoint.assert_not_called()
+    assert supervisor.client.task_instances.finish.call_args.kwargs["state"] == TaskInstanceState.FAILED, why
+
+
+def test_supervisor_does_not_checkpoint_a_task_the_server_terminated():
+    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
+    from airflow.sdk.execution_time.supervisor import SERVER_TERMINATED
+
+    # The supervisor SIGKILLs the task itself when the server says it must stop (e.g. marked failed).
+    supervisor = _killed_supervisor(TaskStateStoreResponse(value=3), terminal_state=SERVER_TERMINATED)
+
+    supervisor.update_task_state_if_needed()
+
+    supervisor.client.task_state_store.get.assert_not_called()
+    supervisor.client.task_instances.checkpoint.assert_not_called()
