@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -242,6 +243,144 @@ def test_durable_false_cancels_on_any_kill_like_the_stock_operator(spec, service
     assert outcome["outcome"] == "failed"
     assert service.counters["cancel_requests"] == 1
     assert _ledger(spec) is None, "durable=False keeps no ledger"
+
+
+# -- worker loss (core patch): the declaration ------------------------------------------------
+
+WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
+"""The core patch's ``AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY`` (spelled out: a stock
+Airflow has no such attribute)."""
+
+patched_only = pytest.mark.skipif(
+    not checkpointed_state_available(),
+    reason="this interpreter's Airflow is not patched; run 'airflow-resumable patch apply' (make patch-venv)",
+)
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys written to the task state store by attempts run in this process, in order."""
+    written: list[str] = []
+    original = JsonFileTaskStateStore.set
+
+    def recording(self: JsonFileTaskStateStore, key: str, value: object) -> None:
+        written.append(key)
+        original(self, key, value)
+
+    monkeypatch.setattr(JsonFileTaskStateStore, "set", recording)
+    return written
+
+
+def _store(spec) -> JsonFileTaskStateStore:
+    return JsonFileTaskStateStore(spec.workdir / "state_store.json")
+
+
+def test_a_run_declares_itself_resumable_on_worker_loss_once_after_the_intent(spec, service, writes):
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    if checkpointed_state_available():
+        # Three metadata writes for the whole task: intent, declaration, job id.
+        assert writes == [LEDGER_KEY, WORKER_LOSS_KEY, LEDGER_KEY]
+        assert _store(spec).get(WORKER_LOSS_KEY) == 1  # the try number, not a bare true
+    else:
+        # A stock Airflow has no worker-loss checkpoint: the key would be pointless there.
+        assert writes == [LEDGER_KEY, LEDGER_KEY]
+        assert _store(spec).get(WORKER_LOSS_KEY) is None
+
+
+@patched_only
+def test_the_declaration_is_in_place_before_the_cloud_hears_of_the_job(spec, service, writes):
+    spec.job = {**spec.job, "run_seconds": 2.0}
+    hold = service.inject("submit", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
+    # The worker dies mid-submit: the scheduler would now find the declaration and checkpoint.
+    assert _store(spec).get(WORKER_LOSS_KEY) == 1
+    assert _ledger(spec)["phase"] == "submitting"
+    first.signal(signal.SIGKILL)
+    first.join()
+    hold.release.set()
+
+    # The resumed attempt (same try) re-sends the key and finds its declaration: no second write.
+    resumed = run_attempt(spec)
+
+    assert resumed["outcome"] == "success", resumed["error"]
+    assert service.counters["jobs_created"] == 1
+    assert writes == [LEDGER_KEY]
+
+
+@patched_only
+def test_a_reconnecting_attempt_of_the_same_try_writes_no_second_declaration(spec, service, writes):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join()["outcome"] == CHECKPOINT_OUTCOME
+    service.finish(_ledger(spec)["external_id"], "SUCCEEDED")
+
+    resumed = run_attempt(spec)
+
+    assert resumed["outcome"] == "success", resumed["error"]
+    assert writes == []  # reconnected: the ledger and the declaration were already there
+
+
+@patched_only
+def test_a_retry_that_reconnects_to_a_running_job_declares_for_its_own_try(spec, service, writes):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    # A worker lost on a stock path (or before this provider declared anything): the task failed
+    # and Airflow retries it while the job still runs.
+    first.signal(signal.SIGKILL)
+    first.join()
+    _store(spec).delete(WORKER_LOSS_KEY)
+    job_id = _ledger(spec)["external_id"]
+    gets_before = service.counters["gets"]
+    finisher = threading.Thread(
+        target=lambda: (
+            wait_for(lambda: service.counters["gets"] > gets_before + 1, what="the retry to poll"),
+            service.finish(job_id, "SUCCEEDED"),
+        )
+    )
+    finisher.start()
+
+    retry = run_attempt(replace(spec, try_number=2))
+    finisher.join()
+
+    assert retry["outcome"] == "success", retry["error"]
+    assert retry["xcoms"]["job_id"] == job_id
+    assert writes == [WORKER_LOSS_KEY]
+    assert _store(spec).get(WORKER_LOSS_KEY) == 2
+
+
+@patched_only
+def test_a_new_try_declares_again(spec, service, writes):
+    spec.job = {**spec.job, "outcome": "FAILED"}
+    assert run_attempt(spec)["outcome"] == "failed"
+    assert _store(spec).get(WORKER_LOSS_KEY) == 1
+    spec.job = {**spec.job, "outcome": "SUCCEEDED"}
+    writes.clear()
+
+    # Try 1's declaration does not cover try 2: until try 2 re-declares, a lost worker fails it.
+    retry = run_attempt(replace(spec, try_number=2))
+
+    assert retry["outcome"] == "success", retry["error"]
+    assert writes.count(WORKER_LOSS_KEY) == 1
+    assert _store(spec).get(WORKER_LOSS_KEY) == 2
+
+
+@patched_only
+def test_a_stale_true_is_not_taken_for_a_declaration_of_try_one(spec, service, writes):
+    # True == 1 in Python, but the core patch wants the try number itself; overwrite it.
+    _store(spec).set(WORKER_LOSS_KEY, True)
+    writes.clear()
+
+    assert run_attempt(spec)["outcome"] == "success"
+
+    assert writes.count(WORKER_LOSS_KEY) == 1
+    assert _store(spec).get(WORKER_LOSS_KEY) == 1
+    assert type(_store(spec).get(WORKER_LOSS_KEY)) is int
 
 
 # -- prior failures and clearing --------------------------------------------------------------

@@ -17,7 +17,10 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,49 @@ def checkpointed_state_available() -> bool:
         and hasattr(comms, "CheckpointTask")
         and "checkpointed" in {state.value for state in TaskInstanceState}
     )
+
+
+def declare_resumable_on_worker_loss(context: Context) -> bool:
+    """
+    Tell a patched Airflow that losing this task's worker from now on is a checkpoint, not a failure.
+
+    The core patch reads the task state store key ``AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY``
+    when a task instance's worker vanishes (SIGKILL, OOM kill, node loss): if it holds the current
+    try number, the task instance goes to ``checkpointed`` and resumes with the same try, instead of
+    failing and consuming a retry. Call this once a fresh attempt can safely continue the work (for
+    the operators: once the ledger records the job).
+
+    A stock Airflow has no such path, so nothing is written there. The key outlives the attempt, so a
+    resumed attempt of the same try finds its declaration and writes nothing either: one write per try.
+    A failure to write is logged and otherwise ignored (the task then fails on worker loss, as stock
+    Airflow does).
+
+    :return: whether the declaration is in place.
+    """
+    if not checkpointed_state_available():
+        return False
+    from airflow.sdk import exceptions
+
+    # Absent when the applied core patch predates worker-loss checkpoints.
+    key = getattr(exceptions.AirflowTaskCheckpointed, "RESUME_ON_WORKER_LOSS_KEY", None)  # type: ignore[attr-defined,unused-ignore]
+    if key is None:
+        return False
+    try_number = int(context["ti"].try_number)
+    store = context["task_state_store"]
+    try:
+        declared = store.get(key)
+        # The exact type: a stored True would compare equal to try 1.
+        if type(declared) is int and declared == try_number:
+            return True
+        store.set(key, try_number)
+    except Exception:
+        log.warning(
+            "Could not declare the task resumable on worker loss; if its worker is lost it fails as usual",
+            exc_info=True,
+        )
+        return False
+    log.info("Declared resumable on worker loss (try %d): a lost worker checkpoints this task", try_number)
+    return True
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 from airflow.sdk.observability.stats import Stats
 
-from airflow.providers.resumable.checkpoint import checkpoint_exception
+from airflow.providers.resumable.checkpoint import checkpoint_exception, declare_resumable_on_worker_loss
 from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
 from airflow.providers.resumable.ledger import (
     IdempotencyKey,
@@ -279,8 +279,10 @@ class ResumableSubmitOperator(BaseOperator):
         if decision.action in (Action.COMPLETE, Action.RECONNECT):
             assert ledger is not None and ledger.external_id is not None  # decide() only says so then
             job_id = ledger.external_id
+            if decision.action is Action.RECONNECT:
+                declare_resumable_on_worker_loss(context)
         else:
-            job_id = self._start_job(decision.action, ledger, ledgers, submission, max_tries)
+            job_id = self._start_job(decision.action, ledger, ledgers, submission, max_tries, context)
 
         self._job_id = job_id
         self.on_job_known(job_id, context)
@@ -307,6 +309,7 @@ class ResumableSubmitOperator(BaseOperator):
         ledgers: LedgerStore,
         submission: Any,
         max_tries: int,
+        context: Context,
     ) -> str:
         """Write the intent (unless re-sending an interrupted submit), submit, record the id."""
         if self._stop.requested:
@@ -324,6 +327,9 @@ class ResumableSubmitOperator(BaseOperator):
         assert ledger is not None
         if action is not Action.RESUBMIT_SAME_KEY:
             ledgers.save(ledger)  # the write-ahead intent: before the cloud hears of it
+        # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
+        # a lost worker can be a checkpoint rather than a failure (with the core patch).
+        declare_resumable_on_worker_loss(context)
         job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
         ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
         self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
