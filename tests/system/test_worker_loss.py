@@ -1,0 +1,167 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+A task that declared itself resumable survives losing its worker; one that did not fails as in 3.3.2.
+
+The worker is lost as a node loss would lose it: its LocalExecutor worker (the supervisor) and its
+task process are both SIGKILLed, so nothing reports anything and only the scheduler's task-heartbeat
+timeout (20 s on the test stack) notices. With the core patch, the declared task instance goes to
+``checkpointed`` instead of failing, keeps its try number, consumes no retry (``retries=0``) and
+resumes after ``[core] default_checkpoint_resume_after`` (60 s by default). Only the patched stack
+has this path, so the tests run there only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+
+from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.testing.stack import AirflowStack, TaskProcesses, poll_until
+from tests.system.dags.system_worker_loss_dags import CONTROL_DAG_ID, READY_KEY, RESUMABLE_DAG_ID, TASK_ID
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        not checkpointed_state_available(),
+        reason="worker-loss checkpoints need the core patch: run 'airflow-resumable patch apply' (make patch-venv)",
+    ),
+]
+
+DAG_FILE = Path(__file__).parent / "dags" / "system_worker_loss_dags.py"
+WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
+DEFAULT_RESUME_AFTER = timedelta(seconds=60)  # [core] default_checkpoint_resume_after, not overridden
+FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
+
+
+@pytest.fixture(scope="module")
+def stack(airflow_stack: AirflowStack) -> AirflowStack:
+    airflow_stack.add_dag_file(DAG_FILE)
+    for dag_id in (RESUMABLE_DAG_ID, CONTROL_DAG_ID):
+        airflow_stack.wait_for_dag(dag_id)
+    return airflow_stack
+
+
+@contextlib.contextmanager
+def _processes_killed_on_exit(processes: TaskProcesses) -> Iterator[None]:
+    """Whatever the test does, leave no orphaned task process behind (the stack cannot see it)."""
+    try:
+        yield
+    finally:
+        for pid in (processes.task_pid, processes.worker_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _ready_task(stack: AirflowStack, dag_id: str, run_id: str) -> TaskProcesses:
+    """The task's processes, once the task says it may be killed."""
+    processes = stack.find_task_processes(dag_id, TASK_ID, run_id=run_id, timeout=60)
+    poll_until(
+        lambda: stack.db.task_state_value(dag_id, run_id, TASK_ID, READY_KEY),
+        timeout=60,
+        describe=lambda: f"{dag_id}.{TASK_ID} to be ready to lose its worker",
+    )
+    return processes
+
+
+def _lose_the_worker(processes: TaskProcesses) -> None:
+    """SIGKILL the worker (supervisor), see that its task outlives it, then SIGKILL the task too."""
+    os.kill(processes.worker_pid, signal.SIGKILL)
+    poll_until(
+        lambda: (
+            not psutil.pid_exists(processes.worker_pid)
+            or psutil.Process(processes.worker_pid).status() == psutil.STATUS_ZOMBIE
+        ),
+        timeout=10,
+        describe=lambda: "the worker to die",
+    )
+    # A SIGKILLed supervisor takes nothing with it: its task process runs on, orphaned, until it
+    # next talks to the dead supervisor. A lost node takes both, so the test kills the task as well.
+    assert psutil.Process(processes.task_pid).is_running()
+    os.kill(processes.task_pid, signal.SIGKILL)
+
+
+def _audit_events(stack: AirflowStack, dag_id: str, run_id: str) -> list[str]:
+    rows = stack.db.query(
+        "SELECT event FROM log WHERE dag_id = ? AND run_id = ? AND task_id = ? ORDER BY id",
+        (dag_id, run_id, TASK_ID),
+    )
+    return [row["event"] for row in rows]
+
+
+def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the_same_try(
+    stack: AirflowStack,
+) -> None:
+    dag_id = RESUMABLE_DAG_ID
+    run_id = stack.trigger_dag(dag_id)
+
+    with stack.record_ti_states(dag_id, run_id) as recorder:
+        processes = _ready_task(stack, dag_id, run_id)
+        assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY) == 1
+        with _processes_killed_on_exit(processes):
+            _lose_the_worker(processes)
+            killed_at = time.time()
+            # The 20 s heartbeat timeout, its 2 s detection interval, and slack for a loaded machine.
+            stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=60)
+        checkpointed_after = time.time() - killed_at
+        final_state = stack.wait_for_dag_run(
+            dag_id, run_id, timeout=DEFAULT_RESUME_AFTER.total_seconds() + 60
+        )
+
+    assert final_state == "success"
+    assert checkpointed_after >= 15, "checkpointed before the heartbeat timeout could have passed"
+    task_states = recorder.states(TASK_ID)
+    assert "checkpointed" in task_states
+    assert not FAILURE_STATES & set(task_states), task_states
+    assert "failed" not in recorder.dag_run_states()
+    # One try throughout, of a task allowed no retries, and nothing archived as a past try.
+    assert {change.try_number for change in recorder.history(TASK_ID) if change.state is not None} == {1}
+    final_ti = stack.db.task_instance(dag_id, run_id, TASK_ID)
+    assert (final_ti.state, final_ti.try_number, final_ti.max_tries) == ("success", 1, 0)
+    assert stack.db.task_history_try_numbers(dag_id, run_id, TASK_ID) == []
+
+    # The task's own diary: a second run on the same try, no sooner than the configured resume delay.
+    runs = stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")
+    assert [run["try_number"] for run in runs] == [1, 1]
+    (reschedule,) = stack.db.task_reschedules(dag_id, run_id, TASK_ID)
+    assert reschedule.reschedule_date - reschedule.end_date == DEFAULT_RESUME_AFTER
+    assert runs[1]["started_at"] >= reschedule.reschedule_date.timestamp()
+
+    # Airflow's own record: a "worker lost" entry, and none of the heartbeat-timeout failure path.
+    events = _audit_events(stack, dag_id, run_id)
+    assert "worker lost" in events, events
+    assert not {"heartbeat timeout", "state mismatch", "failed"} & set(events), events
+    # The scheduler told listeners, as a task's own checkpoint does.
+    assert stack.checkpoint_listener_calls(dag_id, run_id) == [
+        {"dag_id": dag_id, "run_id": run_id, "task_id": TASK_ID, "try_number": 1, "previous_state": "running"}
+    ]
+
+
+def test_an_undeclared_task_whose_worker_is_lost_fails_as_in_stock_airflow(stack: AirflowStack) -> None:
+    dag_id = CONTROL_DAG_ID
+    run_id = stack.trigger_dag(dag_id)
+
+    with stack.record_ti_states(dag_id, run_id) as recorder:
+        processes = _ready_task(stack, dag_id, run_id)
+        assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY) is None
+        with _processes_killed_on_exit(processes):
+            _lose_the_worker(processes)
+            final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=90)
+
+    assert final_state == "failed"
+    assert "checkpointed" not in recorder.states(TASK_ID)
+    final_ti = stack.db.task_instance(dag_id, run_id, TASK_ID)
+    assert (final_ti.state, final_ti.try_number) == ("failed", 1)
+    assert stack.db.task_reschedules(dag_id, run_id, TASK_ID) == []
+    assert len(stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")) == 1
+    events = _audit_events(stack, dag_id, run_id)
+    assert "heartbeat timeout" in events, events
+    assert "worker lost" not in events, events
+    assert stack.checkpoint_listener_calls(dag_id, run_id) == []
