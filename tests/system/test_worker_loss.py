@@ -144,6 +144,45 @@ def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the
     ]
 
 
+def test_a_declared_task_whose_process_alone_is_sigkilled_is_checkpointed_by_its_supervisor(
+    stack: AirflowStack,
+) -> None:
+    """The OOM killer's usual choice: the task process dies, its supervisor lives and reports."""
+    dag_id = RESUMABLE_DAG_ID
+    run_id = stack.trigger_dag(dag_id)
+
+    with stack.record_ti_states(dag_id, run_id) as recorder:
+        processes = _ready_task(stack, dag_id, run_id)
+        with _processes_killed_on_exit(processes):
+            os.kill(processes.task_pid, signal.SIGKILL)
+            killed_at = time.time()
+            # No heartbeat timeout to wait for: the supervisor reports at once.
+            stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=15)
+            checkpointed_after = time.time() - killed_at
+            assert psutil.Process(processes.worker_pid).is_running(), "the supervisor survived"
+        final_state = stack.wait_for_dag_run(
+            dag_id, run_id, timeout=DEFAULT_RESUME_AFTER.total_seconds() + 60
+        )
+
+    assert final_state == "success"
+    assert checkpointed_after < 10, checkpointed_after
+    task_states = recorder.states(TASK_ID)
+    assert not FAILURE_STATES & set(task_states), task_states
+    final_ti = stack.db.task_instance(dag_id, run_id, TASK_ID)
+    assert (final_ti.state, final_ti.try_number, final_ti.max_tries) == ("success", 1, 0)
+    runs = stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")
+    assert [run["try_number"] for run in runs] == [1, 1]
+    # Reported through the Execution API's checkpoint branch, with the server's default delay.
+    (reschedule,) = stack.db.task_reschedules(dag_id, run_id, TASK_ID)
+    assert reschedule.reschedule_date - reschedule.start_date == DEFAULT_RESUME_AFTER
+    events = _audit_events(stack, dag_id, run_id)
+    assert not {"heartbeat timeout", "state mismatch", "failed", "worker lost"} & set(events), events
+    task_log = "\n".join(
+        path.read_text() for path in stack.task_logs.glob(f"dag_id={dag_id}/**/*.log") if run_id in str(path)
+    )
+    assert "the task declared itself resumable: checkpointing instead of failing" in task_log
+
+
 def test_an_undeclared_task_whose_worker_is_lost_fails_as_in_stock_airflow(stack: AirflowStack) -> None:
     dag_id = CONTROL_DAG_ID
     run_id = stack.trigger_dag(dag_id)
