@@ -23,8 +23,8 @@ from types import FrameType
 from typing import TextIO
 
 import airflow.providers.resumable.example_dags as example_dags
-from airflow.providers.resumable.demo.clouds import CloudCounts, DemoCloud, demo_clouds
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.clouds import CloudCounts, FakeCloud, demo_clouds
 from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskInstanceRow
 
 DAG_ID = "example_resumable_demo"
@@ -70,7 +70,7 @@ class Narrator:
 class TaskStory:
     """What the demo observed about one cloud's task."""
 
-    cloud: DemoCloud
+    cloud: FakeCloud
     states: list[str] = field(default_factory=list)
     job_before: str | None = None
     job_after: str | None = None

@@ -1,8 +1,16 @@
 # Licensed under the Apache License, Version 2.0.
-"""Each cloud the demo runs: its fake, the connection that reaches it, and what it counts."""
+"""
+One adapter per fake cloud, so the demo and the drill drive every cloud the same way.
+
+An adapter starts its fake, says which Airflow connection reaches it, counts what the fake saw
+(per idempotency key, so concurrent task instances are told apart), and injects the faults the
+drill needs: throttling, server errors, a lost submit response, and a submit held open after the
+fake committed it (so a worker can be killed at exactly that moment).
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -11,9 +19,10 @@ from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksService,
     RunScript,
 )
+from airflow.providers.resumable.testing.fake_jobs import Fault
 
 REMOTE_JOB_SECONDS = 40.0
-"""How long every fake job runs: long enough to shut a worker down under it and resume."""
+"""How long every fake job runs in the demo: long enough to shut a worker down under it and resume."""
 
 
 @dataclass(frozen=True)
@@ -24,36 +33,59 @@ class CloudCounts:
     cancellations: int
 
 
-class DemoCloud(Protocol):
-    """A fake cloud the demo starts, connects Airflow to, and reads counters from."""
+class FakeCloud(Protocol):
+    """A fake cloud: started, connected to Airflow, counted and disrupted by the demo and the drill."""
 
     name: str
     task_id: str
+    """The task of ``example_resumable_demo`` that runs on this cloud."""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
 
-    def connection(self) -> dict[str, Any]:
-        """The Airflow connection (REST ``POST /connections`` body) that reaches the fake."""
+    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
+        """The Airflow connection (a REST ``POST /connections`` body) that reaches the fake, under
+        ``conn_id`` or the cloud's standard connection id."""
         ...
 
     def counts(self) -> CloudCounts: ...
+
+    def jobs_with_key_prefix(self, prefix: str) -> list[str]:
+        """Ids of the jobs created with an idempotency key starting with ``prefix`` (a ledger nonce)."""
+        ...
+
+    def cancellations_of(self, external_id: str) -> int:
+        """How many cancel requests named this job."""
+        ...
 
     def job_state(self, external_id: str) -> str:
         """The fake's own state word for a job, for the narration."""
         ...
 
+    def inject(self, fault: str, *, times: int) -> None:
+        """Queue ``times`` faults: ``throttle`` (429 with Retry-After on status polls),
+        ``server_error`` (503 on submit), ``drop_submit_response`` (commit, lose the answer)."""
+        ...
 
-class DatabricksDemoCloud:
-    """A fake Databricks workspace (Jobs API 2.2 over HTTP) behind ``databricks_default``."""
+    def hold_next_submit(self) -> threading.Event:
+        """Commit the next submit but hold its answer until the returned event is set."""
+        ...
+
+
+class FakeDatabricksCloud:
+    """A fake Databricks workspace (Jobs API 2.2 over HTTP).
+
+    :param run_seconds: how long each run goes on before it succeeds.
+    """
 
     name = "databricks"
     task_id = "databricks_etl"
 
-    def __init__(self) -> None:
-        self.service = FakeDatabricksService(default_script=RunScript(run_seconds=REMOTE_JOB_SECONDS))
+    def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+        self.service = FakeDatabricksService(default_script=RunScript(run_seconds=run_seconds))
         self._server = FakeDatabricksServer(self.service)
+        self._cancels: dict[str, int] = {}
 
     def start(self) -> None:
         self._server.start()
@@ -61,9 +93,9 @@ class DatabricksDemoCloud:
     def stop(self) -> None:
         self._server.stop()
 
-    def connection(self) -> dict[str, Any]:
+    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
         return {
-            "connection_id": "databricks_default",
+            "connection_id": conn_id or "databricks_default",
             "conn_type": "databricks",
             "host": "127.0.0.1",
             "port": self._server.port,
@@ -78,10 +110,33 @@ class DatabricksDemoCloud:
             cancellations=counters["cancel_requests"] + counters["cancel_all_requests"],
         )
 
+    def jobs_with_key_prefix(self, prefix: str) -> list[str]:
+        return [
+            str(run["run_id"])
+            for run in self.service.runs()
+            if str(self.service.payload_of(run["run_id"]).get("idempotency_token", "")).startswith(prefix)
+        ]
+
+    def cancellations_of(self, external_id: str) -> int:
+        return self.service.cancellations_of(external_id)
+
     def job_state(self, external_id: str) -> str:
         return self.service.state_of(external_id)
 
+    def inject(self, fault: str, *, times: int) -> None:
+        if fault == "throttle":
+            self.service.inject("runs/get", Fault.error(429, retry_after=1), times=times)
+        elif fault == "server_error":
+            self.service.inject("runs/submit", Fault.error(503), times=times)
+        elif fault == "drop_submit_response":
+            self.service.inject("runs/submit", Fault.drop_response(), times=times)
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
 
-def demo_clouds() -> list[DemoCloud]:
+    def hold_next_submit(self) -> threading.Event:
+        return self.service.inject("runs/submit", Fault.hold_after_commit()).release
+
+
+def demo_clouds() -> list[FakeCloud]:
     """The clouds of ``example_resumable_demo``, one task each."""
-    return [DatabricksDemoCloud()]
+    return [FakeDatabricksCloud()]
