@@ -16,17 +16,17 @@ Two parts:
 
 Methods served (``operation`` names for :meth:`FakeDataprocService.inject` and the counters):
 
-======================================================  =============================================
-``google.cloud.dataproc.v1.JobController/SubmitJob``    create a job (``SubmitJob``)
-``.../JobController/GetJob``                            the job with its status and history
-``.../JobController/CancelJob``                         cancel an active job
-``.../JobController/ListJobs``                          jobs, filtered by state and labels
-``google.cloud.dataproc.v1.BatchController/CreateBatch``  create a batch; answers a long-running op
-``.../BatchController/GetBatch``                        the batch
-``.../BatchController/DeleteBatch``                     delete a finished batch
-``google.longrunning.Operations/GetOperation``           a batch's creation operation
-``google.longrunning.Operations/CancelOperation``        cancel the batch (the API's batch cancel)
-======================================================  =============================================
+==========================================================  =========================================
+``google.cloud.dataproc.v1.JobController/SubmitJob``        create a job (``SubmitJob``)
+``.../JobController/GetJob``                                the job with its status and history
+``.../JobController/CancelJob``                             cancel an active job
+``.../JobController/ListJobs``                              jobs, filtered by state and labels
+``google.cloud.dataproc.v1.BatchController/CreateBatch``    create a batch; answers a long-running op
+``.../BatchController/GetBatch``                            the batch
+``.../BatchController/DeleteBatch``                         delete a finished batch
+``google.longrunning.Operations/GetOperation``              a batch's creation operation
+``google.longrunning.Operations/CancelOperation``           cancel the batch (the API's batch cancel)
+==========================================================  =========================================
 
 Semantics kept from the real service, because the operators' correctness rests on them:
 
