@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--disruptions", type=int, default=20, help="disruptions per cloud (default 20)")
     drill.add_argument("--seed", type=int, default=None, help="replay a drill: the seed it printed")
     drill.add_argument(
-        "--clouds", default="databricks", help="comma-separated clouds to drill (default: databricks)"
+        "--clouds",
+        default="databricks,dataproc",
+        help="comma-separated clouds to drill (default: databricks,dataproc)",
     )
     drill.add_argument(
         "--kinds",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG
 
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
+from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubmitJobOperator
 
 DRILL_TASK_ID = "job"
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=1), "resume_after": timedelta(seconds=10)}
@@ -40,4 +41,16 @@ with DAG(
         notebook_task={"notebook_path": "/Shared/drill"},
         polling_period_seconds=1,
         databricks_retry_delay=1,
+    )
+
+with DAG(drill_dag_id("dataproc"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS):
+    ResumableDataprocSubmitJobOperator(
+        task_id=DRILL_TASK_ID,
+        gcp_conn_id=drill_conn_id("dataproc"),
+        region="europe-west1",
+        job={
+            "placement": {"cluster_name": "drill-cluster"},
+            "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
+        },
+        polling_interval_seconds=1,
     )

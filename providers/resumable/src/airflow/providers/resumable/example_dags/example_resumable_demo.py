@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG
 
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
+from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubmitJobOperator
 
 # [START howto_resumable_demo]
 with DAG(
@@ -31,5 +32,15 @@ with DAG(
         existing_cluster_id="0923-164208-meows279",
         notebook_task={"notebook_path": "/Shared/etl/nightly"},
         polling_period_seconds=2,
+    )
+    dataproc_etl = ResumableDataprocSubmitJobOperator(
+        task_id="dataproc_etl",
+        gcp_conn_id="google_cloud_default",
+        region="europe-west1",
+        job={
+            "placement": {"cluster_name": "etl-cluster"},
+            "pyspark_job": {"main_python_file_uri": "gs://etl-bucket/nightly.py"},
+        },
+        polling_interval_seconds=2,
     )
 # [END howto_resumable_demo]

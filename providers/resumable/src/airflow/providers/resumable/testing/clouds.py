@@ -10,6 +10,7 @@ fake committed it (so a worker can be killed at exactly that moment).
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +19,12 @@ from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksServer,
     FakeDatabricksService,
     RunScript,
+)
+from airflow.providers.resumable.testing.dataproc import (
+    FakeDataprocServer,
+    FakeDataprocService,
+    GrpcFault,
+    JobScript,
 )
 from airflow.providers.resumable.testing.fake_jobs import Fault
 
@@ -137,6 +144,63 @@ class FakeDatabricksCloud:
         return self.service.inject("runs/submit", Fault.hold_after_commit()).release
 
 
+class FakeDataprocCloud:
+    """A fake Dataproc (JobController and BatchController over gRPC).
+
+    :param run_seconds: how long each job runs before it succeeds.
+    """
+
+    name = "dataproc"
+    task_id = "dataproc_etl"
+
+    def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+        self.service = FakeDataprocService(default_job_script=JobScript(run_seconds=run_seconds))
+        self._server = FakeDataprocServer(self.service)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
+        return {
+            "connection_id": conn_id or "google_cloud_default",
+            "conn_type": "google_cloud_platform",
+            "extra": json.dumps(self._server.connection_extras()),
+        }
+
+    def counts(self) -> CloudCounts:
+        counters = self.service.counters
+        return CloudCounts(submissions=counters["jobs_created"], cancellations=counters["cancel_requests"])
+
+    def jobs_with_key_prefix(self, prefix: str) -> list[str]:
+        return self.service.job_ids_with_request_id_prefix(prefix)
+
+    def cancellations_of(self, external_id: str) -> int:
+        return self.service.cancellations_of(external_id)
+
+    def job_state(self, external_id: str) -> str:
+        return self.service.job_state(external_id)
+
+    def inject(self, fault: str, *, times: int) -> None:
+        import grpc
+
+        if fault == "throttle":
+            self.service.inject(
+                "GetJob", GrpcFault.error(grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay=1), times=times
+            )
+        elif fault == "server_error":
+            self.service.inject("SubmitJob", GrpcFault.error(grpc.StatusCode.UNAVAILABLE), times=times)
+        elif fault == "drop_submit_response":
+            self.service.inject("SubmitJob", GrpcFault.error_after_commit(), times=times)
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+
+    def hold_next_submit(self) -> threading.Event:
+        return self.service.inject("SubmitJob", GrpcFault.hold_after_commit()).release
+
+
 def demo_clouds() -> list[FakeCloud]:
     """The clouds of ``example_resumable_demo``, one task each."""
-    return [FakeDatabricksCloud()]
+    return [FakeDatabricksCloud(), FakeDataprocCloud()]

@@ -303,6 +303,7 @@ class FakeDataprocService:
         self._job_scripts: dict[str, JobScript] = {}
         self._batch_scripts: dict[str, BatchScript] = {}
         self._faults: dict[str, deque[GrpcFault]] = {}
+        self._cancel_requests_by_job: Counter[str] = Counter()
         self._lock = threading.RLock()
 
     # -- test controls ----------------------------------------------------------------------
@@ -360,6 +361,16 @@ class FakeDataprocService:
         """A batch's state name now (``"RUNNING"``, ``"SUCCEEDED"``, ...)."""
         with self._lock:
             return BatchState(self._batch_by_id(batch_id).life.state(time.monotonic())[0]).name
+
+    def cancellations_of(self, job_id: str) -> int:
+        """How many ``CancelJob`` calls named this job."""
+        with self._lock:
+            return self._cancel_requests_by_job[job_id]
+
+    def job_ids_with_request_id_prefix(self, prefix: str) -> list[str]:
+        """Ids of the jobs created by a ``SubmitJob`` whose ``request_id`` starts with ``prefix``."""
+        with self._lock:
+            return [job_id for (_, _, job_id), job in self._jobs.items() if job.request_id.startswith(prefix)]
 
     def submitted(self, job_id: str) -> tuple[dataproc_v1.Job, str]:
         """The job as it was submitted (labels, reference, driver...) and the ``request_id`` it came with."""
@@ -441,6 +452,7 @@ class FakeDataprocService:
     def cancel_job(self, request: dataproc_v1.CancelJobRequest) -> dataproc_v1.Job:
         with self._lock:
             self.counters["cancel_requests"] += 1
+            self._cancel_requests_by_job[request.job_id] += 1
             job = self._job_at(request.project_id, request.region, request.job_id)
             now = time.monotonic()
             state = job.life.state(now)[0]
