@@ -125,8 +125,7 @@ def _start_clouds(narrator: Narrator, cleanup: ExitStack) -> list[TaskStory]:
     for cloud in demo_clouds():
         cloud.start()
         cleanup.callback(cloud.stop)
-        connection = cloud.connection()
-        narrator.say(cloud.name, f"fake started on http://127.0.0.1:{connection['port']}")
+        narrator.say(cloud.name, f"fake started on {cloud.address}")
         stories.append(TaskStory(cloud))
     return stories
 
@@ -194,9 +193,9 @@ def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[T
         if not disrupted and all(_polling_its_job(s, rows) for s in stories):
             _shut_down_workers(narrator, stack, run_id, stories)
             disrupted = True
-            narrator.waiting_for(
-                "the checkpointed tasks to resume (resume_after: 10 s) and their jobs to finish"
-            )
+            narrator.waiting_for("the checkpointed tasks to resume (resume_after: 10 s)")
+        elif disrupted and all(s.states[-1:] == ["running"] and "running" in s.states[:-1] for s in stories):
+            narrator.waiting_for("the remote jobs to finish; the resumed tasks are polling them")
         state = stack.db.dag_run_state(DAG_ID, run_id)
         if state in ("success", "failed"):
             narrator.waiting_for(None)

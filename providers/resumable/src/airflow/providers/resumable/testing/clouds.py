@@ -51,6 +51,11 @@ class FakeCloud(Protocol):
 
     def stop(self) -> None: ...
 
+    @property
+    def address(self) -> str:
+        """Where the running fake listens, for people."""
+        ...
+
     def connection(self, conn_id: str | None = None) -> dict[str, Any]:
         """The Airflow connection (a REST ``POST /connections`` body) that reaches the fake, under
         ``conn_id`` or the cloud's standard connection id."""
@@ -99,6 +104,10 @@ class FakeDatabricksCloud:
 
     def stop(self) -> None:
         self._server.stop()
+
+    @property
+    def address(self) -> str:
+        return f"{self._server.url} (Jobs API 2.2)"
 
     def connection(self, conn_id: str | None = None) -> dict[str, Any]:
         return {
@@ -162,6 +171,10 @@ class FakeDataprocCloud:
 
     def stop(self) -> None:
         self._server.stop()
+
+    @property
+    def address(self) -> str:
+        return f"{self._server.endpoint} (gRPC, insecure)"
 
     def connection(self, conn_id: str | None = None) -> dict[str, Any]:
         return {
