@@ -14,8 +14,12 @@ from enum import StrEnum
 class DisruptionKind(StrEnum):
     """One way the world can go wrong under a running resumable task."""
 
-    SIGTERM_AT_START = "sigterm_at_start"
-    """Worker shutdown as the task starts: before, during or just after its submit."""
+    SIGTERM_DURING_STARTUP = "sigterm_during_startup"
+    """Worker shutdown while Airflow is still starting the task (loading its DAG), before any of
+    the operator's code runs. Airflow 3.3.2 fails the task then (its SIGTERM handler is not
+    installed yet), which uses a retry: drilled only when asked for."""
+    SIGTERM_IN_SUBMIT = "sigterm_in_submit"
+    """Worker shutdown once the ledger's intent is written: before, during or just after the submit."""
     SIGTERM_MID_POLL = "sigterm_mid_poll"
     """Worker shutdown while the task polls its running job (an eviction, a deploy)."""
     SIGKILL_MID_POLL = "sigkill_mid_poll"
@@ -32,7 +36,17 @@ class DisruptionKind(StrEnum):
     @property
     def shuts_the_worker_down(self) -> bool:
         """A SIGTERM: the task must end the attempt as a checkpoint."""
-        return self in (DisruptionKind.SIGTERM_AT_START, DisruptionKind.SIGTERM_MID_POLL)
+        return self in (
+            DisruptionKind.SIGTERM_DURING_STARTUP,
+            DisruptionKind.SIGTERM_IN_SUBMIT,
+            DisruptionKind.SIGTERM_MID_POLL,
+        )
+
+    @property
+    def costs_a_retry_on_airflow_3_3_2(self) -> bool:
+        """Airflow itself fails the task, before or after the operator could act; the ledger still
+        reconnects the next try to the same job, but that try is a retry."""
+        return self.kills_the_worker or self is DisruptionKind.SIGTERM_DURING_STARTUP
 
     @property
     def kills_the_worker(self) -> bool:

@@ -109,10 +109,11 @@ def default_kinds() -> list[DisruptionKind]:
     """Every kind this Airflow can come through without using a retry.
 
     A SIGKILL leaves nothing running to checkpoint: Airflow 3.3.2 fails the task once its heartbeat
-    times out, which uses a retry even though the ledger then reconnects to the same job. Those kinds
-    are drilled only when asked for explicitly.
+    times out. A SIGTERM while Airflow is still loading the task's DAG kills the task process before
+    its SIGTERM handler exists, and the supervisor fails the task. Both use a retry even though the
+    ledger then reconnects to the same job, so those kinds are drilled only when asked for.
     """
-    return [kind for kind in DisruptionKind if not kind.kills_the_worker]
+    return [kind for kind in DisruptionKind if not kind.costs_a_retry_on_airflow_3_3_2]
 
 
 class Printer:
@@ -289,8 +290,12 @@ def _strike(
     if kind in (DisruptionKind.THROTTLE_STORM, DisruptionKind.SERVER_ERRORS, DisruptionKind.DROPPED_RESPONSE):
         return  # the fault is already queued on the fake
     processes = stack.find_task_processes(dag_id, DRILL_TASK_ID, run_id=run_id, timeout=90)
-    if kind is DisruptionKind.SIGTERM_AT_START:
-        time.sleep(disruption.delay / 4)
+    if kind is DisruptionKind.SIGTERM_DURING_STARTUP:
+        _signal(processes.worker_pid, signal.SIGTERM)
+        return
+    if kind is DisruptionKind.SIGTERM_IN_SUBMIT:
+        _wait_for(lambda: _ledger_nonce(stack, dag_id, run_id), what="the ledger's intent")
+        time.sleep(disruption.delay / 8)
         _signal(processes.worker_pid, signal.SIGTERM)
         return
     if kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW:
