@@ -34,6 +34,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Resumable jobs",
                 "python-modules": ["airflow.providers.resumable.operators.databricks"],
             },
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.operators.emr"],
+            },
         ],
         "extra-links": [
             "airflow.providers.resumable.operators.databricks.ResumableDatabricksJobRunLink",
