@@ -648,7 +648,9 @@ class FakeEmrServer:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
-        # The backends are created lazily: touch them so the kit wraps the ones the server will use.
+        # moto's backends are process-global and outlive a server: start from empty ones, as mock_aws does.
+        self.emr.emr.reset()
+        self.emr.serverless.reset()
         self.emr.install()
         self.proxy = FakeAwsProxy(self.emr, (host, port)).start()
         return self
