@@ -408,18 +408,21 @@ def test_deferrable_true_is_refused_clearly():
 
 def test_describe_in_process_follows_the_lifecycle_and_reports_missing_steps(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_AWS_INPROC", "aws://testing:testing@/?region_name=us-east-1")
-    with in_process_fake_emr(default_step=StepScript(run_seconds=0.1)) as emr:
+    with in_process_fake_emr(default_step=StepScript(pending_seconds=0.5, run_seconds=0.5)) as emr:
         cluster_id = emr.create_cluster("etl")
         operator = ResumableEmrAddStepsOperator(
             task_id="t", aws_conn_id="aws_inproc", job_flow_id=cluster_id, steps=[_step("a")]
         )
         external_id = operator.submit(operator.build_submission({}), "ef" * 16 + "-0")  # type: ignore[arg-type]
 
-        assert operator.describe(external_id).status is RemoteStatus.PENDING
+        seen = [operator.describe(external_id).status]
         deadline = time.monotonic() + 10
-        while operator.describe(external_id).status is not RemoteStatus.SUCCEEDED:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        while seen[-1] is not RemoteStatus.SUCCEEDED:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.02)
+            if (status := operator.describe(external_id).status) is not seen[-1]:
+                seen.append(status)
+        assert seen == [RemoteStatus.PENDING, RemoteStatus.RUNNING, RemoteStatus.SUCCEEDED]
         gone = operator.describe(f"{cluster_id}:s-NOTASTEP")
         assert gone.status is RemoteStatus.NOT_FOUND
 
