@@ -38,6 +38,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Resumable jobs",
                 "python-modules": ["airflow.providers.resumable.operators.dataproc"],
             },
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.operators.emr"],
+            },
         ],
         "hooks": [
             {

@@ -71,7 +71,8 @@ class ResumableSubmitOperator(BaseOperator):
     do; ``deferrable=True`` is not supported yet) and does not stream remote logs.
 
     **Known limitation.** Exactly-once is as strong as the cloud's deduplication of the key (or, for
-    clouds without it, :meth:`find_existing`). A user-supplied token or id replaces the generated key;
+    clouds without it, :meth:`find_existing`, which is told the ledger's intent time so it can bound
+    its search). A user-supplied token or id replaces the generated key;
     resubmitting after a real failure then needs a token that changes (e.g. templated per try).
 
     :param durable: keep the ledger in the task state store (default). ``False`` behaves like the
@@ -171,13 +172,19 @@ class ResumableSubmitOperator(BaseOperator):
         adapter, via :meth:`find_existing`) must then return the job that already exists.
         """
 
-    def find_existing(self, idempotency_key: str) -> str | None:
+    def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
         """
         Return the id of a job already submitted with ``idempotency_key``, or ``None``.
 
         Only clouds without server-side deduplication need this; it is consulted before every
         submit that may repeat an earlier one (an interrupted submit, or a retry of a submit whose
         response was lost). The default finds nothing.
+
+        :param idempotency_key: the key the earlier submit carried.
+        :param intent_at: when the ledger recorded the intent to submit under this key (UTC): no job
+            with this key can be older, so a search through the cloud's history may stop there.
+            The base always passes it; it defaults to ``None`` (search everything) so that callers
+            and overrides written before it existed keep working.
         """
         return None
 
@@ -367,7 +374,7 @@ class ResumableSubmitOperator(BaseOperator):
 
         def attempt() -> str:
             nonlocal sent_before
-            if sent_before and (found := self.find_existing(key)):
+            if sent_before and (found := self.find_existing(key, intent_at=ledger.intent_at)):
                 self.log.info(
                     "Found %s %s already submitted with key %s; not submitting again",
                     self.job_noun,
