@@ -27,8 +27,8 @@ import pytest
 
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, Fault, StepScript
+from airflow.providers.resumable.testing.stack import AirflowStack, FlavouredStack
 from tests.system.dags.system_emr_dags import CLUSTER_NAME, CONN_ID, DAG_ID, TASK_ID
-from tests.system.stack import AirflowStack, FlavouredStack
 
 pytestmark = pytest.mark.system
 

@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--seed", type=int, default=None, help="replay a drill: the seed it printed")
     drill.add_argument(
         "--clouds",
-        default="databricks,dataproc",
-        help="comma-separated clouds to drill (default: databricks,dataproc)",
+        default="databricks,emr,dataproc",
+        help="comma-separated clouds to drill (default: databricks,emr,dataproc)",
     )
     drill.add_argument(
         "--kinds",

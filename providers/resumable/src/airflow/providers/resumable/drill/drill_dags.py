@@ -14,6 +14,7 @@ from airflow.sdk import DAG
 
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
 from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubmitJobOperator
+from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
 
 DRILL_TASK_ID = "job"
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=1), "resume_after": timedelta(seconds=10)}
@@ -53,4 +54,20 @@ with DAG(drill_dag_id("dataproc"), schedule=None, start_date=START, catchup=Fals
             "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
         },
         polling_interval_seconds=1,
+    )
+
+with DAG(drill_dag_id("emr"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS):
+    ResumableEmrAddStepsOperator(
+        task_id=DRILL_TASK_ID,
+        aws_conn_id=drill_conn_id("emr"),
+        job_flow_name="resumable-cluster",  # the cluster the fake EMR starts with
+        cluster_states=["WAITING", "RUNNING"],
+        steps=[
+            {
+                "Name": "drill {{ run_id }}",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://drill/job.py"]},
+            }
+        ],
+        waiter_delay=1,
     )

@@ -28,7 +28,12 @@ from airflow.providers.resumable.drill import drill_dags
 from airflow.providers.resumable.drill.drill_dags import DRILL_TASK_ID, drill_conn_id, drill_dag_id
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
-from airflow.providers.resumable.testing.clouds import FakeCloud, FakeDatabricksCloud, FakeDataprocCloud
+from airflow.providers.resumable.testing.clouds import (
+    FakeCloud,
+    FakeDatabricksCloud,
+    FakeDataprocCloud,
+    FakeEmrCloud,
+)
 from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings
 
 T = TypeVar("T")
@@ -38,8 +43,9 @@ DRILL_JOB_SECONDS = 6.0
 PER_DISRUPTION_TIMEOUT = 240.0
 """A disruption whose run has not ended by then counts as a lost run."""
 
-FAKE_CLOUDS: dict[str, type[FakeDatabricksCloud] | type[FakeDataprocCloud]] = {
+FAKE_CLOUDS: dict[str, type[FakeDatabricksCloud] | type[FakeEmrCloud] | type[FakeDataprocCloud]] = {
     "databricks": FakeDatabricksCloud,
+    "emr": FakeEmrCloud,
     "dataproc": FakeDataprocCloud,
 }
 """The clouds a drill can run against fakes."""

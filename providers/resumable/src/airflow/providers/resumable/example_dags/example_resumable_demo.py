@@ -14,6 +14,7 @@ from airflow.sdk import DAG
 
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
 from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubmitJobOperator
+from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
 
 # [START howto_resumable_demo]
 with DAG(
@@ -32,6 +33,23 @@ with DAG(
         existing_cluster_id="0923-164208-meows279",
         notebook_task={"notebook_path": "/Shared/etl/nightly"},
         polling_period_seconds=2,
+    )
+    emr_steps = ResumableEmrAddStepsOperator(
+        task_id="emr_steps",
+        aws_conn_id="aws_default",
+        job_flow_name="resumable-cluster",
+        cluster_states=["WAITING", "RUNNING"],
+        steps=[
+            {
+                "Name": "nightly-etl",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {
+                    "Jar": "command-runner.jar",
+                    "Args": ["spark-submit", "s3://etl/nightly.py"],
+                },
+            }
+        ],
+        waiter_delay=2,
     )
     dataproc_etl = ResumableDataprocSubmitJobOperator(
         task_id="dataproc_etl",

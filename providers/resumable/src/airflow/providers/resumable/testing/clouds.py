@@ -11,7 +11,9 @@ fake committed it (so a worker can be killed at exactly that moment).
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +28,7 @@ from airflow.providers.resumable.testing.dataproc import (
     GrpcFault,
     JobScript,
 )
+from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, StepScript
 from airflow.providers.resumable.testing.fake_jobs import Fault
 
 REMOTE_JOB_SECONDS = 40.0
@@ -214,6 +217,95 @@ class FakeDataprocCloud:
         return self.service.inject("SubmitJob", GrpcFault.hold_after_commit()).release
 
 
+class FakeEmrCloud:
+    """A fake EMR cluster: moto on 127.0.0.1 with the kit's step lifecycle and the fault proxy.
+
+    A job here is the set of steps one ``AddJobFlowSteps`` added, written as the operator's ledger
+    writes it: ``"<cluster id>:<step id>,<step id>"``.
+
+    :param run_seconds: how long each step runs before it completes.
+    """
+
+    name = "emr"
+    task_id = "emr_steps"
+    cluster_name = "resumable-cluster"
+
+    _TAG = re.compile(r" \(resumable (?P<key>[0-9a-f]{32}-\d+) (?P<index>\d+)/\d+\)$")
+
+    def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+        self._server = FakeEmrServer(FakeEmr(default_step=StepScript(run_seconds=run_seconds)))
+        self.cluster_id = ""
+
+    @property
+    def emr(self) -> FakeEmr:
+        return self._server.emr
+
+    def start(self) -> None:
+        self._server.start()
+        self.cluster_id = self.emr.create_cluster(self.cluster_name)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def address(self) -> str:
+        return f"{self._server.endpoint_url} (moto, cluster {self.cluster_id} '{self.cluster_name}')"
+
+    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
+        return {
+            "connection_id": conn_id or "aws_default",
+            "conn_type": "aws",
+            "login": "fake-access-key",
+            "password": "fake-secret-key",
+            "extra": json.dumps(self._server.connection_extra()),
+        }
+
+    def counts(self) -> CloudCounts:
+        return CloudCounts(
+            submissions=self.emr.counters["add_job_flow_steps"],
+            cancellations=self.emr.counters["cancel_steps"],
+        )
+
+    def jobs_with_key_prefix(self, prefix: str) -> list[str]:
+        # The n-th time a tagged step index shows up belongs to the n-th submission under that key.
+        submissions: dict[tuple[str, int], list[str]] = defaultdict(list)
+        seen: dict[tuple[str, str], int] = defaultdict(int)
+        for step in self.emr.steps(self.cluster_id):
+            tag = self._TAG.search(step["Name"])
+            if tag is None or not tag["key"].startswith(prefix):
+                continue
+            occurrence = seen[(tag["key"], tag["index"])]
+            seen[(tag["key"], tag["index"])] += 1
+            submissions[(tag["key"], occurrence)].append(step["Id"])
+        return [f"{self.cluster_id}:{','.join(ids)}" for ids in submissions.values()]
+
+    def cancellations_of(self, external_id: str) -> int:
+        return sum(self.emr.cancel_requests_by_step[step] for step in _step_ids(external_id))
+
+    def job_state(self, external_id: str) -> str:
+        states = {self.emr.step_state(self.cluster_id, step) for step in _step_ids(external_id)}
+        if len(states) == 1:
+            return states.pop()
+        return "RUNNING" if "RUNNING" in states else "/".join(sorted(states))
+
+    def inject(self, fault: str, *, times: int) -> None:
+        if fault == "throttle":
+            self._server.inject("ListSteps", Fault.error(400), times=times)
+        elif fault == "server_error":
+            self._server.inject("AddJobFlowSteps", Fault.error(503), times=times)
+        elif fault == "drop_submit_response":
+            self._server.inject("AddJobFlowSteps", Fault.drop_response(), times=times)
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+
+    def hold_next_submit(self) -> threading.Event:
+        return self._server.inject("AddJobFlowSteps", Fault.hold_after_commit()).release
+
+
+def _step_ids(external_id: str) -> list[str]:
+    return external_id.partition(":")[2].split(",")
+
+
 def demo_clouds() -> list[FakeCloud]:
     """The clouds of ``example_resumable_demo``, one task each."""
-    return [FakeDatabricksCloud(), FakeDataprocCloud()]
+    return [FakeDatabricksCloud(), FakeEmrCloud(), FakeDataprocCloud()]

@@ -157,6 +157,8 @@ class FakeEmr:
         self.region = region
         self.tick_seconds = tick_seconds
         self.counters: Counter[str] = Counter()
+        self.cancel_requests_by_step: Counter[str] = Counter()
+        """How many ``CancelSteps`` requests named each step."""
         self._step_scripts: list[tuple[re.Pattern[str], StepScript]] = []
         self._job_run_scripts: dict[str, JobRunScript] = {}
         self._steps: dict[str, _Tracked] = {}
@@ -347,6 +349,7 @@ class FakeEmr:
         """
         with self._lock:
             self.counters["cancel_steps"] += 1
+            self.cancel_requests_by_step.update(step_ids)
             cluster = self.emr.clusters.get(cluster_id)
             if cluster is None:
                 raise KeyError(cluster_id)
