@@ -69,5 +69,6 @@ with DAG(drill_dag_id("emr"), schedule=None, start_date=START, catchup=False, de
                 "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://drill/job.py"]},
             }
         ],
+        wait_for_completion=True,  # upstream defaults to False: submit and move on
         waiter_delay=1,
     )

@@ -49,6 +49,7 @@ with DAG(
                 },
             }
         ],
+        wait_for_completion=True,  # upstream defaults to False: submit and move on
         waiter_delay=2,
     )
     dataproc_etl = ResumableDataprocSubmitJobOperator(
