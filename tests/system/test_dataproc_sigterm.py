@@ -2,7 +2,7 @@
 """
 The worker running a Dataproc job is SIGTERMed mid-run on a real Airflow stack (issue 6, system part).
 
-A real stack (``tests/system/stack.py``: scheduler, API server, dag processor, LocalExecutor, sqlite)
+A real stack (``airflow.providers.resumable.testing.stack``: scheduler, API server, dag processor, LocalExecutor, sqlite)
 runs ``ResumableDataprocSubmitJobOperator`` against the gRPC fake served from this process on
 127.0.0.1, through a real Airflow connection created over REST (``api_endpoint`` + ``insecure``
 extras); the task's real ``JobControllerClient`` talks gRPC to it. The LocalExecutor worker (the
@@ -27,8 +27,8 @@ import pytest
 
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.dataproc import FakeDataprocServer, FakeDataprocService, JobScript
+from airflow.providers.resumable.testing.stack import AirflowStack, FlavouredStack
 from tests.system.dags.system_dataproc_dags import CONN_ID, DAG_ID, TASK_ID
-from tests.system.stack import AirflowStack, FlavouredStack
 
 pytestmark = pytest.mark.system
 

@@ -2,7 +2,7 @@
 """
 The worker running EMR steps is SIGTERMed mid-run on a real Airflow stack (issue 5, system part).
 
-A real stack (``tests/system/stack.py``) runs ``ResumableEmrAddStepsOperator`` against moto's
+A real stack (``airflow.providers.resumable.testing.stack``) runs ``ResumableEmrAddStepsOperator`` against moto's
 ``ThreadedMotoServer`` on 127.0.0.1, behind the kit's proxy and lifecycle driver
 (:mod:`airflow.providers.resumable.testing.emr`), through a real AWS connection created over REST
 with ``endpoint_url`` in its extras. The first ``AddJobFlowSteps`` response is dropped on the wire
