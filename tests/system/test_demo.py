@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow.providers.resumable.demo.clouds import demo_clouds
+from airflow.providers.resumable.testing.clouds import demo_clouds
 
 pytestmark = pytest.mark.system
 

@@ -34,8 +34,24 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Resumable jobs",
                 "python-modules": ["airflow.providers.resumable.operators.databricks"],
             },
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.operators.dataproc"],
+            },
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.operators.emr"],
+            },
+        ],
+        "hooks": [
+            {
+                "integration-name": "Resumable jobs",
+                "python-modules": ["airflow.providers.resumable.hooks.dataproc"],
+            },
         ],
         "extra-links": [
             "airflow.providers.resumable.operators.databricks.ResumableDatabricksJobRunLink",
+            "airflow.providers.resumable.operators.dataproc.ResumableDataprocJobLink",
+            "airflow.providers.resumable.operators.dataproc.ResumableDataprocBatchLink",
         ],
     }

@@ -23,8 +23,8 @@ from types import FrameType
 from typing import TextIO
 
 import airflow.providers.resumable.example_dags as example_dags
-from airflow.providers.resumable.demo.clouds import CloudCounts, DemoCloud, demo_clouds
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.clouds import CloudCounts, FakeCloud, demo_clouds
 from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskInstanceRow
 
 DAG_ID = "example_resumable_demo"
@@ -70,7 +70,7 @@ class Narrator:
 class TaskStory:
     """What the demo observed about one cloud's task."""
 
-    cloud: DemoCloud
+    cloud: FakeCloud
     states: list[str] = field(default_factory=list)
     job_before: str | None = None
     job_after: str | None = None
@@ -125,8 +125,7 @@ def _start_clouds(narrator: Narrator, cleanup: ExitStack) -> list[TaskStory]:
     for cloud in demo_clouds():
         cloud.start()
         cleanup.callback(cloud.stop)
-        connection = cloud.connection()
-        narrator.say(cloud.name, f"fake started on http://127.0.0.1:{connection['port']}")
+        narrator.say(cloud.name, f"fake started on {cloud.address}")
         stories.append(TaskStory(cloud))
     return stories
 
@@ -194,9 +193,9 @@ def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[T
         if not disrupted and all(_polling_its_job(s, rows) for s in stories):
             _shut_down_workers(narrator, stack, run_id, stories)
             disrupted = True
-            narrator.waiting_for(
-                "the checkpointed tasks to resume (resume_after: 10 s) and their jobs to finish"
-            )
+            narrator.waiting_for("the checkpointed tasks to resume (resume_after: 10 s)")
+        elif disrupted and all(s.states[-1:] == ["running"] and "running" in s.states[:-1] for s in stories):
+            narrator.waiting_for("the remote jobs to finish; the resumed tasks are polling them")
         state = stack.db.dag_run_state(DAG_ID, run_id)
         if state in ("success", "failed"):
             narrator.waiting_for(None)

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG
 
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
+from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubmitJobOperator
+from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
 
 # [START howto_resumable_demo]
 with DAG(
@@ -31,5 +33,33 @@ with DAG(
         existing_cluster_id="0923-164208-meows279",
         notebook_task={"notebook_path": "/Shared/etl/nightly"},
         polling_period_seconds=2,
+    )
+    emr_steps = ResumableEmrAddStepsOperator(
+        task_id="emr_steps",
+        aws_conn_id="aws_default",
+        job_flow_name="resumable-cluster",
+        cluster_states=["WAITING", "RUNNING"],
+        steps=[
+            {
+                "Name": "nightly-etl",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {
+                    "Jar": "command-runner.jar",
+                    "Args": ["spark-submit", "s3://etl/nightly.py"],
+                },
+            }
+        ],
+        wait_for_completion=True,  # upstream defaults to False: submit and move on
+        waiter_delay=2,
+    )
+    dataproc_etl = ResumableDataprocSubmitJobOperator(
+        task_id="dataproc_etl",
+        gcp_conn_id="google_cloud_default",
+        region="europe-west1",
+        job={
+            "placement": {"cluster_name": "etl-cluster"},
+            "pyspark_job": {"main_python_file_uri": "gs://etl-bucket/nightly.py"},
+        },
+        polling_interval_seconds=2,
     )
 # [END howto_resumable_demo]

@@ -64,13 +64,15 @@ class ResumableSubmitOperator(BaseOperator):
     (clouds that cannot deduplicate), :meth:`result`, :meth:`on_job_known` (XComs, links),
     :meth:`recover` (restart a failed job in place, e.g. a Databricks repair), and
     :meth:`is_transient` / :meth:`retry_after` for their client's errors; they may turn polling off
-    with :attr:`wait_for_completion`. The flow stays here.
+    with :attr:`wait_for_completion`, and cancelling on a person's stop or ``execution_timeout`` off
+    with :attr:`cancel_on_stop`. The flow stays here.
 
     **What it does not do.** It does not free the worker slot while polling (deferrable operators
     do; ``deferrable=True`` is not supported yet) and does not stream remote logs.
 
     **Known limitation.** Exactly-once is as strong as the cloud's deduplication of the key (or, for
-    clouds without it, :meth:`find_existing`). A user-supplied token or id replaces the generated key;
+    clouds without it, :meth:`find_existing`, which is told the ledger's intent time so it can bound
+    its search). A user-supplied token or id replaces the generated key;
     resubmitting after a real failure then needs a token that changes (e.g. templated per try).
 
     :param durable: keep the ledger in the task state store (default). ``False`` behaves like the
@@ -96,6 +98,12 @@ class ResumableSubmitOperator(BaseOperator):
 
     cloud_call_backoff: BackoffPolicy = BackoffPolicy()
     """Transient-error retries for every cloud call made while the task runs normally."""
+
+    cancel_on_stop: bool = True
+    """Whether a stop that is *not* a worker shutdown cancels the job: a person's decision (user
+    intent), ``execution_timeout``, or any kill with ``durable=False``. Subclasses set it from their
+    upstream's switch (Dataproc's ``cancel_on_kill``). A worker shutdown never cancels either way,
+    and clearing a task whose job still runs always cancels it first (never orphaned)."""
 
     wait_for_completion: bool = True
     """``False``: end the task as soon as the job is known (submitted or reconnected), without
@@ -164,13 +172,19 @@ class ResumableSubmitOperator(BaseOperator):
         adapter, via :meth:`find_existing`) must then return the job that already exists.
         """
 
-    def find_existing(self, idempotency_key: str) -> str | None:
+    def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
         """
         Return the id of a job already submitted with ``idempotency_key``, or ``None``.
 
         Only clouds without server-side deduplication need this; it is consulted before every
         submit that may repeat an earlier one (an interrupted submit, or a retry of a submit whose
         response was lost). The default finds nothing.
+
+        :param idempotency_key: the key the earlier submit carried.
+        :param intent_at: when the ledger recorded the intent to submit under this key (UTC): no job
+            with this key can be older, so a search through the cloud's history may stop there.
+            The base always passes it; it defaults to ``None`` (search everything) so that callers
+            and overrides written before it existed keep working.
         """
         return None
 
@@ -244,8 +258,8 @@ class ResumableSubmitOperator(BaseOperator):
         except AirflowTaskTimeout:
             # Airflow calls on_kill() after this, but on_kill may not do I/O: cancel here.
             if self._job_id is not None:
-                self.log.error("execution_timeout reached: cancelling %s %s", self.job_noun, self._job_id)
-                self._cancel_bounded(self._job_id, reason="execution_timeout")
+                self.log.error("execution_timeout reached (%s %s)", self.job_noun, self._job_id)
+                self._cancel_on_stop(self._job_id, reason="execution_timeout")
             raise
         finally:
             self._stop.close()
@@ -366,7 +380,7 @@ class ResumableSubmitOperator(BaseOperator):
 
         def attempt() -> str:
             nonlocal sent_before
-            if sent_before and (found := self.find_existing(key)):
+            if sent_before and (found := self.find_existing(key, intent_at=ledger.intent_at)):
                 self.log.info(
                     "Found %s %s already submitted with key %s; not submitting again",
                     self.job_noun,
@@ -420,16 +434,14 @@ class ResumableSubmitOperator(BaseOperator):
 
     def _stop_while_running(self, job_id: str, context: Context) -> None:
         if not self.durable:
-            self.log.warning("Task killed with durable=False: cancelling %s %s", self.job_noun, job_id)
-            self._cancel_bounded(job_id, reason="task killed (durable=False)")
-            raise AirflowException(f"Task killed; {self.job_noun} {job_id} was cancelled (durable=False)")
+            self.log.warning("Task killed with durable=False (%s %s)", self.job_noun, job_id)
+            outcome = self._cancel_on_stop(job_id, reason="task killed (durable=False)")
+            raise AirflowException(f"Task killed; {self.job_noun} {job_id} {outcome} (durable=False)")
         diagnosis = diagnose_stop(context["ti"])
         if diagnosis.cause is StopCause.USER_INTENT:
-            self.log.warning(
-                "Stop requested and %s: cancelling %s %s", diagnosis.evidence, self.job_noun, job_id
-            )
-            self._cancel_bounded(job_id, reason="stopped by the user")
-            raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} was cancelled")
+            self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
+            outcome = self._cancel_on_stop(job_id, reason="stopped by the user")
+            raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} {outcome}")
         self.log.info(
             "Worker shutdown (%s): checkpointing and leaving %s %s running; resuming in %s",
             diagnosis.evidence,
@@ -439,6 +451,19 @@ class ResumableSubmitOperator(BaseOperator):
         )
         self._count("checkpoint")
         raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data={"external_id": job_id})
+
+    def _cancel_on_stop(self, job_id: str, *, reason: str) -> str:
+        """Cancel for a stop that is not a worker shutdown, unless :attr:`cancel_on_stop` is off; say which."""
+        if not self.cancel_on_stop:
+            self.log.warning(
+                "Leaving %s %s running (%s): cancelling on a stop is turned off",
+                self.job_noun,
+                job_id,
+                reason,
+            )
+            return "was left running (cancelling on a stop is turned off)"
+        self._cancel_bounded(job_id, reason=reason)
+        return "was cancelled"
 
     def _cancel_bounded(self, job_id: str, *, reason: str) -> None:
         try:

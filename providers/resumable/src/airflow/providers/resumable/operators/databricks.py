@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -785,7 +786,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
             )
             return json
 
-    def find_existing(self, idempotency_key: str) -> str | None:
+    def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
         # Databricks deduplicates run-now by token, so nothing needs finding. The base consults this
         # before every send that may repeat an earlier one: remember it, so a repeat never runs
         # cancel_previous_runs (which would cancel the run the first send may have created).

@@ -160,6 +160,8 @@ class FakeDatabricksService:
         self._scripts: dict[str, RunScript] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._ids = itertools.count(1_000_001)
+        self._cancel_requests_by_run: Counter[int] = Counter()
+        self._cancel_all_requests_by_job: Counter[int] = Counter()
         self._lock = threading.Lock()
 
     # -- test controls ------------------------------------------------------------------------
@@ -208,6 +210,13 @@ class FakeDatabricksService:
         with self._lock:
             life, result, _ = self._runs[int(run_id)].state(time.monotonic())
             return f"{life}/{result}" if result else life
+
+    def cancellations_of(self, run_id: int | str) -> int:
+        """How many ``runs/cancel`` requests named this run (``runs/cancel-all`` counts for its job's runs)."""
+        with self._lock:
+            run = self._runs.get(int(run_id))
+            by_job = self._cancel_all_requests_by_job[run.job_id] if run and run.job_id is not None else 0
+            return self._cancel_requests_by_run[int(run_id)] + by_job
 
     def payload_of(self, run_id: int | str) -> dict[str, Any]:
         """The JSON body the run was created from (token included), as the workspace received it."""
@@ -320,6 +329,7 @@ class FakeDatabricksService:
     def cancel(self, run_id: int) -> bool:
         with self._lock:
             self.counters["cancel_requests"] += 1
+            self._cancel_requests_by_run[run_id] += 1
             run = self._runs.get(run_id)
             if run is None:
                 return False
@@ -329,6 +339,7 @@ class FakeDatabricksService:
     def cancel_all(self, job_id: int) -> None:
         with self._lock:
             self.counters["cancel_all_requests"] += 1
+            self._cancel_all_requests_by_job[job_id] += 1
             for run in self._runs.values():
                 if run.job_id == job_id:
                     self._cancel_locked(run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -80,7 +81,7 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
     def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
         return self.client.submit(submission, idempotency_key)
 
-    def find_existing(self, idempotency_key: str) -> str | None:
+    def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
         if not self.use_find_existing:
             return None
         found = self.client.find(idempotency_key)

@@ -669,11 +669,27 @@ class AirflowStack:
             raise AssertionError(f"POST /pools -> HTTP {response.status_code}: {response.text[:500]}")
 
     def trigger_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Trigger a manual run over REST; returns its run_id."""
-        body = self.rest.json(
-            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": dict(conf or {})}
-        )
-        return str(body["dag_run_id"])
+        """
+        Trigger a manual run over REST; returns its run_id.
+
+        The run id is chosen here, so a request that failed with a 5xx (sqlite answers "database is
+        locked" under concurrent writers) can be repeated without risking a second run: a 409 then
+        means the first request did create it.
+        """
+        run_id = f"manual__{datetime.now(tz=UTC).isoformat()}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf or {})}
+        for attempt in range(5):
+            response = self.rest.post(f"/dags/{dag_id}/dagRuns", json=body)
+            if response.status_code == 409 and attempt > 0:
+                return run_id
+            if response.status_code < 500:
+                break
+            time.sleep(0.5 * (attempt + 1))
+        if response.is_error:
+            raise AssertionError(
+                f"POST /dags/{dag_id}/dagRuns -> HTTP {response.status_code}: {response.text}"
+            )
+        return str(response.json()["dag_run_id"])
 
     def task_instance_via_rest(self, dag_id: str, run_id: str, task_id: str) -> httpx.Response:
         return self.rest.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")

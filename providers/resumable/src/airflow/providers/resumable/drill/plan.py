@@ -1,0 +1,107 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+What a drill will do, decided up front from a seed: pure, so a failing drill replays exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DisruptionKind(StrEnum):
+    """One way the world can go wrong under a running resumable task."""
+
+    SIGTERM_DURING_STARTUP = "sigterm_during_startup"
+    """Worker shutdown while Airflow is still starting the task (loading its DAG), before any of
+    the operator's code runs. Airflow 3.3.2 fails the task then (its SIGTERM handler is not
+    installed yet), which uses a retry: drilled only when asked for."""
+    SIGTERM_IN_SUBMIT = "sigterm_in_submit"
+    """Worker shutdown once the ledger's intent is written: before, during or just after the submit."""
+    SIGTERM_MID_POLL = "sigterm_mid_poll"
+    """Worker shutdown while the task polls its running job (an eviction, a deploy)."""
+    SIGKILL_MID_POLL = "sigkill_mid_poll"
+    """The worker and its task vanish while polling (OOM kill, node loss)."""
+    SIGKILL_IN_SUBMIT_WINDOW = "sigkill_in_submit_window"
+    """The worker vanishes after the cloud committed the job but before its id was persisted."""
+    THROTTLE_STORM = "throttle_storm"
+    """Status polls answered with 429 and Retry-After, several in a row."""
+    SERVER_ERRORS = "server_errors"
+    """The submit answered with 503, several times."""
+    DROPPED_RESPONSE = "dropped_response"
+    """The submit succeeded but its response was lost on the wire."""
+
+    @property
+    def shuts_the_worker_down(self) -> bool:
+        """A SIGTERM: the task must end the attempt as a checkpoint."""
+        return self in (
+            DisruptionKind.SIGTERM_DURING_STARTUP,
+            DisruptionKind.SIGTERM_IN_SUBMIT,
+            DisruptionKind.SIGTERM_MID_POLL,
+        )
+
+    @property
+    def costs_a_retry_on_airflow_3_3_2(self) -> bool:
+        """Airflow itself fails the task, before or after the operator could act; the ledger still
+        reconnects the next try to the same job, but that try is a retry."""
+        return self.kills_the_worker or self is DisruptionKind.SIGTERM_DURING_STARTUP
+
+    @property
+    def kills_the_worker(self) -> bool:
+        """A SIGKILL: nothing in the task runs; only the next attempt can pick up."""
+        return self in (DisruptionKind.SIGKILL_MID_POLL, DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW)
+
+
+@dataclass(frozen=True)
+class Disruption:
+    """One planned disruption.
+
+    :param number: 1-based position in the drill.
+    :param cloud: which fake (or real) cloud the disrupted task runs on.
+    :param kind: what goes wrong.
+    :param delay: seconds to wait, once the moment is reached, before striking (random jitter).
+    :param times: how many faults in a row (for the fault kinds).
+    """
+
+    number: int
+    cloud: str
+    kind: DisruptionKind
+    delay: float
+    times: int
+
+
+def plan_drill(
+    *, disruptions_per_cloud: int, clouds: Sequence[str], kinds: Sequence[DisruptionKind], seed: int
+) -> list[Disruption]:
+    """
+    ``disruptions_per_cloud`` disruptions for each cloud, kinds drawn so that every kind occurs.
+
+    :param disruptions_per_cloud: how many per cloud (at least 1).
+    :param clouds: cloud names, in the order their disruptions are numbered.
+    :param kinds: the kinds to draw from (each appears at least once per cloud when there are enough).
+    :param seed: the seed; the same arguments always give the same plan.
+    """
+    if disruptions_per_cloud < 1:
+        raise ValueError("a drill needs at least one disruption per cloud")
+    if not kinds:
+        raise ValueError("a drill needs at least one kind of disruption")
+    rng = random.Random(seed)
+    plan: list[Disruption] = []
+    for cloud in clouds:
+        # Every kind once (as far as the count allows), the rest drawn at random, then shuffled.
+        drawn = list(kinds)[:disruptions_per_cloud]
+        drawn += [rng.choice(list(kinds)) for _ in range(disruptions_per_cloud - len(drawn))]
+        rng.shuffle(drawn)
+        for kind in drawn:
+            plan.append(
+                Disruption(
+                    number=len(plan) + 1,
+                    cloud=cloud,
+                    kind=kind,
+                    delay=round(rng.uniform(0.0, 2.0), 2),
+                    times=rng.randint(2, 5),
+                )
+            )
+    return plan

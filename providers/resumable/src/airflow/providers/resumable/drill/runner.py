@@ -1,0 +1,389 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+Carry out a drill plan on a real Airflow stack and check every disruption for exactly-once.
+
+Each cloud's disruptions run one after another against that cloud's own fake, and the clouds run
+side by side: a fault queued on a fake, or a submit held open on it, then always belongs to the one
+task instance in flight there, so every result is attributable. Jobs are attributed to a task
+instance by the ledger's nonce, which prefixes every idempotency key it ever sent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO, TypeVar
+
+from airflow.providers.resumable.drill import drill_dags
+from airflow.providers.resumable.drill.drill_dags import DRILL_TASK_ID, drill_conn_id, drill_dag_id
+from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.clouds import (
+    FakeCloud,
+    FakeDatabricksCloud,
+    FakeDataprocCloud,
+    FakeEmrCloud,
+)
+from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings
+
+T = TypeVar("T")
+
+DRILL_JOB_SECONDS = 6.0
+"""How long each fake job runs: long enough to strike while it runs, short enough for many drills."""
+PER_DISRUPTION_TIMEOUT = 240.0
+"""A disruption whose run has not ended by then counts as a lost run."""
+
+FAKE_CLOUDS: dict[str, type[FakeDatabricksCloud] | type[FakeEmrCloud] | type[FakeDataprocCloud]] = {
+    "databricks": FakeDatabricksCloud,
+    "emr": FakeEmrCloud,
+    "dataproc": FakeDataprocCloud,
+}
+"""The clouds a drill can run against fakes."""
+
+
+@dataclass(frozen=True)
+class DisruptionResult:
+    """What one disruption did to its task instance."""
+
+    disruption: Disruption
+    run_id: str
+    final_state: str
+    jobs: tuple[str, ...]
+    """Jobs the cloud created for this task instance (any generation of its ledger's key)."""
+    job_in_ledger: str | None
+    cancellations: int
+    try_number: int
+    checkpoints: int
+    """Times the attempt ended as a checkpoint (``checkpointed`` or the ``up_for_reschedule`` fallback)."""
+    seconds: float
+    error: str | None = None
+
+    @property
+    def duplicates(self) -> int:
+        return max(0, len(self.jobs) - 1)
+
+    @property
+    def retries_used(self) -> int:
+        return max(0, self.try_number - 1)
+
+    @property
+    def lost(self) -> bool:
+        """The run did not end in success with the job the ledger records."""
+        return self.final_state != "success" or self.job_in_ledger not in self.jobs
+
+    @property
+    def missed(self) -> bool:
+        """A worker shutdown that never turned into a checkpoint: the strike did not land."""
+        return self.disruption.kind.shuts_the_worker_down and self.checkpoints == 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and not self.missed
+            and self.duplicates == 0
+            and self.cancellations == 0
+            and self.retries_used == 0
+            and not self.lost
+        )
+
+    def verdict(self) -> str:
+        if self.ok:
+            return "ok"
+        problems = [
+            f"{self.duplicates} duplicate(s)" if self.duplicates else "",
+            f"{self.cancellations} cancellation(s)" if self.cancellations else "",
+            f"{self.retries_used} retry(ies) used" if self.retries_used else "",
+            "run lost" if self.lost else "",
+            "no checkpoint after the SIGTERM" if self.missed else "",
+            self.error or "",
+        ]
+        return "FAILED: " + "; ".join(p for p in problems if p)
+
+
+def default_kinds() -> list[DisruptionKind]:
+    """Every kind this Airflow can come through without using a retry.
+
+    A SIGKILL leaves nothing running to checkpoint: Airflow 3.3.2 fails the task once its heartbeat
+    times out. A SIGTERM while Airflow is still loading the task's DAG kills the task process before
+    its SIGTERM handler exists, and the supervisor fails the task. Both use a retry even though the
+    ledger then reconnects to the same job, so those kinds are drilled only when asked for.
+    """
+    return [kind for kind in DisruptionKind if not kind.costs_a_retry_on_airflow_3_3_2]
+
+
+class Printer:
+    """Thread-safe lines with the elapsed time."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self.out.write(f"[{time.monotonic() - self.started:6.1f}s] {text}\n")
+            self.out.flush()
+
+
+def run_drill(
+    *,
+    disruptions_per_cloud: int,
+    clouds: Sequence[str],
+    seed: int,
+    kinds: Sequence[DisruptionKind] | None = None,
+    timeout: float = 1800.0,
+    out: TextIO = sys.stdout,
+) -> int:
+    """
+    Plan and run a drill against fake clouds on a private Airflow stack; 0 when every disruption
+    passed, 1 otherwise.
+
+    :param disruptions_per_cloud: disruptions per cloud.
+    :param clouds: the clouds to drill (names in :data:`FAKE_CLOUDS`).
+    :param seed: the plan's seed, printed so a failing drill can be replayed.
+    :param kinds: the kinds to draw from (default: :func:`default_kinds`).
+    :param timeout: seconds for the whole drill; disruptions not started by then count as failed.
+    :param out: where the progress and the results table go.
+    """
+    unknown = [cloud for cloud in clouds if cloud not in FAKE_CLOUDS]
+    if unknown:
+        raise ValueError(f"no fake for {', '.join(unknown)}; known: {', '.join(FAKE_CLOUDS)}")
+    plan = plan_drill(
+        disruptions_per_cloud=disruptions_per_cloud, clouds=clouds, kinds=kinds or default_kinds(), seed=seed
+    )
+    printer = Printer(out)
+    printer.line(
+        f"drill: {len(plan)} disruptions ({disruptions_per_cloud} per cloud on {', '.join(clouds)}), "
+        f"seed {seed} (replay with --seed {seed})"
+    )
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with ExitStack() as cleanup:
+            fakes: dict[str, FakeCloud] = {
+                name: FAKE_CLOUDS[name](run_seconds=DRILL_JOB_SECONDS) for name in clouds
+            }
+            for fake in fakes.values():
+                fake.start()
+                cleanup.callback(fake.stop)
+            stack = _start_stack(printer, cleanup, fakes)
+            results = _run_plan(printer, stack, fakes, plan, deadline=time.monotonic() + timeout)
+    except KeyboardInterrupt:
+        printer.line("drill interrupted; every process it started was stopped")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    _print_results(out, results, plan)
+    passed = sum(result.ok for result in results)
+    failed = len(plan) - passed  # a disruption that never ran (out of time) has failed too
+    printer.line(
+        f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; "
+        f"duplicates {sum(r.duplicates for r in results)}, shutdown "
+        f"cancellations {sum(r.cancellations for r in results)}, lost runs {sum(r.lost for r in results)}, "
+        f"retries used {sum(r.retries_used for r in results)} (seed {seed})"
+    )
+    return 0 if not failed else 1
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_stack(printer: Printer, cleanup: ExitStack, fakes: dict[str, FakeCloud]) -> AirflowStack:
+    home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
+    printer.line(f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}")
+    # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
+    stack = AirflowStack(home, StackSettings(parallelism=max(4, 2 * len(fakes))), python=Path(sys.executable))
+    cleanup.callback(stack.stop)
+    stack.start()
+    for name, fake in fakes.items():
+        stack.rest.post("/connections", json=fake.connection(drill_conn_id(name))).raise_for_status()
+    stack.add_dag_file(Path(drill_dags.__file__))
+    for name in fakes:
+        stack.wait_for_dag(drill_dag_id(name))
+    printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")
+    return stack
+
+
+def _run_plan(
+    printer: Printer,
+    stack: AirflowStack,
+    fakes: dict[str, FakeCloud],
+    plan: list[Disruption],
+    *,
+    deadline: float,
+) -> list[DisruptionResult]:
+    results: list[DisruptionResult] = []
+    lock = threading.Lock()
+
+    def drill_cloud(name: str) -> None:
+        for disruption in (d for d in plan if d.cloud == name):
+            if time.monotonic() > deadline:
+                return
+            result = _execute(stack, fakes[name], disruption)
+            with lock:
+                results.append(result)
+                done = len(results)
+            bar = "#" * (20 * done // len(plan))
+            printer.line(
+                f"[{bar:<20}] {done}/{len(plan)}  #{disruption.number} {name} {disruption.kind.value}: "
+                f"{result.verdict()} ({result.seconds:.0f}s)"
+            )
+
+    with ThreadPoolExecutor(max_workers=len(fakes), thread_name_prefix="drill") as pool:
+        for future in [pool.submit(drill_cloud, name) for name in fakes]:
+            future.result()
+    return sorted(results, key=lambda r: r.disruption.number)
+
+
+def _execute(stack: AirflowStack, cloud: FakeCloud, disruption: Disruption) -> DisruptionResult:
+    """Trigger one run, strike as planned, wait for the run to end, and account for its jobs."""
+    kind, dag_id = disruption.kind, drill_dag_id(cloud.name)
+    if kind is DisruptionKind.THROTTLE_STORM:
+        cloud.inject("throttle", times=disruption.times)
+    elif kind is DisruptionKind.SERVER_ERRORS:
+        cloud.inject("server_error", times=disruption.times)
+    elif kind is DisruptionKind.DROPPED_RESPONSE:
+        cloud.inject("drop_submit_response", times=1)
+    held = cloud.hold_next_submit() if kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW else None
+    started = time.monotonic()
+    run_id, final_state, error = "", "not started", None
+    try:
+        run_id = stack.trigger_dag(dag_id)
+        _strike(stack, cloud, disruption, run_id, held)
+        final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=PER_DISRUPTION_TIMEOUT) or "unknown"
+    except Exception as err:  # a drill reports what went wrong and carries on with the next one
+        error = f"{type(err).__name__}: {err}"
+    finally:
+        if held is not None:
+            held.set()
+    ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY) if run_id else None
+    jobs = tuple(cloud.jobs_with_key_prefix(ledger["nonce"])) if ledger else ()
+    rows = stack.db.task_instances(dag_id, run_id) if run_id else {}
+    row = rows.get(DRILL_TASK_ID)
+    return DisruptionResult(
+        disruption=disruption,
+        run_id=run_id,
+        final_state=final_state,
+        jobs=jobs,
+        job_in_ledger=(ledger or {}).get("external_id"),
+        cancellations=sum(cloud.cancellations_of(job) for job in jobs),
+        try_number=row.try_number if row else 0,
+        checkpoints=len(stack.db.task_reschedules(dag_id, run_id, DRILL_TASK_ID)) if run_id else 0,
+        seconds=time.monotonic() - started,
+        error=error,
+    )
+
+
+def _strike(
+    stack: AirflowStack,
+    cloud: FakeCloud,
+    disruption: Disruption,
+    run_id: str,
+    held: threading.Event | None,
+) -> None:
+    kind, dag_id = disruption.kind, drill_dag_id(cloud.name)
+    if kind in (DisruptionKind.THROTTLE_STORM, DisruptionKind.SERVER_ERRORS, DisruptionKind.DROPPED_RESPONSE):
+        return  # the fault is already queued on the fake
+    processes = stack.find_task_processes(dag_id, DRILL_TASK_ID, run_id=run_id, timeout=90)
+    if kind is DisruptionKind.SIGTERM_DURING_STARTUP:
+        _signal(processes.worker_pid, signal.SIGTERM)
+        return
+    if kind is DisruptionKind.SIGTERM_IN_SUBMIT:
+        _wait_for(lambda: _ledger_nonce(stack, dag_id, run_id), what="the ledger's intent")
+        time.sleep(disruption.delay / 8)
+        _signal(processes.worker_pid, signal.SIGTERM)
+        return
+    if kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW:
+        # The fake has committed the job and holds its answer: the id is not in the ledger yet.
+        nonce = _wait_for(lambda: _ledger_nonce(stack, dag_id, run_id), what="the ledger's intent")
+        _wait_for(lambda: cloud.jobs_with_key_prefix(nonce), what="the cloud to commit the job")
+        _signal(processes.worker_pid, signal.SIGKILL)
+        _signal(processes.task_pid, signal.SIGKILL)
+        assert held is not None
+        held.set()
+        return
+    _wait_for(lambda: _running_job(stack, cloud, dag_id, run_id), what="the job to be running")
+    time.sleep(min(disruption.delay, DRILL_JOB_SECONDS / 4))
+    if kind is DisruptionKind.SIGTERM_MID_POLL:
+        _signal(processes.worker_pid, signal.SIGTERM)
+    else:  # SIGKILL_MID_POLL: a node loss takes the worker and its task together
+        _signal(processes.worker_pid, signal.SIGKILL)
+        _signal(processes.task_pid, signal.SIGKILL)
+
+
+def _ledger_nonce(stack: AirflowStack, dag_id: str, run_id: str) -> str | None:
+    ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY)
+    return ledger["nonce"] if ledger else None
+
+
+def _running_job(stack: AirflowStack, cloud: FakeCloud, dag_id: str, run_id: str) -> str | None:
+    ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY)
+    job = (ledger or {}).get("external_id")
+    return job if job and cloud.job_state(job) == "RUNNING" else None
+
+
+def _wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 90.0) -> T:
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def _signal(pid: int, signum: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disruption]) -> None:
+    header = (
+        "#",
+        "cloud",
+        "disruption",
+        "jobs",
+        "cancels",
+        "retries",
+        "checkpoints",
+        "final state",
+        "seconds",
+        "verdict",
+    )
+    rows = [
+        (
+            str(r.disruption.number),
+            r.disruption.cloud,
+            r.disruption.kind.value,
+            str(len(r.jobs)),
+            str(r.cancellations),
+            str(r.retries_used),
+            str(r.checkpoints),
+            r.final_state,
+            f"{r.seconds:.0f}",
+            r.verdict(),
+        )
+        for r in results
+    ]
+    ran = {r.disruption.number for r in results}
+    rows += [
+        (str(d.number), d.cloud, d.kind.value, "-", "-", "-", "-", "not run", "-", "FAILED: out of time")
+        for d in plan
+        if d.number not in ran
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, tuple("-" * w for w in widths), *rows):
+        out.write(
+            "    " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+    out.flush()
