@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
 from airflow.providers.resumable.drill.plan import DisruptionKind, plan_drill
 from airflow.providers.resumable.drill.runner import default_kinds
 
@@ -24,9 +25,17 @@ def test_every_cloud_gets_its_count_and_every_kind_at_least_once():
     assert [d.number for d in plan] == list(range(1, 41))
 
 
-def test_by_default_no_disruption_kills_the_worker_outright():
-    assert default_kinds()
-    assert not any(kind.kills_the_worker for kind in default_kinds())
+def test_by_default_only_kinds_that_need_no_retry_on_this_airflow_are_drilled():
+    kinds = default_kinds()
+    assert DisruptionKind.SIGTERM_MID_POLL in kinds
+    assert DisruptionKind.SIGTERM_DURING_STARTUP not in kinds
+    assert any(k.kills_the_worker for k in kinds) == worker_loss_checkpoints_available()
+
+
+def test_a_sigkill_costs_a_retry_only_without_worker_loss_checkpoints():
+    assert DisruptionKind.SIGKILL_MID_POLL.costs_a_retry(worker_loss_checkpoints=False)
+    assert not DisruptionKind.SIGKILL_MID_POLL.costs_a_retry(worker_loss_checkpoints=True)
+    assert DisruptionKind.SIGTERM_DURING_STARTUP.costs_a_retry(worker_loss_checkpoints=True)
 
 
 def test_a_plan_needs_something_to_do():

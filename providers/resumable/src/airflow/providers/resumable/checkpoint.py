@@ -55,6 +55,15 @@ def checkpointed_state_available() -> bool:
     )
 
 
+def worker_loss_checkpoints_available() -> bool:
+    """Whether this Airflow checkpoints (rather than fails) a declared task whose worker is lost."""
+    if not checkpointed_state_available():
+        return False
+    from airflow.sdk import exceptions
+
+    return hasattr(exceptions.AirflowTaskCheckpointed, "RESUME_ON_WORKER_LOSS_KEY")  # type: ignore[attr-defined,unused-ignore]
+
+
 def declare_resumable_on_worker_loss(context: Context) -> bool:
     """
     Tell a patched Airflow that losing this task's worker from now on is a checkpoint, not a failure.

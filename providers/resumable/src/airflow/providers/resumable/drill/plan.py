@@ -42,11 +42,16 @@ class DisruptionKind(StrEnum):
             DisruptionKind.SIGTERM_MID_POLL,
         )
 
-    @property
-    def costs_a_retry_on_airflow_3_3_2(self) -> bool:
-        """Airflow itself fails the task, before or after the operator could act; the ledger still
-        reconnects the next try to the same job, but that try is a retry."""
-        return self.kills_the_worker or self is DisruptionKind.SIGTERM_DURING_STARTUP
+    def costs_a_retry(self, *, worker_loss_checkpoints: bool) -> bool:
+        """
+        Whether Airflow itself fails the task under this disruption, before or after the operator
+        could act (the ledger still reconnects the next try to the same job, but that try is a retry).
+
+        :param worker_loss_checkpoints: the core patch checkpoints a declared task whose worker is lost.
+        """
+        if self is DisruptionKind.SIGTERM_DURING_STARTUP:
+            return True  # before the runner's SIGTERM handler exists: nothing has declared anything yet
+        return self.kills_the_worker and not worker_loss_checkpoints
 
     @property
     def kills_the_worker(self) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeVar
 
+from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
 from airflow.providers.resumable.drill import drill_dags
 from airflow.providers.resumable.drill.drill_dags import DRILL_TASK_ID, drill_conn_id, drill_dag_id
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
@@ -114,12 +115,18 @@ class DisruptionResult:
 def default_kinds() -> list[DisruptionKind]:
     """Every kind this Airflow can come through without using a retry.
 
-    A SIGKILL leaves nothing running to checkpoint: Airflow 3.3.2 fails the task once its heartbeat
-    times out. A SIGTERM while Airflow is still loading the task's DAG kills the task process before
-    its SIGTERM handler exists, and the supervisor fails the task. Both use a retry even though the
-    ledger then reconnects to the same job, so those kinds are drilled only when asked for.
+    A SIGKILL leaves nothing running to checkpoint: a stock Airflow 3.3.2 fails the task once its
+    heartbeat times out; with the core patch, a task that declared itself resumable is checkpointed
+    instead, so the SIGKILL kinds are drilled by default there. A SIGTERM while Airflow is still
+    loading the task's DAG kills the task process before its SIGTERM handler exists, and the
+    supervisor fails the task; that kind is drilled only when asked for.
     """
-    return [kind for kind in DisruptionKind if not kind.costs_a_retry_on_airflow_3_3_2]
+    worker_loss_checkpoints = worker_loss_checkpoints_available()
+    return [
+        kind
+        for kind in DisruptionKind
+        if not kind.costs_a_retry(worker_loss_checkpoints=worker_loss_checkpoints)
+    ]
 
 
 class Printer:
@@ -203,7 +210,13 @@ def _start_stack(printer: Printer, cleanup: ExitStack, fakes: dict[str, FakeClou
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
     printer.line(f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}")
     # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
-    stack = AirflowStack(home, StackSettings(parallelism=max(4, 2 * len(fakes))), python=Path(sys.executable))
+    settings = StackSettings(
+        parallelism=max(4, 2 * len(fakes)),
+        # A task checkpointed because its worker was lost resumes after the configured default
+        # (the scheduler cannot know the operator's resume_after); the patch's minimum keeps it safe.
+        extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10"},
+    )
+    stack = AirflowStack(home, settings, python=Path(sys.executable))
     cleanup.callback(stack.stop)
     stack.start()
     for name, fake in fakes.items():
