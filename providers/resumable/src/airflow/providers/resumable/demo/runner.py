@@ -93,8 +93,11 @@ def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout) -> int:
     try:
         with ExitStack() as cleanup:
             cleanup.callback(narrator.say, "demo", "stopped every process it started")
-            stories = _start_clouds(narrator, cleanup)
+            # The stack first: its components are forked from this process, and a fork while the
+            # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
+            # with SIGABRT, "epoll_wait error: Bad file descriptor").
             stack = _start_stack(narrator, cleanup, home)
+            stories = _start_clouds(narrator, cleanup)
             _connect_and_deploy(narrator, stack, stories)
             run_id = stack.trigger_dag(DAG_ID)
             narrator.say("dag", f"triggered {DAG_ID}, run {run_id}")

@@ -180,10 +180,14 @@ def run_drill(
             fakes: dict[str, FakeCloud] = {
                 name: FAKE_CLOUDS[name](run_seconds=DRILL_JOB_SECONDS) for name in clouds
             }
+            stack = _start_stack(printer, cleanup, len(fakes))
+            # After the stack: its components are forked from this process, and a fork while the
+            # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
+            # with SIGABRT, "epoll_wait error: Bad file descriptor").
             for fake in fakes.values():
                 fake.start()
                 cleanup.callback(fake.stop)
-            stack = _start_stack(printer, cleanup, fakes)
+            _deploy(printer, stack, fakes)
             results = _run_plan(printer, stack, fakes, plan, deadline=time.monotonic() + timeout)
     except KeyboardInterrupt:
         printer.line("drill interrupted; every process it started was stopped")
@@ -206,12 +210,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _start_stack(printer: Printer, cleanup: ExitStack, fakes: dict[str, FakeCloud]) -> AirflowStack:
+def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int) -> AirflowStack:
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
     printer.line(f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}")
-    # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
     settings = StackSettings(
-        parallelism=max(4, 2 * len(fakes)),
+        # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
+        parallelism=max(4, 2 * clouds),
         # A task checkpointed because its worker was lost resumes after the configured default
         # (the scheduler cannot know the operator's resume_after); the patch's minimum keeps it safe.
         extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10"},
@@ -219,13 +223,16 @@ def _start_stack(printer: Printer, cleanup: ExitStack, fakes: dict[str, FakeClou
     stack = AirflowStack(home, settings, python=Path(sys.executable))
     cleanup.callback(stack.stop)
     stack.start()
+    return stack
+
+
+def _deploy(printer: Printer, stack: AirflowStack, fakes: dict[str, FakeCloud]) -> None:
     for name, fake in fakes.items():
         stack.rest.post("/connections", json=fake.connection(drill_conn_id(name))).raise_for_status()
     stack.add_dag_file(Path(drill_dags.__file__))
     for name in fakes:
         stack.wait_for_dag(drill_dag_id(name))
     printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")
-    return stack
 
 
 def _run_plan(
