@@ -100,7 +100,6 @@ class FakeDatabricksCloud:
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
         self.service = FakeDatabricksService(default_script=RunScript(run_seconds=run_seconds))
         self._server = FakeDatabricksServer(self.service)
-        self._cancels: dict[str, int] = {}
 
     def start(self) -> None:
         self._server.start()
