@@ -23,13 +23,20 @@ pytestmark = pytest.mark.system
 DISRUPTIONS_PER_CLOUD = 20
 
 
+# Three clouds side by side, 20 disruptions each: about 7 minutes on a 2-core machine (a SIGKILL waits
+# out the 10 s heartbeat timeout and the 10 s resume).
+@pytest.mark.timeout(1500)
 def test_kill_campaign_every_cloud_exactly_once_no_cancel_no_retry():
     seed = int(os.environ.get("RESUMABLE_DRILL_SEED") or random.SystemRandom().randrange(2**31))
     sys.stderr.write(f"\n[kill campaign] seed {seed} (replay: RESUMABLE_DRILL_SEED={seed})\n")
     report = io.StringIO()
 
     exit_code = run_drill(
-        disruptions_per_cloud=DISRUPTIONS_PER_CLOUD, clouds=list(FAKE_CLOUDS), seed=seed, out=report
+        disruptions_per_cloud=DISRUPTIONS_PER_CLOUD,
+        clouds=list(FAKE_CLOUDS),
+        seed=seed,
+        timeout=1200,
+        out=report,
     )
 
     story = report.getvalue()

@@ -216,6 +216,8 @@ def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int) -> AirflowSt
     settings = StackSettings(
         # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
         parallelism=max(4, 2 * clouds),
+        # A SIGKILLed worker is noticed after this long (workers heartbeat every 2 s).
+        task_heartbeat_timeout_seconds=10,
         # A task checkpointed because its worker was lost resumes after the configured default
         # (the scheduler cannot know the operator's resume_after); the patch's minimum keeps it safe.
         extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10"},
