@@ -56,11 +56,11 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
-from airflow.providers.resumable.testing.fake_jobs import Fault
+from airflow.providers.resumable.testing.fake_jobs import Fault, FaultingJsonHandler
 
 __all__ = ["FakeDatabricksServer", "FakeDatabricksService", "Fault", "RunScript"]
 
@@ -431,12 +431,8 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error_code": code, "message": message}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FaultingJsonHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests print their own story
-        pass
 
     @property
     def service(self) -> FakeDatabricksService:
@@ -483,20 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.service.record(operation)
         if not self._authorised():
             return
-        if fault is not None and fault.kind == "error":
-            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            code = "TOO_MANY_REQUESTS" if fault.status == 429 else "INTERNAL_ERROR"
-            self._reply(fault.status, _error(code, f"injected {fault.status}"), headers)
-            return
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
-        status, body = handle(args)
-        if fault is not None and fault.kind == "hold_after_commit":
-            fault.release.wait(timeout=60)
-        if fault is not None and fault.kind in ("drop_response", "hold_after_commit"):
-            self.close_connection = True
-            return
-        self._reply(status, body)
+        self._serve_with_fault(fault, lambda: handle(args), _injected_error)
 
     def _authorised(self) -> bool:
         header = self.headers.get("Authorization") or ""
@@ -580,15 +563,10 @@ class _Handler(BaseHTTPRequestHandler):
         # One page holds everything: the hook stops paging when next_page_token is absent.
         return HTTPStatus.OK, {"jobs": self.service.list_jobs(args.get("name"))}
 
-    def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+
+def _injected_error(fault: Fault) -> dict[str, Any]:
+    code = "TOO_MANY_REQUESTS" if fault.status == 429 else "INTERNAL_ERROR"
+    return _error(code, f"injected {fault.status}")
 
 
 class _Server(ThreadingHTTPServer):

@@ -23,6 +23,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,12 +242,55 @@ class FakeJobService:
             return self._jobs[job_id].state(time.monotonic())
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class FaultingJsonHandler(BaseHTTPRequestHandler):
+    """
+    A JSON-over-HTTP request handler that applies one injected :class:`Fault` around a request's work.
+
+    Shared by the HTTP fakes: each routes a request to its handler and says how an injected error
+    looks in its API; the fault semantics (error, delay, drop or hold the response after committing)
+    live here once.
+    """
+
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests print their own story
         pass
+
+    def _serve_with_fault(
+        self,
+        fault: Fault | None,
+        handle: Callable[[], tuple[int, dict[str, Any]]],
+        error_body: Callable[[Fault], dict[str, Any]],
+    ) -> None:
+        """Do ``handle``'s work under ``fault`` and answer (or, for a lost response, don't)."""
+        if fault is not None and fault.kind == "error":
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            self._reply(fault.status, error_body(fault), headers)
+            return
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        status, body = handle()
+        if fault is not None and fault.kind == "hold_after_commit":
+            fault.release.wait(timeout=60)
+        if fault is not None and fault.kind in ("drop_response", "hold_after_commit"):
+            # The work is done; the client never hears of it.
+            self.close_connection = True
+            return
+        self._reply(status, body)
+
+    def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Handler(FaultingJsonHandler):
+    server: _Server
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -293,31 +337,12 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.NOT_FOUND, {"error": f"no job {job_id}"}
         return HTTPStatus.OK, job
 
-    def _serve(self, operation: str, handle: Any) -> None:
-        fault = self.server.service.next_fault(operation)
-        if fault is not None and fault.kind == "error":
-            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            self._reply(fault.status, {"error": f"injected {fault.status}"}, headers)
-            return
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
-        status, body = handle()
-        if fault is not None and fault.kind == "hold_after_commit":
-            fault.release.wait(timeout=60)
-        if fault is not None and fault.kind in ("drop_response", "hold_after_commit"):
-            self.close_connection = True
-            return
-        self._reply(status, body)
-
-    def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+    def _serve(self, operation: str, handle: Callable[[], tuple[int, dict[str, Any]]]) -> None:
+        self._serve_with_fault(
+            self.server.service.next_fault(operation),
+            handle,
+            lambda fault: {"error": f"injected {fault.status}"},
+        )
 
 
 class _Server(ThreadingHTTPServer):
