@@ -54,13 +54,14 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
-from airflow.providers.resumable.testing.fake_jobs import Fault, FaultingJsonHandler
+from airflow.providers.resumable.testing.fake_jobs import Fault, FaultingJsonHandler, discard_queued_faults
 
 __all__ = ["FakeDatabricksServer", "FakeDatabricksService", "Fault", "RunScript"]
 
@@ -186,6 +187,11 @@ class FakeDatabricksService:
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([fault] * times)
         return fault
+
+    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
+        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
+        with self._lock:
+            return discard_queued_faults(self._faults, operations)
 
     def finish(self, run_id: int | str, result_state: str = "SUCCESS", state_message: str = "") -> None:
         """End a run now with ``result_state``."""

@@ -60,7 +60,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +74,8 @@ from google.protobuf import any_pb2, duration_pb2, empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from airflow.providers.resumable.testing.fake_jobs import discard_queued_faults
 
 __all__ = ["BatchScript", "FakeDataprocServer", "FakeDataprocService", "GrpcFault", "JobScript"]
 
@@ -323,6 +325,11 @@ class FakeDataprocService:
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([fault] * times)
         return fault
+
+    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
+        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
+        with self._lock:
+            return discard_queued_faults(self._faults, operations)
 
     def forget_request_ids(self) -> None:
         """Forget every ``request_id`` seen, as the real service does after a while."""

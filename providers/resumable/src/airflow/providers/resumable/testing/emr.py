@@ -47,7 +47,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,7 +58,7 @@ from urllib.parse import quote, urlparse
 from moto.emr.models import Step, emr_backends
 from moto.emrserverless.models import emrserverless_backends
 
-from airflow.providers.resumable.testing.fake_jobs import Fault
+from airflow.providers.resumable.testing.fake_jobs import Fault, discard_queued_faults
 
 __all__ = ["FakeAwsProxy", "FakeEmr", "FakeEmrServer", "Fault", "JobRunScript", "StepScript"]
 
@@ -611,6 +611,11 @@ class FakeAwsProxy:
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([fault] * times)
         return fault
+
+    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
+        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
+        with self._lock:
+            return discard_queued_faults(self._faults, operations)
 
     def record(self, operation: str) -> Fault | None:
         """Count a request of ``operation`` and take the next fault queued for it, if any."""

@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +75,18 @@ class Fault:
     def hold_after_commit(cls) -> Fault:
         """Do the work, then hang until ``fault.release`` is set; the client never gets an answer."""
         return cls("hold_after_commit")
+
+
+def discard_queued_faults(queues: dict[str, deque[Any]], operations: Iterable[str] | None) -> int:
+    """
+    Drop the faults still queued for ``operations`` (all when ``None``) and release any held ones;
+    how many were dropped. The caller holds the lock that guards ``queues``.
+    """
+    names = list(queues) if operations is None else [op for op in operations if op in queues]
+    dropped = [fault for name in names for fault in queues.pop(name)]
+    for fault in dropped:
+        fault.release.set()
+    return len(dropped)
 
 
 @dataclass
