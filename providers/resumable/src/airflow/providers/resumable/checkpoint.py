@@ -116,14 +116,14 @@ def _warn_fallback_once() -> None:
     )
 
 
-def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, Any]) -> BaseException:
+def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, Any] | None) -> BaseException:
     """
     The exception that ends this attempt as a checkpoint, to be resumed after ``resume_after``.
 
     :param resume_after: how long Airflow waits before running the task again; never less than
         :data:`MIN_SAFE_RESUME_AFTER` (the core patch enforces the same minimum server-side).
-    :param checkpoint_data: what the patched runner keeps for the resumed attempt (informational
-        here: the ledger in the task state store is what the operator resumes from).
+    :param checkpoint_data: what the patched runner keeps for the resumed attempt, or ``None`` to
+        write nothing (the resumable operators resume from their ledger and pass ``None``).
     """
     from airflow.sdk import exceptions
 

@@ -403,6 +403,9 @@ class ResumableSubmitOperator(BaseOperator):
     def _poll_until_done(self, job_id: str, context: Context) -> JobState:
         last_raw: str | None = None
         for interval in self.poll_schedule.intervals():
+            # Wait first: the job was just submitted, reconnected to (its state read a moment ago) or
+            # recovered, so an immediate look would only cost an API call. A stop wakes the wait.
+            self._stop.wait(interval)
             if self._stop.requested:
                 self._stop_while_running(job_id, context)
             try:
@@ -415,7 +418,6 @@ class ResumableSubmitOperator(BaseOperator):
                 last_raw = state.raw_state
             if state.status.is_terminal:
                 return state
-            self._stop.wait(interval)
         raise AssertionError("unreachable: the poll schedule is endless")  # pragma: no cover
 
     def _conclude(self, job_id: str, final: JobState) -> Any:
@@ -427,10 +429,7 @@ class ResumableSubmitOperator(BaseOperator):
     def _stop_before_submit(self, ledger: SubmissionLedger | None) -> None:
         self.log.info("Asked to stop before submitting: checkpointing; the next attempt submits")
         self._count("checkpoint")
-        raise checkpoint_exception(
-            resume_after=self.resume_after,
-            checkpoint_data={"external_id": ledger.external_id if ledger else None},
-        )
+        raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
 
     def _stop_while_running(self, job_id: str, context: Context) -> None:
         if not self.durable:
@@ -450,7 +449,9 @@ class ResumableSubmitOperator(BaseOperator):
             self.resume_after,
         )
         self._count("checkpoint")
-        raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data={"external_id": job_id})
+        # No checkpoint data: the ledger already holds the job id the next attempt resumes from, and
+        # data would cost two metadata writes per checkpoint (written now, deleted on success).
+        raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
 
     def _cancel_on_stop(self, job_id: str, *, reason: str) -> str:
         """Cancel for a stop that is not a worker shutdown, unless :attr:`cancel_on_stop` is off; say which."""
