@@ -8,13 +8,14 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test unit system lint format docs constraints clean
+.PHONY: help venv patch-venv demo test unit system lint format docs constraints clean bench bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
+	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make clean  remove .venv and caches"
 
@@ -65,8 +66,39 @@ constraints:
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf .tmp/constraints-venv
 
+# Benchmarks: a venv of their own, because the google provider (for upstream's
+# DataprocSubmitJobOperator) is too heavy for the main one. BENCH_ARGS are passed on, e.g.
+# `make bench BENCH_ARGS="--disruptions 200 --seed 42"`.
+BENCH_VENV ?= .venv-bench
+BENCH_CONSTRAINTS := bench/constraints-bench.txt
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml $(BENCH_CONSTRAINTS)
+	@test -x $(BENCH_VENV)/bin/python || { echo ">> creating $(BENCH_VENV)"; $(PYTHON) -m venv $(BENCH_VENV); }
+	@echo ">> installing the provider, the upstream providers and matplotlib into $(BENCH_VENV)"
+	@$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	@$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(BENCH_CONSTRAINTS) -e ".[test]" -r bench/requirements.txt
+	@touch $@
+
+bench: $(BENCH_VENV)/.installed
+	@$(BENCH_VENV)/bin/airflow-resumable patch apply
+	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
+
+# Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
+bench-report: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench --report-only
+
+bench-constraints:
+	rm -rf .tmp/bench-venv
+	$(PYTHON) -m venv .tmp/bench-venv
+	.tmp/bench-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	.tmp/bench-venv/bin/python -m pip install --quiet -c <(grep -i '^apache-airflow' $(CONSTRAINTS)) -e ".[test]" -r bench/requirements.txt
+	{ sed -n '1,2p' $(BENCH_CONSTRAINTS); .tmp/bench-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(BENCH_CONSTRAINTS).new
+	mv $(BENCH_CONSTRAINTS).new $(BENCH_CONSTRAINTS)
+	rm -rf .tmp/bench-venv
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
