@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,12 +33,15 @@ from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, Step
 
 SECRET = "dapi-s3cr3t-never-printed"
 NONCE = "0123456789abcdef0123456789abcdef"
-DATABRICKS_JOB = {"existing_cluster_id": "0923-164208-meows279", "notebook_task": {"notebook_path": "/x"}}
-EMR_JOB = {
+DATABRICKS_JOB: dict[str, Any] = {
+    "existing_cluster_id": "0923-164208-meows279",
+    "notebook_task": {"notebook_path": "/x"},
+}
+EMR_JOB: dict[str, Any] = {
     "job_flow_id": "j-2AXXXXXXGAPLF",
     "steps": [{"Name": "pi", "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-example"]}}],
 }
-DATAPROC_JOB = {
+DATAPROC_JOB: dict[str, Any] = {
     "region": "europe-west1",
     "job": {"placement": {"cluster_name": "c"}, "pyspark_job": {"main_python_file_uri": "gs://b/p.py"}},
 }

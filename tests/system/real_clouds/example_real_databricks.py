@@ -35,7 +35,7 @@ with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UT
         databricks_conn_id=CONN_ID,
         run_name=run_name("{{ run_id }}"),
         notebook_task={"notebook_path": NOTEBOOK_PATH},
-        **({"existing_cluster_id": CLUSTER_ID} if CLUSTER_ID else {}),
+        existing_cluster_id=CLUSTER_ID,  # None: serverless compute
         polling_period_seconds=10,
         resume_after=timedelta(seconds=10),
         retries=0,  # a resume must not need a retry

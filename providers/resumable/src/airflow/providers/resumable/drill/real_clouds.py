@@ -39,6 +39,7 @@ from typing import Any
 
 from airflow.providers.resumable.drill.clouds import DrilledTask, FaultInjector, emr_submissions
 from airflow.providers.resumable.drill.drill_dags import drill_run_name
+from airflow.providers.resumable.operators.databricks import SINGLE_TASK_KEYS
 
 REAL_CLOUDS = ("databricks", "emr", "dataproc")
 """The clouds a drill can run against a real deployment."""
@@ -49,19 +50,6 @@ REAL_POLL_SECONDS = 5.0
 CLOCK_SKEW = timedelta(minutes=5)
 """How far a cloud's clock may run behind this machine's when listing jobs newer than a trigger."""
 
-_DATABRICKS_TASK_KEYS = frozenset(
-    {
-        "notebook_task",
-        "spark_jar_task",
-        "spark_python_task",
-        "spark_submit_task",
-        "python_wheel_task",
-        "pipeline_task",
-        "dbt_task",
-        "sql_task",
-        "run_job_task",
-    }
-)
 _DATAPROC_JOB_TYPES = frozenset(
     {
         "hadoop_job",
@@ -125,7 +113,7 @@ def _databricks_problems(spec: dict[str, Any]) -> list[str]:
         if key in spec
     ]
     tasks = spec.get("tasks")
-    single = sorted(_DATABRICKS_TASK_KEYS & spec.keys())
+    single = sorted(frozenset(SINGLE_TASK_KEYS) & spec.keys())
     if tasks is not None and single:
         problems.append(f"give either 'tasks' or {single[0]!r}, not both")
     elif tasks is not None and not (
@@ -135,7 +123,7 @@ def _databricks_problems(spec: dict[str, Any]) -> list[str]:
     elif tasks is None and len(single) != 1:
         problems.append(
             "give 'tasks' or exactly one of "
-            + ", ".join(sorted(_DATABRICKS_TASK_KEYS))
+            + ", ".join(sorted(frozenset(SINGLE_TASK_KEYS)))
             + f" (got {single or 'none'})"
         )
     return problems
