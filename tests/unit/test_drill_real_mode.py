@@ -22,6 +22,7 @@ from airflow.providers.resumable.drill.real_clouds import (
     RealDatabricksCloud,
     RealDataprocCloud,
     RealEmrCloud,
+    RealEmrServerlessCloud,
     real_targets,
     validate_job_spec,
 )
@@ -29,7 +30,7 @@ from airflow.providers.resumable.operators.dataproc import KEY_LABEL, key_label
 from airflow.providers.resumable.operators.emr import tag_step_name
 from airflow.providers.resumable.testing.databricks import FakeDatabricksServer, FakeDatabricksService
 from airflow.providers.resumable.testing.dataproc import FakeDataprocServer, FakeDataprocService, JobScript
-from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, StepScript
+from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, JobRunScript, StepScript
 
 SECRET = "dapi-s3cr3t-never-printed"
 NONCE = "0123456789abcdef0123456789abcdef"
@@ -273,3 +274,28 @@ def test_dataproc_adapter_counts_the_jobs_labelled_with_the_nonce_through_grpc(m
         assert sorted(jobs) == [first, second], "every generation of the nonce, no one else's"
         assert [cloud.cancellations_of(job) for job in (first, second)] == [0, 1]
         assert cloud.is_running(first)
+
+
+def test_emr_serverless_adapter_counts_the_job_runs_named_after_the_dag_run(monkeypatch):
+    with FakeEmrServer(FakeEmr(default_job_run=JobRunScript(run_seconds=None))) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_REAL_AWS", server.connection_uri())
+        application_id = server.emr.create_application()
+        cloud = RealEmrServerlessCloud("real_aws", application_id=application_id, run_name=drill_run_name)
+        since = datetime.now(UTC)
+
+        def start(name: str, token: str) -> str:
+            return cloud.client.start_job_run(
+                applicationId=application_id,
+                executionRoleArn="arn:aws:iam::123456789012:role/job",
+                jobDriver={"sparkSubmit": {"entryPoint": "s3://b/p.py"}},
+                name=name,
+                clientToken=token,
+            )["jobRunId"]
+
+        mine = start(drill_run_name("manual__1"), "a")
+        start(drill_run_name("manual__2"), "b")
+
+        assert cloud.jobs_of(DrilledTask("d", "manual__1", NONCE, since)) == [mine]
+        assert cloud.cancellations_of(mine) == 0
+        cloud.client.cancel_job_run(applicationId=application_id, jobRunId=mine)
+        assert cloud.cancellations_of(mine) == 1

@@ -65,3 +65,14 @@ def test_each_real_cloud_module_is_gated_at_import_on_its_own_variables(module, 
     assert skipif.args == (environment.skip_reason() is not None,)
     assert skipif.kwargs["reason"] == (environment.skip_reason() or "")
     assert "system" in {mark.name for mark in loaded.pytestmark}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["example_real_databricks", "example_real_emr", "example_real_emr_serverless", "example_real_dataproc"],
+)
+def test_each_real_example_dag_imports_without_its_environment(module):
+    loaded = importlib.import_module(f"tests.system.real_clouds.{module}")
+
+    assert loaded.dag.dag_id == loaded.DAG_ID
+    assert loaded.dag.task_ids == [loaded.TASK_ID]

@@ -203,18 +203,35 @@ def resolve_connection(cloud: str, conn_id: str) -> Any:
     The connection ``conn_id`` as this deployment resolves it; a :class:`DrillConfigError` naming the
     id (and nothing of its content) when it cannot be.
 
+    Outside a task and outside Airflow's servers, ``BaseHook.get_connection`` reads only
+    ``AIRFLOW_CONN_*`` and the configured secrets backend, never the metadata DB; the drill runs on
+    an Airflow host, so a connection kept in the metadata DB is looked up there next.
+
     :param cloud: the cloud it is for (for the message).
     :param conn_id: the connection id.
     """
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    def unresolvable(err: Exception) -> DrillConfigError:
+        return DrillConfigError(
+            f"cannot resolve the {cloud} connection {conn_id!r} ({type(err).__name__}); define it where "
+            f"this process can see it: AIRFLOW_CONN_{conn_id.upper()}, your secrets backend, or the "
+            "metadata DB of the Airflow configured here"
+        )
 
     try:
         return BaseHook.get_connection(conn_id)
-    except Exception as err:  # not found, a secrets backend down, a malformed AIRFLOW_CONN_*: say which
-        raise DrillConfigError(
-            f"cannot resolve the {cloud} connection {conn_id!r} ({type(err).__name__}); define it where this "
-            f"process can see it: AIRFLOW_CONN_{conn_id.upper()}, your secrets backend, or the metadata DB"
-        ) from None  # the cause may quote the connection's URI, secrets included
+    except AirflowNotFoundException:
+        pass
+    except Exception as err:  # a secrets backend down, a malformed AIRFLOW_CONN_*: say which, not what
+        raise unresolvable(err) from None  # the cause may quote the connection's URI, secrets included
+    try:
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(conn_id)
+    except Exception as err:
+        raise unresolvable(err) from None
 
 
 def connection_env_value(connection: Any) -> str:
@@ -416,8 +433,10 @@ class RealEmrServerlessCloud(_RealCloud):
 
     def jobs_of(self, task: DrilledTask) -> list[str]:
         name = self.run_name(task.run_id)
+        # A day back, not CLOCK_SKEW: moto keeps createdAt at day resolution (midnight), and the name
+        # filter is exact anyway; the window only bounds the paging.
         pages = self.client.get_paginator("list_job_runs").paginate(
-            applicationId=self.application_id, createdAtAfter=task.since - CLOCK_SKEW
+            applicationId=self.application_id, createdAtAfter=task.since - timedelta(days=1)
         )
         return [run["id"] for page in pages for run in page["jobRuns"] if run.get("name") == name]
 
