@@ -80,15 +80,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="disrupt resumable tasks on a real Airflow stack and check every one for exactly-once",
         description="Starts a private Airflow stack (127.0.0.1 only) and fake clouds, then runs seeded "
         "disruptions (worker SIGTERM at random points, throttling, 5xx, lost responses; SIGKILLs on "
-        "request) one task at a time per cloud, clouds side by side. Exits 1 if any disruption produced "
-        "a duplicate submission, a cancellation on shutdown, a lost run or a used retry.",
+        "request) one task at a time per cloud, clouds side by side. With --conn and --job it drills "
+        "your own workspace, account or project instead (real jobs, worker SIGTERM/SIGKILL only). "
+        "Exits 1 if any disruption produced a duplicate submission, a cancellation on shutdown, a lost "
+        "run or a used retry; 2 if the drill cannot run as asked (nothing is started then).",
     )
-    drill.add_argument("--disruptions", type=int, default=20, help="disruptions per cloud (default 20)")
+    drill.add_argument(
+        "--disruptions",
+        type=int,
+        default=None,
+        help="disruptions per cloud (default 20 on fakes, 3 on your deployment: each starts a real job)",
+    )
     drill.add_argument("--seed", type=int, default=None, help="replay a drill: the seed it printed")
     drill.add_argument(
         "--clouds",
-        default="databricks,emr,dataproc",
-        help="comma-separated clouds to drill (default: databricks,emr,dataproc)",
+        default=None,
+        help="comma-separated clouds to drill (default: databricks,emr,dataproc on fakes; the clouds "
+        "given --conn on your deployment)",
+    )
+    drill.add_argument(
+        "--conn",
+        action="append",
+        default=[],
+        metavar="CLOUD=CONN_ID",
+        help="drill CLOUD on your deployment through this Airflow connection, resolved in this process "
+        "(AIRFLOW_CONN_*, secrets backend or metadata DB); repeat per cloud; needs --job",
+    )
+    drill.add_argument(
+        "--job",
+        action="append",
+        default=[],
+        metavar="CLOUD=FILE.json",
+        help="what to run on CLOUD for each disruption (see the drill docs for the format); repeat per cloud",
     )
     drill.add_argument(
         "--kinds",
@@ -101,25 +124,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    """``["databricks=my_conn", ...]`` -> ``{"databricks": "my_conn"}``; each cloud at most once."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        cloud, sep, target = value.partition("=")
+        if not sep or not cloud.strip() or not target.strip():
+            raise ValueError(f"{option} takes CLOUD=VALUE, got {value!r}")
+        if cloud.strip() in pairs:
+            raise ValueError(f"{option} {cloud.strip()}=... is given twice")
+        pairs[cloud.strip()] = target.strip()
+    return pairs
+
+
 def _cmd_drill(args: argparse.Namespace) -> int:
     import random
 
     from airflow.providers.resumable.drill.plan import DisruptionKind
-    from airflow.providers.resumable.drill.runner import run_drill
+    from airflow.providers.resumable.drill.real_clouds import real_targets
+    from airflow.providers.resumable.drill.runner import (
+        FAKE_CLOUDS,
+        REAL_DISRUPTIONS_PER_CLOUD,
+        run_drill,
+    )
 
     try:
         kinds = [DisruptionKind(k.strip()) for k in args.kinds.split(",")] if args.kinds else None
-    except ValueError as err:
+        conns = _pairs(args.conn, "--conn")
+        real = real_targets(conns, {cloud: Path(path) for cloud, path in _pairs(args.job, "--job").items()})
+        if args.clouds:
+            clouds = [c.strip() for c in args.clouds.split(",") if c.strip()]
+        else:
+            clouds = list(real) if real else list(FAKE_CLOUDS)
+        disruptions = (
+            args.disruptions if args.disruptions is not None else (REAL_DISRUPTIONS_PER_CLOUD if real else 20)
+        )
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+        return run_drill(
+            disruptions_per_cloud=disruptions,
+            clouds=clouds,
+            seed=seed,
+            kinds=kinds,
+            timeout=args.timeout,
+            real=real,
+        )
+    except ValueError as err:  # DrillConfigError included: raised before anything is started
         print(f"airflow-resumable drill: {err}", file=sys.stderr)
         return 2
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    return run_drill(
-        disruptions_per_cloud=args.disruptions,
-        clouds=[c.strip() for c in args.clouds.split(",") if c.strip()],
-        seed=seed,
-        kinds=kinds,
-        timeout=args.timeout,
-    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

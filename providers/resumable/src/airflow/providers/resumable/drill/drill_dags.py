@@ -4,11 +4,19 @@ The DAGs a drill runs: one per cloud, one resumable task each. Copied into the d
 
 ``retries=1`` is deliberate: the drill must *observe* a consumed retry (and fail the drill for it)
 rather than have the task simply fail, which would hide whether the job was kept or lost.
+
+Against fakes, each task runs a fixed job on the fake's made-up cluster. Against your own
+deployment, the drill puts your job spec (validated by
+:func:`airflow.providers.resumable.drill.real_clouds.validate_job_spec`) in the stack's environment
+as ``RESUMABLE_DRILL_JOB_<CLOUD>`` (JSON), and the task runs that instead, polling more gently.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG
 
@@ -31,44 +39,94 @@ def drill_conn_id(cloud: str) -> str:
     return f"resumable_drill_{cloud}"
 
 
+def drill_job_env(cloud: str) -> str:
+    """The environment variable that carries a real-cloud job spec (JSON) to the drill's stack."""
+    return f"RESUMABLE_DRILL_JOB_{cloud.upper()}"
+
+
+def drill_run_name(run_id: str) -> str:
+    """The name the Databricks drill task gives its run: how a real workspace's runs are attributed."""
+    return f"drill-{run_id}"
+
+
+def _real_job(cloud: str) -> dict[str, Any] | None:
+    raw = os.environ.get(drill_job_env(cloud))
+    return json.loads(raw) if raw else None
+
+
+def _job_arguments(cloud: str, *, fake: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]:
+    """The operator's job arguments: on a real cloud the user's spec (plus ``real``), else ``fake``."""
+    spec = _real_job(cloud)
+    if spec is None:
+        return fake
+    # A Databricks spec is a runs/submit body, which the operator takes whole as ``json``.
+    return {**real, "json": spec} if cloud == "databricks" else {**spec, **real}
+
+
+REAL_POLL_SECONDS = 5
+"""How often a task on a real cloud polls its job: often enough to strike mid-run, gently on the API."""
+
+
 with DAG(
     drill_dag_id("databricks"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS
 ):
     ResumableDatabricksSubmitRunOperator(
         task_id=DRILL_TASK_ID,
         databricks_conn_id=drill_conn_id("databricks"),
-        run_name="drill-{{ run_id }}",
-        existing_cluster_id="drill-cluster",
-        notebook_task={"notebook_path": "/Shared/drill"},
-        polling_period_seconds=1,
+        run_name=drill_run_name("{{ run_id }}"),
         databricks_retry_delay=1,
+        **_job_arguments(
+            "databricks",
+            fake={
+                "existing_cluster_id": "drill-cluster",
+                "notebook_task": {"notebook_path": "/Shared/drill"},
+                "polling_period_seconds": 1,
+            },
+            real={"polling_period_seconds": REAL_POLL_SECONDS},
+        ),
     )
 
 with DAG(drill_dag_id("dataproc"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS):
     ResumableDataprocSubmitJobOperator(
         task_id=DRILL_TASK_ID,
         gcp_conn_id=drill_conn_id("dataproc"),
-        region="europe-west1",
-        job={
-            "placement": {"cluster_name": "drill-cluster"},
-            "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
-        },
-        polling_interval_seconds=1,
+        **_job_arguments(
+            "dataproc",
+            fake={
+                "region": "europe-west1",
+                "job": {
+                    "placement": {"cluster_name": "drill-cluster"},
+                    "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
+                },
+                "polling_interval_seconds": 1,
+            },
+            real={"polling_interval_seconds": REAL_POLL_SECONDS},
+        ),
     )
 
 with DAG(drill_dag_id("emr"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS):
     ResumableEmrAddStepsOperator(
         task_id=DRILL_TASK_ID,
         aws_conn_id=drill_conn_id("emr"),
-        job_flow_name="resumable-cluster",  # the cluster the fake EMR starts with
-        cluster_states=["WAITING", "RUNNING"],
-        steps=[
-            {
-                "Name": "drill {{ run_id }}",
-                "ActionOnFailure": "CONTINUE",
-                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://drill/job.py"]},
-            }
-        ],
         wait_for_completion=True,  # upstream defaults to False: submit and move on
-        waiter_delay=1,
+        **_job_arguments(
+            "emr",
+            fake={
+                "job_flow_name": "resumable-cluster",  # the cluster the fake EMR starts with
+                "cluster_states": ["WAITING", "RUNNING"],
+                "steps": [
+                    {
+                        "Name": "drill {{ run_id }}",
+                        "ActionOnFailure": "CONTINUE",
+                        "HadoopJarStep": {
+                            "Jar": "command-runner.jar",
+                            "Args": ["spark-submit", "s3://drill/job.py"],
+                        },
+                    }
+                ],
+                "waiter_delay": 1,
+            },
+            # A real step may take an hour: the waiter budget is delay x attempts.
+            real={"waiter_delay": REAL_POLL_SECONDS, "waiter_max_attempts": 720},
+        ),
     )

@@ -54,6 +54,16 @@ class DisruptionKind(StrEnum):
         return self.kills_the_worker and not worker_loss_checkpoints
 
     @property
+    def needs_fault_injection(self) -> bool:
+        """The drill must make the cloud misbehave (or hold a submit open): possible on a fake only."""
+        return self in (
+            DisruptionKind.THROTTLE_STORM,
+            DisruptionKind.SERVER_ERRORS,
+            DisruptionKind.DROPPED_RESPONSE,
+            DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW,
+        )
+
+    @property
     def kills_the_worker(self) -> bool:
         """A SIGKILL: nothing in the task runs; only the next attempt can pick up."""
         return self in (DisruptionKind.SIGKILL_MID_POLL, DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW)

@@ -6,28 +6,47 @@ Each cloud's disruptions run one after another against that cloud's own fake, an
 side by side: a fault queued on a fake, or a submit held open on it, then always belongs to the one
 task instance in flight there, so every result is attributable. Jobs are attributed to a task
 instance by the ledger's nonce, which prefixes every idempotency key it ever sent.
+
+Given :class:`~airflow.providers.resumable.drill.real_clouds.RealTarget` s, the same runner drills
+your own workspace, account or project instead of a fake: only the kinds that need no fault
+injection, counted through the cloud's own API
+(:mod:`airflow.providers.resumable.drill.real_clouds`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeVar
 
 from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
 from airflow.providers.resumable.drill import drill_dags
-from airflow.providers.resumable.drill.drill_dags import DRILL_TASK_ID, drill_conn_id, drill_dag_id
+from airflow.providers.resumable.drill.clouds import DrillCloud, DrilledTask
+from airflow.providers.resumable.drill.drill_dags import (
+    DRILL_TASK_ID,
+    drill_conn_id,
+    drill_dag_id,
+    drill_job_env,
+)
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
+from airflow.providers.resumable.drill.real_clouds import (
+    DrillConfigError,
+    RealTarget,
+    connection_env_value,
+    real_cloud,
+)
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.clouds import (
     FakeCloud,
@@ -50,6 +69,8 @@ FAKE_CLOUDS: dict[str, type[FakeDatabricksCloud] | type[FakeEmrCloud] | type[Fak
     "dataproc": FakeDataprocCloud,
 }
 """The clouds a drill can run against fakes."""
+REAL_DISRUPTIONS_PER_CLOUD = 3
+"""The default count against a real deployment: every disruption starts (and pays for) a real job."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,42 @@ def default_kinds() -> list[DisruptionKind]:
     ]
 
 
+def default_real_kinds() -> list[DisruptionKind]:
+    """:func:`default_kinds` that need no fault injection: what a real cloud can be drilled with."""
+    return [kind for kind in default_kinds() if not kind.needs_fault_injection]
+
+
+def check_drill_request(
+    clouds: Sequence[str], kinds: Sequence[DisruptionKind] | None, real: Mapping[str, RealTarget]
+) -> list[DisruptionKind]:
+    """
+    Refuse a drill that cannot run, before anything starts; return the kinds it will draw from.
+
+    :param clouds: the clouds asked for.
+    :param kinds: the kinds asked for (``None``: the defaults for fakes, or for real clouds).
+    :param real: the clouds to drill on a real deployment, by name (the others run on fakes).
+    """
+    unknown = [cloud for cloud in clouds if cloud not in FAKE_CLOUDS]
+    if unknown:
+        raise DrillConfigError(f"unknown cloud {', '.join(unknown)}; known: {', '.join(FAKE_CLOUDS)}")
+    if not real:
+        return list(kinds or default_kinds())
+    fakes = [cloud for cloud in clouds if cloud not in real]
+    if fakes:
+        raise DrillConfigError(
+            f"{', '.join(fakes)} has no --conn/--job: a drill against your deployment runs only the clouds "
+            "you give a connection and a job spec (drill the fakes in a separate run)"
+        )
+    faulty = [kind.value for kind in kinds or () if kind.needs_fault_injection]
+    if faulty:
+        raise DrillConfigError(
+            f"{', '.join(faulty)} need(s) fault injection, which only the fakes can do; against a real "
+            "cloud choose from "
+            + ", ".join(kind.value for kind in DisruptionKind if not kind.needs_fault_injection)
+        )
+    return list(kinds or default_real_kinds())
+
+
 class Printer:
     """Thread-safe lines with the elapsed time."""
 
@@ -151,44 +208,50 @@ def run_drill(
     kinds: Sequence[DisruptionKind] | None = None,
     timeout: float = 1800.0,
     out: TextIO = sys.stdout,
+    real: Mapping[str, RealTarget] | None = None,
 ) -> int:
     """
-    Plan and run a drill against fake clouds on a private Airflow stack; 0 when every disruption
-    passed, 1 otherwise.
+    Plan and run a drill on a private Airflow stack, against fake clouds or your own deployment; 0
+    when every disruption passed, 1 otherwise.
 
     :param disruptions_per_cloud: disruptions per cloud.
     :param clouds: the clouds to drill (names in :data:`FAKE_CLOUDS`).
     :param seed: the plan's seed, printed so a failing drill can be replayed.
-    :param kinds: the kinds to draw from (default: :func:`default_kinds`).
+    :param kinds: the kinds to draw from (default: :func:`default_kinds`, or
+        :func:`default_real_kinds` against a real deployment).
     :param timeout: seconds for the whole drill; disruptions not started by then count as failed.
     :param out: where the progress and the results table go.
+    :param real: the clouds to drill on your deployment (from
+        :func:`~airflow.providers.resumable.drill.real_clouds.real_targets`); every cloud drilled must
+        have one then. Raises :class:`~airflow.providers.resumable.drill.real_clouds.DrillConfigError`
+        for a drill that cannot run, before anything starts.
     """
-    unknown = [cloud for cloud in clouds if cloud not in FAKE_CLOUDS]
-    if unknown:
-        raise ValueError(f"no fake for {', '.join(unknown)}; known: {', '.join(FAKE_CLOUDS)}")
-    plan = plan_drill(
-        disruptions_per_cloud=disruptions_per_cloud, clouds=clouds, kinds=kinds or default_kinds(), seed=seed
-    )
+    real = dict(real or {})
+    kinds = check_drill_request(clouds, kinds, real)
+    plan = plan_drill(disruptions_per_cloud=disruptions_per_cloud, clouds=clouds, kinds=kinds, seed=seed)
     printer = Printer(out)
     printer.line(
         f"drill: {len(plan)} disruptions ({disruptions_per_cloud} per cloud on {', '.join(clouds)}), "
         f"seed {seed} (replay with --seed {seed})"
     )
+    for target in real.values():
+        printer.line(f"{target.describe()}; every disruption starts one real job")
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with ExitStack() as cleanup:
             fakes: dict[str, FakeCloud] = {
-                name: FAKE_CLOUDS[name](run_seconds=DRILL_JOB_SECONDS) for name in clouds
+                name: FAKE_CLOUDS[name](run_seconds=DRILL_JOB_SECONDS) for name in clouds if name not in real
             }
-            stack = _start_stack(printer, cleanup, len(fakes))
+            stack = _start_stack(printer, cleanup, len(clouds), _real_env(real))
             # After the stack: its components are forked from this process, and a fork while the
             # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
             # with SIGABRT, "epoll_wait error: Bad file descriptor").
             for fake in fakes.values():
                 fake.start()
                 cleanup.callback(fake.stop)
-            _deploy(printer, stack, fakes)
-            results = _run_plan(printer, stack, fakes, plan, deadline=time.monotonic() + timeout)
+            drilled: dict[str, DrillCloud] = {**fakes, **{name: real_cloud(t) for name, t in real.items()}}
+            _deploy(printer, stack, fakes, clouds)
+            results = _run_plan(printer, stack, drilled, plan, deadline=time.monotonic() + timeout)
     except KeyboardInterrupt:
         printer.line("drill interrupted; every process it started was stopped")
         return 130
@@ -210,7 +273,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int) -> AirflowStack:
+def _real_env(real: Mapping[str, RealTarget]) -> dict[str, str]:
+    """The stack's view of the user's deployment: each connection under the drill's id, each job spec."""
+    env = {}
+    for name, target in real.items():
+        env[f"AIRFLOW_CONN_{drill_conn_id(name).upper()}"] = connection_env_value(target.connection)
+        env[drill_job_env(name)] = json.dumps(target.job)
+    return env
+
+
+def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int, env: Mapping[str, str]) -> AirflowStack:
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
     printer.line(f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}")
     settings = StackSettings(
@@ -220,7 +292,8 @@ def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int) -> AirflowSt
         task_heartbeat_timeout_seconds=10,
         # A task checkpointed because its worker was lost resumes after the configured default
         # (the scheduler cannot know the operator's resume_after); the patch's minimum keeps it safe.
-        extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10"},
+        # Connections and job specs of a real deployment travel in the environment: never on disk.
+        extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10", **env},
     )
     stack = AirflowStack(home, settings, python=Path(sys.executable))
     cleanup.callback(stack.stop)
@@ -228,11 +301,13 @@ def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int) -> AirflowSt
     return stack
 
 
-def _deploy(printer: Printer, stack: AirflowStack, fakes: dict[str, FakeCloud]) -> None:
+def _deploy(
+    printer: Printer, stack: AirflowStack, fakes: Mapping[str, FakeCloud], clouds: Sequence[str]
+) -> None:
     for name, fake in fakes.items():
         stack.rest.post("/connections", json=fake.connection(drill_conn_id(name))).raise_for_status()
     stack.add_dag_file(Path(drill_dags.__file__))
-    for name in fakes:
+    for name in clouds:
         stack.wait_for_dag(drill_dag_id(name))
     printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")
 
@@ -240,7 +315,7 @@ def _deploy(printer: Printer, stack: AirflowStack, fakes: dict[str, FakeCloud]) 
 def _run_plan(
     printer: Printer,
     stack: AirflowStack,
-    fakes: dict[str, FakeCloud],
+    clouds: Mapping[str, DrillCloud],
     plan: list[Disruption],
     *,
     deadline: float,
@@ -252,7 +327,7 @@ def _run_plan(
         for disruption in (d for d in plan if d.cloud == name):
             if time.monotonic() > deadline:
                 return
-            result = _execute(stack, fakes[name], disruption)
+            result = _execute(stack, clouds[name], disruption)
             with lock:
                 results.append(result)
                 done = len(results)
@@ -262,35 +337,48 @@ def _run_plan(
                 f"{result.verdict()} ({result.seconds:.0f}s)"
             )
 
-    with ThreadPoolExecutor(max_workers=len(fakes), thread_name_prefix="drill") as pool:
-        for future in [pool.submit(drill_cloud, name) for name in fakes]:
+    with ThreadPoolExecutor(max_workers=len(clouds), thread_name_prefix="drill") as pool:
+        for future in [pool.submit(drill_cloud, name) for name in clouds]:
             future.result()
     return sorted(results, key=lambda r: r.disruption.number)
 
 
-def _execute(stack: AirflowStack, cloud: FakeCloud, disruption: Disruption) -> DisruptionResult:
+def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> DisruptionResult:
     """Trigger one run, strike as planned, wait for the run to end, and account for its jobs."""
-    kind, dag_id = disruption.kind, drill_dag_id(cloud.name)
-    if kind is DisruptionKind.THROTTLE_STORM:
-        cloud.inject("throttle", times=disruption.times)
-    elif kind is DisruptionKind.SERVER_ERRORS:
-        cloud.inject("server_error", times=disruption.times)
-    elif kind is DisruptionKind.DROPPED_RESPONSE:
-        cloud.inject("drop_submit_response", times=1)
-    held = cloud.hold_next_submit() if kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW else None
-    started = time.monotonic()
+    kind, dag_id, faults = disruption.kind, drill_dag_id(cloud.name), cloud.faults
+    if kind.needs_fault_injection and faults is None:  # check_drill_request refuses this up front
+        raise DrillConfigError(f"{kind.value} needs fault injection, which {cloud.name} cannot do")
+    if faults is not None and kind is DisruptionKind.THROTTLE_STORM:
+        faults.inject("throttle", times=disruption.times)
+    elif faults is not None and kind is DisruptionKind.SERVER_ERRORS:
+        faults.inject("server_error", times=disruption.times)
+    elif faults is not None and kind is DisruptionKind.DROPPED_RESPONSE:
+        faults.inject("drop_submit_response", times=1)
+    held = (
+        faults.hold_next_submit()
+        if faults is not None and kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW
+        else None
+    )
+    started, triggered_at = time.monotonic(), datetime.now(UTC)
     run_id, final_state, error = "", "not started", None
     try:
         run_id = stack.trigger_dag(dag_id)
-        _strike(stack, cloud, disruption, run_id, held)
-        final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=PER_DISRUPTION_TIMEOUT) or "unknown"
+        _strike(stack, cloud, disruption, run_id, held, triggered_at)
+        final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=cloud.run_timeout) or "unknown"
     except Exception as err:  # a drill reports what went wrong and carries on with the next one
         error = f"{type(err).__name__}: {err}"
     finally:
         if held is not None:
             held.set()
     ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY) if run_id else None
-    jobs = tuple(cloud.jobs_with_key_prefix(ledger["nonce"])) if ledger else ()
+    jobs: tuple[str, ...] = ()
+    cancellations = 0
+    if ledger:
+        try:
+            jobs = tuple(cloud.jobs_of(DrilledTask(dag_id, run_id, ledger["nonce"], triggered_at)))
+            cancellations = sum(cloud.cancellations_of(job) for job in jobs)
+        except Exception as err:  # a real cloud's API can fail too: report it, never pass unaccounted
+            error = error or f"accounting failed: {type(err).__name__}: {err}"
     rows = stack.db.task_instances(dag_id, run_id) if run_id else {}
     row = rows.get(DRILL_TASK_ID)
     return DisruptionResult(
@@ -299,7 +387,7 @@ def _execute(stack: AirflowStack, cloud: FakeCloud, disruption: Disruption) -> D
         final_state=final_state,
         jobs=jobs,
         job_in_ledger=(ledger or {}).get("external_id"),
-        cancellations=sum(cloud.cancellations_of(job) for job in jobs),
+        cancellations=cancellations,
         try_number=row.try_number if row else 0,
         checkpoints=len(stack.db.task_reschedules(dag_id, run_id, DRILL_TASK_ID)) if run_id else 0,
         seconds=time.monotonic() - started,
@@ -309,10 +397,11 @@ def _execute(stack: AirflowStack, cloud: FakeCloud, disruption: Disruption) -> D
 
 def _strike(
     stack: AirflowStack,
-    cloud: FakeCloud,
+    cloud: DrillCloud,
     disruption: Disruption,
     run_id: str,
     held: threading.Event | None,
+    triggered_at: datetime,
 ) -> None:
     kind, dag_id = disruption.kind, drill_dag_id(cloud.name)
     if kind in (DisruptionKind.THROTTLE_STORM, DisruptionKind.SERVER_ERRORS, DisruptionKind.DROPPED_RESPONSE):
@@ -329,13 +418,20 @@ def _strike(
     if kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW:
         # The fake has committed the job and holds its answer: the id is not in the ledger yet.
         nonce = _wait_for(lambda: _ledger_nonce(stack, dag_id, run_id), what="the ledger's intent")
-        _wait_for(lambda: cloud.jobs_with_key_prefix(nonce), what="the cloud to commit the job")
+        task = DrilledTask(dag_id, run_id, nonce, triggered_at)
+        _wait_for(lambda: cloud.jobs_of(task), what="the cloud to commit the job")
         _signal(processes.worker_pid, signal.SIGKILL)
         _signal(processes.task_pid, signal.SIGKILL)
         assert held is not None
         held.set()
         return
-    _wait_for(lambda: _running_job(stack, cloud, dag_id, run_id), what="the job to be running")
+    # A real job may wait for cluster capacity: give it the run's own time limit, polled gently.
+    _wait_for(
+        lambda: _running_job(stack, cloud, dag_id, run_id),
+        what="the job to be running",
+        timeout=max(90.0, cloud.run_timeout / 2),
+        interval=cloud.poll_seconds,
+    )
     time.sleep(min(disruption.delay, DRILL_JOB_SECONDS / 4))
     if kind is DisruptionKind.SIGTERM_MID_POLL:
         _signal(processes.worker_pid, signal.SIGTERM)
@@ -349,18 +445,20 @@ def _ledger_nonce(stack: AirflowStack, dag_id: str, run_id: str) -> str | None:
     return ledger["nonce"] if ledger else None
 
 
-def _running_job(stack: AirflowStack, cloud: FakeCloud, dag_id: str, run_id: str) -> str | None:
+def _running_job(stack: AirflowStack, cloud: DrillCloud, dag_id: str, run_id: str) -> str | None:
     ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY)
     job = (ledger or {}).get("external_id")
-    return job if job and cloud.job_state(job) == "RUNNING" else None
+    return job if job and cloud.is_running(job) else None
 
 
-def _wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 90.0) -> T:
+def _wait_for(
+    probe: Callable[[], T | None], *, what: str, timeout: float = 90.0, interval: float = 0.05
+) -> T:
     deadline = time.monotonic() + timeout
     while not (value := probe()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
     return value
 
 

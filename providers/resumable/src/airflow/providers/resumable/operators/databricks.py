@@ -48,7 +48,7 @@ _OL_TRANSPORT_DEFAULT = conf.getboolean("openlineage", "spark_inject_transport_i
 _PENDING = frozenset({"PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY"})
 _RUNNING = frozenset({"RUNNING", "TERMINATING"})
 _TERMINAL = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
-_TASK_KEYS = (
+SINGLE_TASK_KEYS = (
     "spark_jar_task",
     "notebook_task",
     "spark_python_task",
@@ -65,6 +65,7 @@ _TASK_KEYS = (
     "power_bi_task",
     "gen_ai_compute_task",
 )
+"""The top-level ``*_task`` keys a single-task ``runs/submit`` body may give its work as."""
 
 
 class ResumableDatabricksJobRunLink(upstream.DatabricksJobRunLink):
@@ -528,13 +529,13 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
                     f"'tasks' must be a list of task settings, got {type(tasks).__name__}"
                 )
             units = [(f"tasks[{i}]", t) for i, t in enumerate(tasks) if isinstance(t, Mapping)]
-            if any(key in json for key in _TASK_KEYS):
+            if any(key in json for key in SINGLE_TASK_KEYS):
                 raise AirflowFailException(
                     "Give the run's work either as 'tasks' or as one top-level *_task "
-                    f"({', '.join(k for k in _TASK_KEYS if k in json)}), not both"
+                    f"({', '.join(k for k in SINGLE_TASK_KEYS if k in json)}), not both"
                 )
         else:
-            if not any(key in json for key in _TASK_KEYS):
+            if not any(key in json for key in SINGLE_TASK_KEYS):
                 raise AirflowFailException(
                     f"Task {self.task_id!r} gives Databricks nothing to run: set 'tasks' or one of "
                     "notebook_task, spark_jar_task, spark_python_task, spark_submit_task, pipeline_task, "

@@ -164,6 +164,11 @@ def key_label(idempotency_key: str) -> str:
     return f"k-{idempotency_key}"
 
 
+def labelled_by_nonce(labels: Mapping[str, str], nonce: str) -> bool:
+    """Whether a job's or batch's :data:`KEY_LABEL` says any generation of ledger ``nonce`` created it."""
+    return str(labels.get(KEY_LABEL, "")).startswith(key_label(nonce) + "-")
+
+
 # -- state mapping ----------------------------------------------------------------------------------
 
 
@@ -414,8 +419,7 @@ class _DataprocOperator(ResumableSubmitOperator):
         found = labels.get(KEY_LABEL)
         if found == key_label(idempotency_key) or (found is None and not self._labelled):
             return
-        nonce = idempotency_key.rsplit("-", 1)[0]
-        if found and found.startswith(key_label(nonce) + "-"):
+        if found and labelled_by_nonce(labels, idempotency_key.rsplit("-", 1)[0]):
             raise AirflowFailException(
                 f"Dataproc returned {resource} ({how}), which an earlier generation of this task instance "
                 f"created ({KEY_LABEL}={found}); this generation needs a new {self.job_noun}, but the "

@@ -93,6 +93,41 @@ def tag_step_name(name: str, key: str, index: int, count: int) -> str:
     return f"{name} (resumable {key} {index}/{count})"
 
 
+@dataclass(frozen=True)
+class StepTag:
+    """What :func:`tag_step_name` wrote into a step's Name: the key, and the step's place in its request."""
+
+    key: str
+    index: int
+    count: int
+
+    @classmethod
+    def of(cls, name: str) -> StepTag | None:
+        """The tag in a step Name, or ``None`` for a step these operators did not add."""
+        match = _TAG.search(name)
+        return cls(match["key"], int(match["index"]), int(match["count"])) if match else None
+
+
+def steps_newest_first(
+    client: Any, cluster_id: str, *, since: datetime | None
+) -> Iterator[Mapping[str, Any]]:
+    """
+    Page ``ListSteps`` (newest first, as EMR lists them) and stop at the first step older than ``since``.
+
+    :param client: a boto3 EMR client.
+    :param cluster_id: the cluster.
+    :param since: the oldest creation time of interest, less :data:`STEP_LISTING_CLOCK_SKEW` (EMR's
+        clock may run behind the caller's); ``None`` lists every step.
+    """
+    oldest = since - STEP_LISTING_CLOCK_SKEW if since is not None else None
+    for page in client.get_paginator("list_steps").paginate(ClusterId=cluster_id):
+        for step in page["Steps"]:
+            created = (step["Status"].get("Timeline") or {}).get("CreationDateTime")
+            if oldest is not None and isinstance(created, datetime) and _aware(created) < oldest:
+                return  # newest first: everything after this is older still
+            yield step
+
+
 def steps_to_job_state(steps: Sequence[Mapping[str, Any]]) -> JobState:
     """
     Aggregate the steps one task added into one status, honouring each step's ``ActionOnFailure``.
@@ -506,11 +541,11 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         cluster_id = self._resolve_cluster()
         found: dict[int, str] = {}
         expected: int | None = None
-        for step in self._steps_newest_first(cluster_id, since=intent_at):
-            match = _TAG.search(str(step.get("Name", "")))
-            if match and match["key"] == idempotency_key:
-                found[int(match["index"])] = str(step["Id"])
-                expected = int(match["count"])
+        for step in steps_newest_first(self.client, cluster_id, since=intent_at):
+            tag = StepTag.of(str(step.get("Name", "")))
+            if tag and tag.key == idempotency_key:
+                found[tag.index] = str(step["Id"])
+                expected = tag.count
         if not found:
             return None
         if len(found) != expected:
@@ -520,15 +555,6 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
                 "refusing to add them again or to adopt a partial set"
             )
         return str(StepIds(cluster_id, tuple(found[i] for i in sorted(found))))
-
-    def _steps_newest_first(self, cluster_id: str, *, since: datetime | None) -> Iterator[Mapping[str, Any]]:
-        oldest = since - STEP_LISTING_CLOCK_SKEW if since is not None else None
-        for page in self.client.get_paginator("list_steps").paginate(ClusterId=cluster_id):
-            for step in page["Steps"]:
-                created = (step["Status"].get("Timeline") or {}).get("CreationDateTime")
-                if oldest is not None and isinstance(created, datetime) and _aware(created) < oldest:
-                    return  # newest first: everything after this is older still
-                yield step
 
     def _describe(self, external_id: str) -> JobState:
         ids = StepIds.parse(external_id)

@@ -5,18 +5,20 @@ One adapter per fake cloud, so the demo and the drill drive every cloud the same
 An adapter starts its fake, says which Airflow connection reaches it, counts what the fake saw
 (per idempotency key, so concurrent task instances are told apart), and injects the faults the
 drill needs: throttling, server errors, a lost submit response, and a submit held open after the
-fake committed it (so a worker can be killed at exactly that moment).
+fake committed it (so a worker can be killed at exactly that moment). Each is a
+:class:`~airflow.providers.resumable.drill.clouds.DrillCloud`, the interface the drill's real-cloud
+adapters (:mod:`airflow.providers.resumable.drill.real_clouds`) implement too; the fault injection
+is the fakes' alone.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from airflow.providers.resumable.drill.clouds import DrillCloud, DrilledTask, FaultInjector, emr_submissions
 from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksServer,
     FakeDatabricksService,
@@ -43,10 +45,9 @@ class CloudCounts:
     cancellations: int
 
 
-class FakeCloud(Protocol):
+class FakeCloud(DrillCloud, FaultInjector, Protocol):
     """A fake cloud: started, connected to Airflow, counted and disrupted by the demo and the drill."""
 
-    name: str
     task_id: str
     """The task of ``example_resumable_demo`` that runs on this cloud."""
 
@@ -59,36 +60,47 @@ class FakeCloud(Protocol):
         """Where the running fake listens, for people."""
         ...
 
-    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
-        """The Airflow connection (a REST ``POST /connections`` body) that reaches the fake, under
-        ``conn_id`` or the cloud's standard connection id."""
-        ...
-
     def counts(self) -> CloudCounts: ...
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         """Ids of the jobs created with an idempotency key starting with ``prefix`` (a ledger nonce)."""
         ...
 
-    def cancellations_of(self, external_id: str) -> int:
-        """How many cancel requests named this job."""
-        ...
-
     def job_state(self, external_id: str) -> str:
         """The fake's own state word for a job, for the narration."""
         ...
 
+
+class _DrillableFake:
+    """What every fake adapter answers the drill the same way: from the fake's own records."""
+
+    poll_seconds = 0.05
+    run_timeout = 240.0
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self
+
     def inject(self, fault: str, *, times: int) -> None:
-        """Queue ``times`` faults: ``throttle`` (429 with Retry-After on status polls),
-        ``server_error`` (503 on submit), ``drop_submit_response`` (commit, lose the answer)."""
-        ...
+        raise NotImplementedError
 
     def hold_next_submit(self) -> threading.Event:
-        """Commit the next submit but hold its answer until the returned event is set."""
-        ...
+        raise NotImplementedError
+
+    def jobs_with_key_prefix(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def job_state(self, external_id: str) -> str:
+        raise NotImplementedError
+
+    def jobs_of(self, task: DrilledTask) -> list[str]:
+        return self.jobs_with_key_prefix(task.nonce)
+
+    def is_running(self, external_id: str) -> bool:
+        return self.job_state(external_id) == "RUNNING"
 
 
-class FakeDatabricksCloud:
+class FakeDatabricksCloud(_DrillableFake):
     """A fake Databricks workspace (Jobs API 2.2 over HTTP).
 
     :param run_seconds: how long each run goes on before it succeeds.
@@ -155,7 +167,7 @@ class FakeDatabricksCloud:
         return self.service.inject("runs/submit", Fault.hold_after_commit()).release
 
 
-class FakeDataprocCloud:
+class FakeDataprocCloud(_DrillableFake):
     """A fake Dataproc (JobController and BatchController over gRPC).
 
     :param run_seconds: how long each job runs before it succeeds.
@@ -216,7 +228,7 @@ class FakeDataprocCloud:
         return self.service.inject("SubmitJob", GrpcFault.hold_after_commit()).release
 
 
-class FakeEmrCloud:
+class FakeEmrCloud(_DrillableFake):
     """A fake EMR cluster: moto on 127.0.0.1 with the kit's step lifecycle and the fault proxy.
 
     A job here is the set of steps one ``AddJobFlowSteps`` added, written as the operator's ledger
@@ -228,8 +240,6 @@ class FakeEmrCloud:
     name = "emr"
     task_id = "emr_steps"
     cluster_name = "resumable-cluster"
-
-    _TAG = re.compile(r" \(resumable (?P<key>[0-9a-f]{32}-\d+) (?P<index>\d+)/\d+\)$")
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
         self._server = FakeEmrServer(FakeEmr(default_step=StepScript(run_seconds=run_seconds)))
@@ -266,17 +276,7 @@ class FakeEmrCloud:
         )
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
-        # The n-th time a tagged step index shows up belongs to the n-th submission under that key.
-        submissions: dict[tuple[str, int], list[str]] = defaultdict(list)
-        seen: dict[tuple[str, str], int] = defaultdict(int)
-        for step in self.emr.steps(self.cluster_id):
-            tag = self._TAG.search(step["Name"])
-            if tag is None or not tag["key"].startswith(prefix):
-                continue
-            occurrence = seen[(tag["key"], tag["index"])]
-            seen[(tag["key"], tag["index"])] += 1
-            submissions[(tag["key"], occurrence)].append(step["Id"])
-        return [f"{self.cluster_id}:{','.join(ids)}" for ids in submissions.values()]
+        return emr_submissions(self.cluster_id, self.emr.steps(self.cluster_id), prefix)
 
     def cancellations_of(self, external_id: str) -> int:
         return sum(self.emr.cancel_requests_by_step[step] for step in _step_ids(external_id))
