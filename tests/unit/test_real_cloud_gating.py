@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
+
 from tests.system.real_clouds.environment import DATABRICKS, DATAPROC, EMR, EMR_SERVERLESS
 
 
