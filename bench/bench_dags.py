@@ -62,7 +62,10 @@ def _dag(stream: str, side: str) -> DAG:
     )
 
 
-DATABRICKS_RUN = {"existing_cluster_id": "bench-cluster", "notebook_task": {"notebook_path": "/Shared/bench"}}
+DATABRICKS_RUN: dict[str, Any] = {
+    "existing_cluster_id": "bench-cluster",
+    "notebook_task": {"notebook_path": "/Shared/bench"},
+}
 STEPS = [
     {
         "Name": "bench {{ run_id }}",
@@ -70,107 +73,80 @@ STEPS = [
         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://bench/job.py"]},
     }
 ]
-JOB_DRIVER = {"sparkSubmit": {"entryPoint": "s3://bench/job.py"}}
-DATAPROC_JOB = {
+JOB_DRIVER: dict[str, Any] = {"sparkSubmit": {"entryPoint": "s3://bench/job.py"}}
+DATAPROC_JOB: dict[str, Any] = {
     "placement": {"cluster_name": "bench-cluster"},
     "pyspark_job": {"main_python_file_uri": "gs://bench/job.py"},
 }
 
+# Each pair's operators get the same arguments; ours only adds resume_after (the retry delay's twin).
+DATABRICKS_SUBMIT: dict[str, Any] = {
+    "task_id": TASK_ID,
+    "databricks_conn_id": conn_id("databricks_submit"),
+    "run_name": "bench-{{ run_id }}",
+    "polling_period_seconds": POLL,
+    "databricks_retry_delay": 1,
+    **DATABRICKS_RUN,
+}
+DATABRICKS_RUN_NOW: dict[str, Any] = {
+    "task_id": TASK_ID,
+    "databricks_conn_id": conn_id("databricks_run_now"),
+    "job_name": "bench-job",
+    "polling_period_seconds": POLL,
+    "databricks_retry_delay": 1,
+}
+EMR_STEPS: dict[str, Any] = {
+    "task_id": TASK_ID,
+    "aws_conn_id": conn_id("emr_steps"),
+    "job_flow_name": "bench-cluster",
+    "cluster_states": ["WAITING", "RUNNING"],
+    "steps": STEPS,
+    "wait_for_completion": True,  # upstream defaults to False: submit and move on
+    "waiter_delay": POLL,
+    "waiter_max_attempts": 600,
+}
+EMR_SERVERLESS: dict[str, Any] = {
+    "task_id": TASK_ID,
+    "aws_conn_id": conn_id("emr_serverless"),
+    "application_id": SERVERLESS_APP,
+    "execution_role_arn": ROLE,
+    "job_driver": JOB_DRIVER,
+    "name": "bench-{{ run_id }}",
+    "waiter_delay": POLL,
+    "waiter_max_attempts": 600,
+}
+DATAPROC: dict[str, Any] = {
+    "task_id": TASK_ID,
+    "gcp_conn_id": conn_id("dataproc_job"),
+    "project_id": "fake-project",
+    "region": "europe-west1",
+    "job": DATAPROC_JOB,
+}
+
 with _dag("databricks_submit", "upstream"):
-    DatabricksSubmitRunOperator(
-        task_id=TASK_ID,
-        databricks_conn_id=conn_id("databricks_submit"),
-        run_name="bench-{{ run_id }}",
-        polling_period_seconds=POLL,
-        databricks_retry_delay=1,
-        **DATABRICKS_RUN,  # type: ignore[arg-type]
-    )
+    DatabricksSubmitRunOperator(**DATABRICKS_SUBMIT)
 with _dag("databricks_submit", "ours"):
-    ResumableDatabricksSubmitRunOperator(
-        task_id=TASK_ID,
-        databricks_conn_id=conn_id("databricks_submit"),
-        run_name="bench-{{ run_id }}",
-        polling_period_seconds=POLL,
-        databricks_retry_delay=1,
-        resume_after=RESUME_AFTER,
-        **DATABRICKS_RUN,  # type: ignore[arg-type]
-    )
+    ResumableDatabricksSubmitRunOperator(**DATABRICKS_SUBMIT, resume_after=RESUME_AFTER)
 
 with _dag("databricks_run_now", "upstream"):
-    DatabricksRunNowOperator(
-        task_id=TASK_ID,
-        databricks_conn_id=conn_id("databricks_run_now"),
-        job_name="bench-job",
-        polling_period_seconds=POLL,
-        databricks_retry_delay=1,
-    )
+    DatabricksRunNowOperator(**DATABRICKS_RUN_NOW)
 with _dag("databricks_run_now", "ours"):
-    ResumableDatabricksRunNowOperator(
-        task_id=TASK_ID,
-        databricks_conn_id=conn_id("databricks_run_now"),
-        job_name="bench-job",
-        polling_period_seconds=POLL,
-        databricks_retry_delay=1,
-        resume_after=RESUME_AFTER,
-    )
+    ResumableDatabricksRunNowOperator(**DATABRICKS_RUN_NOW, resume_after=RESUME_AFTER)
 
 with _dag("emr_steps", "upstream"):
-    EmrAddStepsOperator(
-        task_id=TASK_ID,
-        aws_conn_id=conn_id("emr_steps"),
-        job_flow_name="bench-cluster",
-        cluster_states=["WAITING", "RUNNING"],
-        steps=STEPS,
-        wait_for_completion=True,
-        waiter_delay=POLL,
-        waiter_max_attempts=600,
-    )
+    EmrAddStepsOperator(**EMR_STEPS)
 with _dag("emr_steps", "ours"):
-    ResumableEmrAddStepsOperator(
-        task_id=TASK_ID,
-        aws_conn_id=conn_id("emr_steps"),
-        job_flow_name="bench-cluster",
-        cluster_states=["WAITING", "RUNNING"],
-        steps=STEPS,
-        wait_for_completion=True,
-        waiter_delay=POLL,
-        waiter_max_attempts=600,
-        resume_after=RESUME_AFTER,
-    )
+    ResumableEmrAddStepsOperator(**EMR_STEPS, resume_after=RESUME_AFTER)
 
 with _dag("emr_serverless", "upstream"):
-    EmrServerlessStartJobOperator(
-        task_id=TASK_ID,
-        aws_conn_id=conn_id("emr_serverless"),
-        application_id=SERVERLESS_APP,
-        execution_role_arn=ROLE,
-        job_driver=JOB_DRIVER,
-        name="bench-{{ run_id }}",
-        waiter_delay=POLL,
-        waiter_max_attempts=600,
-    )
+    EmrServerlessStartJobOperator(**EMR_SERVERLESS)
 with _dag("emr_serverless", "ours"):
-    ResumableEmrServerlessStartJobOperator(
-        task_id=TASK_ID,
-        aws_conn_id=conn_id("emr_serverless"),
-        application_id=SERVERLESS_APP,
-        execution_role_arn=ROLE,
-        job_driver=JOB_DRIVER,
-        name="bench-{{ run_id }}",
-        waiter_delay=POLL,
-        waiter_max_attempts=600,
-        resume_after=RESUME_AFTER,
-    )
+    ResumableEmrServerlessStartJobOperator(**EMR_SERVERLESS, resume_after=RESUME_AFTER)
 
 with _dag("dataproc_job", "ours"):
+    # Upstream's hook polls every 10 s whatever the operator says; ours is told the same.
     ResumableDataprocSubmitJobOperator(
-        task_id=TASK_ID,
-        gcp_conn_id=conn_id("dataproc_job"),
-        project_id="fake-project",
-        region="europe-west1",
-        job=DATAPROC_JOB,
-        polling_interval_seconds=DATAPROC_POLL,
-        resume_after=RESUME_AFTER,
+        **DATAPROC, polling_interval_seconds=DATAPROC_POLL, resume_after=RESUME_AFTER
     )
 
 try:
@@ -209,13 +185,7 @@ else:
             )
 
     with _dag("dataproc_job", "upstream"):
-        _BenchDataprocSubmitJobOperator(
-            task_id=TASK_ID,
-            gcp_conn_id=conn_id("dataproc_job"),
-            project_id="fake-project",
-            region="europe-west1",
-            job=DATAPROC_JOB,
-        )
+        _BenchDataprocSubmitJobOperator(**DATAPROC)
 
 with DAG(
     "bench_mass_drain",
@@ -233,5 +203,5 @@ with DAG(
             polling_period_seconds=POLL,
             databricks_retry_delay=1,
             resume_after=RESUME_AFTER,
-            **DATABRICKS_RUN,  # type: ignore[arg-type]
+            **DATABRICKS_RUN,
         )

@@ -40,6 +40,7 @@ from typing import Any
 from airflow.providers.resumable.drill.clouds import DrilledTask, FaultInjector, emr_submissions
 from airflow.providers.resumable.drill.drill_dags import drill_run_name
 from airflow.providers.resumable.operators.databricks import SINGLE_TASK_KEYS
+from airflow.providers.resumable.operators.dataproc import JOB_TYPES as DATAPROC_JOB_TYPES
 
 REAL_CLOUDS = ("databricks", "emr", "dataproc")
 """The clouds a drill can run against a real deployment."""
@@ -50,20 +51,7 @@ REAL_POLL_SECONDS = 5.0
 CLOCK_SKEW = timedelta(minutes=5)
 """How far a cloud's clock may run behind this machine's when listing jobs newer than a trigger."""
 
-_DATAPROC_JOB_TYPES = frozenset(
-    {
-        "hadoop_job",
-        "spark_job",
-        "pyspark_job",
-        "hive_job",
-        "pig_job",
-        "spark_r_job",
-        "spark_sql_job",
-        "presto_job",
-        "trino_job",
-        "flink_job",
-    }
-)
+_DATAPROC_JOB_TYPES = frozenset(DATAPROC_JOB_TYPES)
 _EMR_CLUSTER_ID = re.compile(r"^j-[0-9A-Z]+$")
 
 

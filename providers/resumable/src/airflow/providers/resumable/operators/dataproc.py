@@ -604,9 +604,9 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
                 "job",
             )
             job = dataproc_v1.Job(injected)
-        if not any(dataproc_v1.Job.pb(job).HasField(kind) for kind in _JOB_TYPES):
+        if not any(dataproc_v1.Job.pb(job).HasField(kind) for kind in JOB_TYPES):
             raise AirflowFailException(
-                f"Task {self.task_id!r} gives Dataproc nothing to run: set one of {', '.join(_JOB_TYPES)} in job"
+                f"Task {self.task_id!r} gives Dataproc nothing to run: set one of {', '.join(JOB_TYPES)} in job"
             )
         if not job.placement.cluster_name and not job.placement.cluster_labels:
             raise AirflowFailException(f"Task {self.task_id!r}: job.placement must name a cluster_name")
@@ -701,7 +701,8 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
         return DATAPROC_JOB_LINK.format(job_id=job_id, region=self.region, project_id=self.project)
 
 
-_JOB_TYPES = (
+JOB_TYPES = (
+    # The ``Job`` fields that say what to run: exactly one must be set.
     "hadoop_job",
     "spark_job",
     "pyspark_job",
