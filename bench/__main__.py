@@ -51,7 +51,7 @@ def _versions() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--disruptions", type=int, default=12, help="seeded disruptions per operator (default 12)"
+        "--disruptions", type=int, default=16, help="seeded disruptions per operator (default 16)"
     )
     parser.add_argument("--seed", type=int, default=None, help="replay a schedule")
     parser.add_argument("--run-seconds", type=float, default=15.0, help="how long disrupted jobs run")
