@@ -9,6 +9,7 @@ from the JSON without running anything (``python -m bench --report-only``).
 from __future__ import annotations
 
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -503,7 +504,7 @@ def render_chart(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     pairs = _pairs(figures(result["records"]))
-    labels = [STREAM_TITLES.get(stream, stream).replace(" ", "\n", 1) for stream, _, _ in pairs]
+    labels = [textwrap.fill(STREAM_TITLES.get(stream, stream), 12) for stream, _, _ in pairs]
     panels = [
         ("duplicate submissions", lambda f: f.duplicates),
         ("compute thrown away (s)", lambda f: f.wasted_seconds),
