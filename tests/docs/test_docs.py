@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import re
 import subprocess
@@ -54,3 +55,21 @@ def test_every_example_dag_imports_and_defines_a_dag(module):
     dag = loaded.dag
     assert dag.dag_id == module
     assert dag.task_ids, f"{module} defines no task"
+
+
+_JOB_SPEC_BLOCK = re.compile(
+    r"^``(?P<cloud>\w+)``\n(?:   .*\n|\n)*?   \.\. code-block:: json\n\n(?P<body>(?:(?:      .*)?\n)+)",
+    re.MULTILINE,
+)
+
+
+def test_every_job_spec_on_the_drill_page_passes_the_drills_own_check():
+    """The drill page's job-spec examples are what `drill --job` accepts, per cloud."""
+    from airflow.providers.resumable.drill.real_clouds import REAL_CLOUDS, validate_job_spec
+
+    specs = {
+        m["cloud"]: json.loads(m["body"]) for m in _JOB_SPEC_BLOCK.finditer((DOCS / "drill.rst").read_text())
+    }
+    assert set(specs) == set(REAL_CLOUDS), f"one example per cloud expected, found {sorted(specs)}"
+    for cloud, spec in specs.items():
+        assert validate_job_spec(cloud, spec) == spec
