@@ -11,6 +11,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from airflow.providers.resumable.testing.stack import StackDatabase
+
 WRITE_LOG_TABLE = "resumable_bench_write_log"
 COUNTED_TABLES = ("task_state_store", "xcom")
 """Where an operator's own metadata writes land (task state store and XCom). Airflow's bookkeeping
@@ -45,17 +47,13 @@ def install_write_log(database: Path) -> None:
         conn.close()
 
 
-def metadata_writes(database: Path, dag_id: str, run_id: str) -> Counter[str]:
+def metadata_writes(db: StackDatabase, dag_id: str, run_id: str) -> Counter[str]:
     """Rows written for one dag run, by ``table.op`` (for example ``task_state_store.insert``)."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=60)
-    try:
-        rows = conn.execute(
-            f"SELECT tbl, op, COUNT(*) FROM {WRITE_LOG_TABLE} WHERE dag_id = ? AND run_id = ? GROUP BY tbl, op",
-            (dag_id, run_id),
-        ).fetchall()
-    finally:
-        conn.close()
-    return Counter({f"{table}.{op}": count for table, op, count in rows})
+    rows = db.query(
+        f"SELECT tbl, op, COUNT(*) AS n FROM {WRITE_LOG_TABLE} WHERE dag_id = ? AND run_id = ? GROUP BY tbl, op",
+        (dag_id, run_id),
+    )
+    return Counter({f"{row['tbl']}.{row['op']}": row["n"] for row in rows})
 
 
 class PeakMemory:

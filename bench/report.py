@@ -109,9 +109,9 @@ def figures(records: Iterable[dict[str, Any]]) -> list[OperatorFigures]:
                 side=side,
                 operator=operator,
                 disruptions=len(disrupted),
-                duplicates=sum(max(0, len(r["jobs"]) - 1) for r in disrupted),
+                duplicates=sum(_duplicates(r) for r in disrupted),
                 wasted_seconds=round(sum(r["wasted_seconds"] for r in disrupted), 1),
-                retries_used=sum(max(0, r["try_number"] - 1) for r in disrupted),
+                retries_used=sum(_retries(r) for r in disrupted),
                 lost_runs=sum(r["final_state"] != "success" for r in disrupted),
                 cancellations=sum(r["cancellations"] for r in disrupted),
                 sigterm_to_end=[r["strike_to_attempt_end"] for r in sigterm],
@@ -129,6 +129,15 @@ def figures(records: Iterable[dict[str, Any]]) -> list[OperatorFigures]:
             )
         )
     return result
+
+
+def _duplicates(record: dict[str, Any]) -> int:
+    """Jobs beyond the one a task instance should have created."""
+    return max(0, len(record["jobs"]) - 1)
+
+
+def _retries(record: dict[str, Any]) -> int:
+    return max(0, record["try_number"] - 1)
 
 
 def _state_writes(record: dict[str, Any]) -> int:
@@ -340,8 +349,8 @@ def render_markdown(result: dict[str, Any], chart_name: str) -> str:
                     for r in result["records"]
                     if r["stream"] == stream and r["side"] == fig.side and r["kind"] == kind
                 ]
-                dup = sum(max(0, len(r["jobs"]) - 1) for r in runs)
-                ret = sum(max(0, r["try_number"] - 1) for r in runs)
+                dup = sum(_duplicates(r) for r in runs)
+                ret = sum(_retries(r) for r in runs)
                 bad = sum(r["final_state"] != "success" for r in runs)
                 cells.append(f"{len(runs)}: {dup}d {ret}r {bad}f" if runs else "n/a")
             kind_rows.append(cells)

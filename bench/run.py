@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
-from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskProcesses
+from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskProcesses, poll_until
 from bench import bench_dags
 from bench.bench_dags import DRAIN_TASKS, TASK_ID, conn_id, dag_id
 from bench.measure import PeakMemory, install_write_log, metadata_writes
@@ -42,8 +42,6 @@ from bench.streams import (
     Side,
     Stream,
 )
-
-T = TypeVar("T")
 
 BENCH_KINDS = (
     DisruptionKind.SIGTERM_MID_POLL,
@@ -90,10 +88,6 @@ class RunRecord:
     error: str | None = None
     faults_left_before: int = 0
     """Faults an earlier task instance left queued, dropped before this one started."""
-
-    @property
-    def duplicates(self) -> int:
-        return max(0, len(self.jobs) - 1)
 
     @property
     def retries_used(self) -> int:
@@ -396,10 +390,20 @@ class Bench:
             memory = PeakMemory(processes.task_pid).start()
             if kind in (DisruptionKind.SIGTERM_IN_SUBMIT, DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW):
                 # The fake committed the job and holds its answer: the operator has not seen the id.
-                _wait_for(lambda: _new_jobs(watcher, known_before), what="the submitted job")
+                poll_until(
+                    lambda: _new_jobs(watcher, known_before),
+                    timeout=120,
+                    interval=0.05,
+                    describe=lambda: "the submitted job",
+                )
                 struck_at = _strike(kind, processes, grace=self.grace_seconds)
             elif kind in (DisruptionKind.SIGTERM_MID_POLL, DisruptionKind.SIGKILL_MID_POLL):
-                _wait_for(lambda: _new_jobs(watcher, known_before), what="the running job")
+                poll_until(
+                    lambda: _new_jobs(watcher, known_before),
+                    timeout=120,
+                    interval=0.05,
+                    describe=lambda: "the running job",
+                )
                 time.sleep(0.5 + (disruption.delay if disruption else 0.0))
                 struck_at = _strike(kind, processes, grace=self.grace_seconds)
             if held is not None:
@@ -416,8 +420,11 @@ class Bench:
                 record.peak_rss_mib = memory.stop()
         record.seconds = time.monotonic() - started
         watcher.look()
-        new = {job: life for job, life in watcher.created_between(started - 1, time.monotonic()).items()}
-        new = {job: life for job, life in new.items() if job not in known_before}
+        new = {
+            job: life
+            for job, life in watcher.created_between(started - 1, time.monotonic()).items()
+            if job not in known_before
+        }
         record.jobs = sorted(new, key=lambda job: new[job].first_seen)
         record.kept_job = _kept(new)
         record.api_calls = fake.api_calls() - calls_before
@@ -427,7 +434,7 @@ class Bench:
             row = rows.get(TASK_ID)
             record.try_number = row.try_number if row else 0
             record.checkpoints = len(stack.db.task_reschedules(side.dag_id, record.run_id, TASK_ID))
-            record.metadata_writes = dict(metadata_writes(stack.db.path, side.dag_id, record.run_id))
+            record.metadata_writes = dict(metadata_writes(stack.db, side.dag_id, record.run_id))
             if record.kept_job and row and row.end_date and phase == "baseline":
                 life = new[record.kept_job]
                 if life.ended is not None:
@@ -481,10 +488,11 @@ class Bench:
         run_id = stack.trigger_dag("bench_mass_drain")
         task_ids = [f"{TASK_ID}_{index:02d}" for index in range(DRAIN_TASKS)]
         try:
-            _wait_for(
+            poll_until(
                 lambda: len([s for s in fake.sightings() if not s.terminal]) >= DRAIN_TASKS or None,
-                what=f"{DRAIN_TASKS} running jobs",
                 timeout=300,
+                interval=0.05,
+                describe=lambda: f"{DRAIN_TASKS} running jobs",
             )
             workers = [
                 stack.find_task_processes("bench_mass_drain", task_id, run_id=run_id, timeout=60).worker_pid
@@ -619,12 +627,3 @@ def _strike_latencies(record: RunRecord, history: list[Any], struck_at: float) -
     resumed = next((c for c in history if c.monotonic > ended.monotonic and c.state == "running"), None)
     if resumed is not None:
         record.attempt_end_to_running = round(resumed.monotonic - ended.monotonic, 3)
-
-
-def _wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 120.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value

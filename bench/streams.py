@@ -107,6 +107,11 @@ class Stream:
         return [side for side in (self.upstream, self.ours) if side is not None]
 
 
+def _http_submit_fault(fault: str) -> Fault:
+    """``server_error``: a 503; ``drop_submit_response``: the job is made, its answer lost."""
+    return Fault.error(503) if fault == "server_error" else Fault.drop_response()
+
+
 def _count(counters: Counter[str], operations: tuple[str, ...]) -> int:
     return sum(counters[f"requests:{op}"] for op in operations)
 
@@ -158,8 +163,7 @@ class DatabricksPairFake:
         return self.service.counters["cancel_requests"] + self.service.counters["cancel_all_requests"]
 
     def inject_submit_fault(self, fault: str, *, times: int) -> None:
-        chosen = Fault.error(503) if fault == "server_error" else Fault.drop_response()
-        self.service.inject(self.submit_operation, chosen, times=times)
+        self.service.inject(self.submit_operation, _http_submit_fault(fault), times=times)
 
     def throttle(self, operation: str, *, times: int) -> None:
         self.service.inject(operation, Fault.error(429, retry_after=1), times=times)
@@ -208,13 +212,45 @@ class SharedEmr:
         }
 
 
-class EmrStepsPairFake:
-    """The EMR step operations of the shared moto server."""
+class _EmrPairFake:
+    """One pair's share of the moto server: its API operations, its cancel counter, its faults."""
 
-    OPERATIONS = ("AddJobFlowSteps", "ListSteps", "DescribeStep", "ListClusters", "CancelSteps")
+    SUBMIT: str
+    OPERATIONS: tuple[str, ...]
+    CANCEL_COUNTER: str
 
     def __init__(self, shared: SharedEmr) -> None:
         self.shared = shared
+
+    def api_calls(self) -> int:
+        return _count(self.shared.emr.counters, self.OPERATIONS)
+
+    def cancel_requests(self) -> int:
+        return self.shared.emr.counters[self.CANCEL_COUNTER]
+
+    def inject_submit_fault(self, fault: str, *, times: int) -> None:
+        self.shared.server.inject(self.SUBMIT, _http_submit_fault(fault), times=times)
+
+    def throttle(self, operation: str, *, times: int) -> None:
+        self.shared.server.inject(operation, Fault.error(400), times=times)
+
+    def hold_next_submit(self) -> threading.Event:
+        return self.shared.server.inject(self.SUBMIT, Fault.hold_after_commit()).release
+
+    def set_run_seconds(self, seconds: float) -> None:
+        self.shared.set_run_seconds(seconds)
+
+    def discard_faults(self) -> int:
+        assert self.shared.server.proxy is not None
+        return self.shared.server.proxy.discard_faults(self.OPERATIONS)
+
+
+class EmrStepsPairFake(_EmrPairFake):
+    """The EMR step operations of the shared moto server."""
+
+    SUBMIT = "AddJobFlowSteps"
+    OPERATIONS = ("AddJobFlowSteps", "ListSteps", "DescribeStep", "ListClusters", "CancelSteps")
+    CANCEL_COUNTER = "cancel_steps"
 
     def sightings(self) -> list[JobSighting]:
         sightings = []
@@ -230,37 +266,13 @@ class EmrStepsPairFake:
             )
         return sightings
 
-    def api_calls(self) -> int:
-        return _count(self.shared.emr.counters, self.OPERATIONS)
 
-    def cancel_requests(self) -> int:
-        return self.shared.emr.counters["cancel_steps"]
-
-    def inject_submit_fault(self, fault: str, *, times: int) -> None:
-        chosen = Fault.error(503) if fault == "server_error" else Fault.drop_response()
-        self.shared.server.inject("AddJobFlowSteps", chosen, times=times)
-
-    def throttle(self, operation: str, *, times: int) -> None:
-        self.shared.server.inject(operation, Fault.error(400), times=times)
-
-    def hold_next_submit(self) -> threading.Event:
-        return self.shared.server.inject("AddJobFlowSteps", Fault.hold_after_commit()).release
-
-    def set_run_seconds(self, seconds: float) -> None:
-        self.shared.set_run_seconds(seconds)
-
-    def discard_faults(self) -> int:
-        assert self.shared.server.proxy is not None
-        return self.shared.server.proxy.discard_faults(self.OPERATIONS)
-
-
-class EmrServerlessPairFake:
+class EmrServerlessPairFake(_EmrPairFake):
     """The EMR Serverless job-run operations of the shared moto server."""
 
+    SUBMIT = "StartJobRun"
     OPERATIONS = ("StartJobRun", "GetJobRun", "CancelJobRun", "GetApplication", "ListJobRuns")
-
-    def __init__(self, shared: SharedEmr) -> None:
-        self.shared = shared
+    CANCEL_COUNTER = "cancel_job_run"
 
     def sightings(self) -> list[JobSighting]:
         sightings = []
@@ -275,29 +287,6 @@ class EmrServerlessPairFake:
                 )
             )
         return sightings
-
-    def api_calls(self) -> int:
-        return _count(self.shared.emr.counters, self.OPERATIONS)
-
-    def cancel_requests(self) -> int:
-        return self.shared.emr.counters["cancel_job_run"]
-
-    def inject_submit_fault(self, fault: str, *, times: int) -> None:
-        chosen = Fault.error(503) if fault == "server_error" else Fault.drop_response()
-        self.shared.server.inject("StartJobRun", chosen, times=times)
-
-    def throttle(self, operation: str, *, times: int) -> None:
-        self.shared.server.inject(operation, Fault.error(400), times=times)
-
-    def hold_next_submit(self) -> threading.Event:
-        return self.shared.server.inject("StartJobRun", Fault.hold_after_commit()).release
-
-    def set_run_seconds(self, seconds: float) -> None:
-        self.shared.set_run_seconds(seconds)
-
-    def discard_faults(self) -> int:
-        assert self.shared.server.proxy is not None
-        return self.shared.server.proxy.discard_faults(self.OPERATIONS)
 
 
 class DataprocPairFake:
