@@ -8,11 +8,12 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test unit system lint format docs constraints clean bench bench-report bench-constraints
+.PHONY: help venv patch-venv demo test upstream-tests unit system lint format docs constraints clean bench bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
+	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
 	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
@@ -24,7 +25,7 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || { echo ">> creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@echo ">> installing airflow-provider-resumable (editable) and its pinned dependencies into $(VENV)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,lint,docs]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,upstream-tests,lint,docs]"
 	@touch $@
 
 venv: $(INSTALLED)
@@ -37,8 +38,15 @@ patch-venv: venv
 demo: patch-venv
 	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,)
 
+# Airflow's own tests first: a patch change that breaks Airflow stops here, in under two minutes.
 test: patch-venv
+	$(BIN)/python -m upstream_tests
 	$(BIN)/python -m pytest
+
+# Airflow's own task SDK tests (supervisor, task runner, client, comms) on a stock Airflow and on the
+# patched one with the patch's test diff; fails on any test that passes stock and not patched.
+upstream-tests: patch-venv
+	$(BIN)/python -m upstream_tests
 
 unit: patch-venv
 	$(BIN)/python -m pytest tests/unit
@@ -61,7 +69,7 @@ constraints:
 	rm -rf .tmp/constraints-venv
 	$(PYTHON) -m venv .tmp/constraints-venv
 	.tmp/constraints-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	.tmp/constraints-venv/bin/python -m pip install --quiet ".[test,lint,docs]"
+	.tmp/constraints-venv/bin/python -m pip install --quiet ".[test,upstream-tests,lint,docs]"
 	{ sed -n '1,3p' $(CONSTRAINTS); .tmp/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf .tmp/constraints-venv

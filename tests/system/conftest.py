@@ -10,7 +10,6 @@ newest task logs are attached to its report.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Generator, Iterator
@@ -28,6 +27,7 @@ from airflow.providers.resumable.testing.stack import (
     StackUnavailable,
 )
 from tests.system.dags.system_checkpoint_dags import SYSTEM_POOL
+from upstream_tests.runner import Interpreter, stock_copy
 
 DAGS_SOURCE = Path(__file__).parent / "dags"
 PLUGINS_SOURCE = Path(__file__).parent / "plugins"
@@ -98,36 +98,12 @@ def stock_airflow_python(root: Path) -> Path:
     """
     The interpreter of a copy of this venv with the core patch reverted: a stock Airflow 3.3.2.
 
-    The copy is made of hard links, so it costs no disk and a second or two; the applier replaces
-    every file it changes atomically (a new file renamed over the old), which gives the copy its
-    own files and leaves this venv's patched ones untouched.
+    Made by :func:`upstream_tests.runner.stock_copy` (hard links, so it costs no disk and a second or
+    two), which also checks that the copy is stock and that this venv is still patched.
     """
     if sys.prefix == sys.base_prefix:
         pytest.skip("the stock-Airflow variant copies the running venv, and this interpreter is not in one")
-    target = root / "venv-stock"
-    subprocess.run(["cp", "-al", sys.prefix, str(target)], check=True)
-    python = target / "bin" / "python"
-    revert = subprocess.run(
-        [str(python), "-m", "airflow.providers.resumable.cli", "patch", "revert"],
-        capture_output=True,
-        text=True,
-    )
-    assert revert.returncode == 0, revert.stdout + revert.stderr
-    probe = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "from airflow.providers.resumable.checkpoint import checkpointed_state_available as a; print(a())",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert probe.stdout.strip() == "False", (
-        f"the stock copy still looks patched: {probe.stdout}{probe.stderr}"
-    )
-    assert checkpointed_state_available(), "reverting the copy must not touch this venv"
-    return python
+    return stock_copy(Interpreter.inspect(Path(sys.executable)), root / "venv-stock").python
 
 
 @pytest.fixture(

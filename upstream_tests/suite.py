@@ -1,0 +1,56 @@
+# Licensed under the Apache License, Version 2.0.
+"""Which upstream tests guard the core patch, per Airflow version. Data only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class UpstreamSuite:
+    """
+    The upstream test files to run for one Airflow release, and where they come from.
+
+    :param airflow_version: the apache-airflow-core version the core patch targets.
+    :param task_sdk_version: the apache-airflow-task-sdk version released with it.
+    :param test_files: paths under the task SDK sdist's ``tests/task_sdk/`` that exercise what the
+        patch changes (supervisor, task runner, Execution API client, comms).
+    :param tests_patch: the test diff's file name, package data of
+        :mod:`airflow.providers.resumable.core_patch`.
+    """
+
+    airflow_version: str
+    task_sdk_version: str
+    test_files: tuple[str, ...]
+    tests_patch: str
+
+    @property
+    def sdist_requirement(self) -> str:
+        return f"apache-airflow-task-sdk=={self.task_sdk_version}"
+
+    @property
+    def sdist_root_name(self) -> str:
+        """The directory the task SDK sdist unpacks into."""
+        return f"apache_airflow_task_sdk-{self.task_sdk_version}"
+
+
+TASK_SDK_FILES = (
+    "api/test_client.py",
+    "execution_time/test_supervisor.py",
+    "execution_time/test_task_runner.py",
+    "execution_time/test_comms.py",
+)
+"""Longest-running first (the client's tests mostly wait out HTTP retry back-offs)."""
+
+SUITES: dict[str, UpstreamSuite] = {
+    "3.3.2": UpstreamSuite(
+        airflow_version="3.3.2",
+        task_sdk_version="1.3.2",
+        test_files=TASK_SDK_FILES,
+        tests_patch="airflow-3.3.2-checkpointed-tests.patch",
+    ),
+}
+"""Every Airflow version the core patch supports; a new patch version adds its entry here."""
+
+TESTS_PATCH_PREFIX = "task-sdk/"
+"""The test diff is in upstream repository layout; this prefix maps onto the unpacked sdist."""
