@@ -52,8 +52,9 @@ BENCH_KINDS = (
     DisruptionKind.SERVER_ERRORS,
     DisruptionKind.THROTTLE_STORM,
 )
-"""Every kind the drill knows except a SIGTERM during task start-up, which costs a retry whichever
-operator runs (the task process dies before any operator code exists); see docs/benchmarks.md."""
+"""Every kind the drill knows except a SIGTERM during task start-up: the task process dies before any
+operator code exists, so it cannot tell the operators apart (stock Airflow fails either; the patched
+supervisor checkpoints either); see docs/benchmarks.md."""
 ATTEMPT_ENDED = ("checkpointed", "up_for_reschedule", "up_for_retry", "failed", "success")
 RUN_TIMEOUT = 420.0
 

@@ -6,8 +6,9 @@ The worker is lost as a node loss would lose it: its LocalExecutor worker (the s
 task process are both SIGKILLed, so nothing reports anything and only the scheduler's task-heartbeat
 timeout (20 s on the test stack) notices. With the core patch, the declared task instance goes to
 ``checkpointed`` instead of failing, keeps its try number, consumes no retry (``retries=0``) and
-resumes after ``[core] default_checkpoint_resume_after`` (60 s by default). Only the patched stack
-has this path, so the tests run there only.
+resumes after the delay it declared (not ``[core] default_checkpoint_resume_after``, 60 s). A resumed
+attempt lost before it declared again is not forgiven. Only the patched stack has this path, so the
+tests run there only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ import pytest
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
 from airflow.providers.resumable.testing.stack import AirflowStack, TaskProcesses, poll_until
-from tests.system.dags.system_worker_loss_dags import CONTROL_DAG_ID, READY_KEY, RESUMABLE_DAG_ID, TASK_ID
+from tests.system.dags.system_slow_start_dags import LOADING_MARKER, SLOW_START_DAG_ID
+from tests.system.dags.system_slow_start_dags import TASK_ID as SLOW_START_TASK_ID
+from tests.system.dags.system_worker_loss_dags import (
+    CONTROL_DAG_ID,
+    DECLARED_RESUME_AFTER,
+    READY_KEY,
+    RESUMABLE_DAG_ID,
+    STALE_DAG_ID,
+    TASK_ID,
+)
 
 pytestmark = [
     pytest.mark.system,
@@ -36,15 +46,15 @@ pytestmark = [
 ]
 
 DAG_FILE = Path(__file__).parent / "dags" / "system_worker_loss_dags.py"
+SLOW_START_DAG_FILE = Path(__file__).parent / "dags" / "system_slow_start_dags.py"
 WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
-DEFAULT_RESUME_AFTER = timedelta(seconds=60)  # [core] default_checkpoint_resume_after, not overridden
 FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
 
 @pytest.fixture(scope="module")
 def stack(airflow_stack: AirflowStack) -> AirflowStack:
     airflow_stack.add_dag_file(DAG_FILE)
-    for dag_id in (RESUMABLE_DAG_ID, CONTROL_DAG_ID):
+    for dag_id in (RESUMABLE_DAG_ID, CONTROL_DAG_ID, STALE_DAG_ID):
         airflow_stack.wait_for_dag(dag_id)
     return airflow_stack
 
@@ -60,15 +70,23 @@ def _processes_killed_on_exit(processes: TaskProcesses) -> Iterator[None]:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _ready_task(stack: AirflowStack, dag_id: str, run_id: str) -> TaskProcesses:
-    """The task's processes, once the task says it may be killed."""
-    processes = stack.find_task_processes(dag_id, TASK_ID, run_id=run_id, timeout=60)
+def _ready_task(stack: AirflowStack, dag_id: str, run_id: str, *, run: int = 1) -> TaskProcesses:
+    """The task's processes, once its ``run``-th run says it may be killed."""
     poll_until(
-        lambda: stack.db.task_state_value(dag_id, run_id, TASK_ID, READY_KEY),
-        timeout=60,
-        describe=lambda: f"{dag_id}.{TASK_ID} to be ready to lose its worker",
+        lambda: (stack.db.task_state_value(dag_id, run_id, TASK_ID, READY_KEY) == run) or None,
+        timeout=60 + DECLARED_RESUME_AFTER.total_seconds(),
+        describe=lambda: f"{dag_id}.{TASK_ID} (run {run}) to be ready to lose its worker",
     )
-    return processes
+    return stack.find_task_processes(dag_id, TASK_ID, run_id=run_id, timeout=60)
+
+
+def _running_attempt(stack: AirflowStack, dag_id: str, run_id: str) -> tuple[str, int]:
+    """The host and task pid the server recorded when the running attempt started."""
+    (row,) = stack.db.query(
+        "SELECT hostname, pid FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+        (dag_id, run_id, TASK_ID),
+    )
+    return row["hostname"], row["pid"]
 
 
 def _lose_the_worker(processes: TaskProcesses) -> None:
@@ -104,7 +122,15 @@ def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the
 
     with stack.record_ti_states(dag_id, run_id) as recorder:
         processes = _ready_task(stack, dag_id, run_id)
-        assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY) == 1
+        # The declaration names this very attempt as the server recorded it: its task process.
+        hostname, pid = _running_attempt(stack, dag_id, run_id)
+        assert pid == processes.task_pid
+        assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY) == {
+            "try_number": 1,
+            "hostname": hostname,
+            "pid": processes.task_pid,
+            "resume_after": DECLARED_RESUME_AFTER.total_seconds(),
+        }
         with _processes_killed_on_exit(processes):
             _lose_the_worker(processes)
             killed_at = time.time()
@@ -112,7 +138,7 @@ def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the
             stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=60)
         checkpointed_after = time.time() - killed_at
         final_state = stack.wait_for_dag_run(
-            dag_id, run_id, timeout=DEFAULT_RESUME_AFTER.total_seconds() + 60
+            dag_id, run_id, timeout=DECLARED_RESUME_AFTER.total_seconds() + 60
         )
 
     assert final_state == "success"
@@ -127,11 +153,11 @@ def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the
     assert (final_ti.state, final_ti.try_number, final_ti.max_tries) == ("success", 1, 0)
     assert stack.db.task_history_try_numbers(dag_id, run_id, TASK_ID) == []
 
-    # The task's own diary: a second run on the same try, no sooner than the configured resume delay.
+    # The task's own diary: a second run on the same try, no sooner than the delay it declared.
     runs = stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")
     assert [run["try_number"] for run in runs] == [1, 1]
     (reschedule,) = stack.db.task_reschedules(dag_id, run_id, TASK_ID)
-    assert reschedule.reschedule_date - reschedule.end_date == DEFAULT_RESUME_AFTER
+    assert reschedule.reschedule_date - reschedule.end_date == DECLARED_RESUME_AFTER
     assert runs[1]["started_at"] >= reschedule.reschedule_date.timestamp()
 
     # Airflow's own record: a "worker lost" entry, and none of the heartbeat-timeout failure path.
@@ -161,7 +187,7 @@ def test_a_declared_task_whose_process_alone_is_sigkilled_is_checkpointed_by_its
             checkpointed_after = time.time() - killed_at
             assert psutil.Process(processes.worker_pid).is_running(), "the supervisor survived"
         final_state = stack.wait_for_dag_run(
-            dag_id, run_id, timeout=DEFAULT_RESUME_AFTER.total_seconds() + 60
+            dag_id, run_id, timeout=DECLARED_RESUME_AFTER.total_seconds() + 60
         )
 
     assert final_state == "success"
@@ -172,15 +198,18 @@ def test_a_declared_task_whose_process_alone_is_sigkilled_is_checkpointed_by_its
     assert (final_ti.state, final_ti.try_number, final_ti.max_tries) == ("success", 1, 0)
     runs = stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")
     assert [run["try_number"] for run in runs] == [1, 1]
-    # Reported through the Execution API's checkpoint branch, with the server's default delay.
+    # Reported through the Execution API's checkpoint branch, with the delay the task declared.
     (reschedule,) = stack.db.task_reschedules(dag_id, run_id, TASK_ID)
-    assert reschedule.reschedule_date - reschedule.start_date == DEFAULT_RESUME_AFTER
+    assert reschedule.reschedule_date - reschedule.start_date == DECLARED_RESUME_AFTER
     events = _audit_events(stack, dag_id, run_id)
     assert not {"heartbeat timeout", "state mismatch", "failed", "worker lost"} & set(events), events
     task_log = "\n".join(
         path.read_text() for path in stack.task_logs.glob(f"dag_id={dag_id}/**/*.log") if run_id in str(path)
     )
-    assert "the task declared itself resumable: checkpointing instead of failing" in task_log
+    assert (
+        "the running attempt declared itself resumable (worker loss 1 of at most 10 in this try): "
+        "checkpointing instead of failing"
+    ) in task_log
 
 
 def test_an_undeclared_task_whose_worker_is_lost_fails_as_in_stock_airflow(stack: AirflowStack) -> None:
@@ -204,3 +233,66 @@ def test_an_undeclared_task_whose_worker_is_lost_fails_as_in_stock_airflow(stack
     assert "heartbeat timeout" in events, events
     assert "worker lost" not in events, events
     assert stack.checkpoint_listener_calls(dag_id, run_id) == []
+
+
+def test_a_resumed_attempt_killed_before_it_declared_again_fails_as_usual(stack: AirflowStack) -> None:
+    """The first attempt's declaration does not cover the next one (e.g. lost while loading its DAG)."""
+    dag_id = STALE_DAG_ID
+    run_id = stack.trigger_dag(dag_id)
+
+    with stack.record_ti_states(dag_id, run_id) as recorder:
+        first = _ready_task(stack, dag_id, run_id, run=1)
+        with _processes_killed_on_exit(first):
+            os.kill(first.task_pid, signal.SIGKILL)
+            stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=15)
+        resumed = _ready_task(stack, dag_id, run_id, run=2)
+        assert resumed.task_pid != first.task_pid
+        with _processes_killed_on_exit(resumed):
+            os.kill(resumed.task_pid, signal.SIGKILL)
+            final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=60)
+
+    assert final_state == "failed"
+    assert recorder.states(TASK_ID).count("checkpointed") == 1
+    final_ti = stack.db.task_instance(dag_id, run_id, TASK_ID)
+    assert (final_ti.state, final_ti.try_number) == ("failed", 1)
+    # The stored declaration still names the first attempt's process.
+    assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY)["pid"] == first.task_pid
+
+
+def test_a_task_the_worker_shutdown_stops_while_it_starts_is_checkpointed_not_failed(
+    stack: AirflowStack,
+) -> None:
+    """Any task: before the task runner takes SIGTERM over, nothing of the task has run."""
+    stack.add_dag_file(SLOW_START_DAG_FILE)
+    stack.wait_for_dag(SLOW_START_DAG_ID)
+    marker = stack.home / LOADING_MARKER
+    marker.unlink(missing_ok=True)
+    run_id = stack.trigger_dag(SLOW_START_DAG_ID)
+
+    with stack.record_ti_states(SLOW_START_DAG_ID, run_id) as recorder:
+        poll_until(
+            lambda: marker.exists() or None, timeout=60, describe=lambda: "the task process to load its DAG"
+        )
+        processes = stack.find_task_processes(
+            SLOW_START_DAG_ID, SLOW_START_TASK_ID, run_id=run_id, timeout=30
+        )
+        assert int(marker.read_text()) == processes.task_pid, "the loading process is the task process"
+        with _processes_killed_on_exit(processes):
+            os.kill(processes.worker_pid, signal.SIGTERM)  # a deploy: the worker is told to shut down
+            stack.wait_for_ti_state(SLOW_START_DAG_ID, run_id, SLOW_START_TASK_ID, "checkpointed", timeout=20)
+        final_state = stack.wait_for_dag_run(SLOW_START_DAG_ID, run_id, timeout=120)
+
+    assert final_state == "success"
+    task_states = recorder.states(SLOW_START_TASK_ID)
+    assert not FAILURE_STATES & set(task_states), task_states
+    final_ti = stack.db.task_instance(SLOW_START_DAG_ID, run_id, SLOW_START_TASK_ID)
+    assert (final_ti.state, final_ti.try_number, final_ti.max_tries) == ("success", 1, 0)
+    assert stack.db.task_history_try_numbers(SLOW_START_DAG_ID, run_id, SLOW_START_TASK_ID) == []
+    # Counted against the try's worker losses, so repeated shutdowns cannot postpone it forever.
+    counted = stack.db.task_state_value(
+        SLOW_START_DAG_ID, run_id, SLOW_START_TASK_ID, "airflow.worker_loss_checkpoints"
+    )
+    assert counted == {"try_number": 1, "count": 1}
+    # A plain task declares no delay: the server's [core] default_checkpoint_resume_after (60 s).
+    (reschedule,) = stack.db.task_reschedules(SLOW_START_DAG_ID, run_id, SLOW_START_TASK_ID)
+    assert reschedule.reschedule_date - reschedule.start_date == timedelta(seconds=60)

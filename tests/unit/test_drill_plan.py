@@ -28,14 +28,29 @@ def test_every_cloud_gets_its_count_and_every_kind_at_least_once():
 def test_by_default_only_kinds_that_need_no_retry_on_this_airflow_are_drilled():
     kinds = default_kinds()
     assert DisruptionKind.SIGTERM_MID_POLL in kinds
-    assert DisruptionKind.SIGTERM_DURING_STARTUP not in kinds
-    assert any(k.kills_the_worker for k in kinds) == worker_loss_checkpoints_available()
+    patched = worker_loss_checkpoints_available()
+    assert (DisruptionKind.SIGTERM_DURING_STARTUP in kinds) == patched
+    assert any(k.kills_the_worker for k in kinds) == patched
+    if patched:
+        assert set(kinds) == set(DisruptionKind), "with the core patch no kind costs a retry"
 
 
-def test_a_sigkill_costs_a_retry_only_without_worker_loss_checkpoints():
-    assert DisruptionKind.SIGKILL_MID_POLL.costs_a_retry(worker_loss_checkpoints=False)
-    assert not DisruptionKind.SIGKILL_MID_POLL.costs_a_retry(worker_loss_checkpoints=True)
-    assert DisruptionKind.SIGTERM_DURING_STARTUP.costs_a_retry(worker_loss_checkpoints=True)
+@pytest.mark.parametrize(
+    "kind",
+    [
+        DisruptionKind.SIGKILL_MID_POLL,
+        DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW,
+        DisruptionKind.SIGTERM_DURING_STARTUP,
+    ],
+)
+def test_a_lost_worker_or_a_stopped_start_costs_a_retry_only_without_the_core_patch(kind: DisruptionKind):
+    assert kind.costs_a_retry(worker_loss_checkpoints=False)
+    assert not kind.costs_a_retry(worker_loss_checkpoints=True)
+
+
+def test_a_sigterm_once_the_task_runs_never_costs_a_retry():
+    for kind in (DisruptionKind.SIGTERM_MID_POLL, DisruptionKind.SIGTERM_IN_SUBMIT):
+        assert not kind.costs_a_retry(worker_loss_checkpoints=False)
 
 
 def test_a_plan_needs_something_to_do():

@@ -279,6 +279,18 @@ def _store(spec) -> JsonFileTaskStateStore:
     return JsonFileTaskStateStore(spec.workdir / "state_store.json")
 
 
+def _declaration(spec, try_number: int = 1) -> dict[str, object]:
+    """What the attempt that started last declares: its try, this host, its pid, the operator's delay."""
+    from airflow.sdk.api.client import get_hostname
+
+    return {
+        "try_number": try_number,
+        "hostname": get_hostname(),
+        "pid": int((spec.workdir / "pid").read_text()),
+        "resume_after": spec.build_operator().resume_after.total_seconds(),
+    }
+
+
 def test_a_run_declares_itself_resumable_on_worker_loss_once_after_the_intent(spec, service, writes):
     outcome = run_attempt(spec)
 
@@ -286,7 +298,7 @@ def test_a_run_declares_itself_resumable_on_worker_loss_once_after_the_intent(sp
     if checkpointed_state_available():
         # Three metadata writes for the whole task: intent, declaration, job id.
         assert writes == [LEDGER_KEY, WORKER_LOSS_KEY, LEDGER_KEY]
-        assert _store(spec).get(WORKER_LOSS_KEY) == 1  # the try number, not a bare true
+        assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec)
     else:
         # A stock Airflow has no worker-loss checkpoint: the key would be pointless there.
         assert writes == [LEDGER_KEY, LEDGER_KEY]
@@ -300,33 +312,66 @@ def test_the_declaration_is_in_place_before_the_cloud_hears_of_the_job(spec, ser
     first = AttemptProcess(spec).start()
     wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
     # The worker dies mid-submit: the scheduler would now find the declaration and checkpoint.
-    assert _store(spec).get(WORKER_LOSS_KEY) == 1
+    first_declaration = _declaration(spec)
+    assert _store(spec).get(WORKER_LOSS_KEY) == first_declaration
     assert _ledger(spec)["phase"] == "submitting"
     first.signal(signal.SIGKILL)
     first.join()
     hold.release.set()
+    writes.clear()
 
-    # The resumed attempt (same try) re-sends the key and finds its declaration: no second write.
+    # The resumed attempt (same try, another process) re-sends the key and declares for itself: a
+    # loss of *this* attempt is what the server will be asked to forgive next.
     resumed = run_attempt(spec)
 
     assert resumed["outcome"] == "success", resumed["error"]
     assert service.counters["jobs_created"] == 1
-    assert writes == [LEDGER_KEY]
+    assert writes == [WORKER_LOSS_KEY, LEDGER_KEY]
+    assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec)
+    assert _declaration(spec)["pid"] != first_declaration["pid"]
 
 
 @patched_only
-def test_a_reconnecting_attempt_of_the_same_try_writes_no_second_declaration(spec, service, writes):
+def test_a_reconnecting_attempt_declares_for_itself_and_leaves_the_ledger_alone(spec, service, writes):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join()["outcome"] == CHECKPOINT_OUTCOME
+    writes.clear()
+    job_id = _ledger(spec)["external_id"]
+    gets_before = service.counters["gets"]
+    finisher = threading.Thread(
+        target=lambda: (
+            wait_for(lambda: service.counters["gets"] > gets_before + 1, what="the resumed attempt to poll"),
+            service.finish(job_id, "SUCCEEDED"),
+        )
+    )
+    finisher.start()
+
+    resumed = run_attempt(spec)
+    finisher.join()
+
+    assert resumed["outcome"] == "success", resumed["error"]
+    # One write per resumed attempt: an attempt that dies before it declares is not forgiven.
+    assert writes == [WORKER_LOSS_KEY]
+    assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec)
+
+
+@patched_only
+def test_an_attempt_that_finds_its_job_finished_declares_nothing(spec, service, writes):
     spec.job = {**spec.job, "run_seconds": None}
     first = AttemptProcess(spec).start()
     wait_for(lambda: service.counters["gets"] >= 1, what="polling")
     first.signal(signal.SIGTERM)
     assert first.join()["outcome"] == CHECKPOINT_OUTCOME
     service.finish(_ledger(spec)["external_id"], "SUCCEEDED")
+    writes.clear()
 
     resumed = run_attempt(spec)
 
     assert resumed["outcome"] == "success", resumed["error"]
-    assert writes == []  # reconnected: the ledger and the declaration were already there
+    assert writes == []  # nothing left to lose: it concludes without polling
 
 
 @patched_only
@@ -339,6 +384,7 @@ def test_a_retry_that_reconnects_to_a_running_job_declares_for_its_own_try(spec,
     first.signal(signal.SIGKILL)
     first.join()
     _store(spec).delete(WORKER_LOSS_KEY)
+    writes.clear()
     job_id = _ledger(spec)["external_id"]
     gets_before = service.counters["gets"]
     finisher = threading.Thread(
@@ -355,14 +401,14 @@ def test_a_retry_that_reconnects_to_a_running_job_declares_for_its_own_try(spec,
     assert retry["outcome"] == "success", retry["error"]
     assert retry["xcoms"]["job_id"] == job_id
     assert writes == [WORKER_LOSS_KEY]
-    assert _store(spec).get(WORKER_LOSS_KEY) == 2
+    assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec, try_number=2)
 
 
 @patched_only
 def test_a_new_try_declares_again(spec, service, writes):
     spec.job = {**spec.job, "outcome": "FAILED"}
     assert run_attempt(spec)["outcome"] == "failed"
-    assert _store(spec).get(WORKER_LOSS_KEY) == 1
+    assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec, try_number=1)
     spec.job = {**spec.job, "outcome": "SUCCEEDED"}
     writes.clear()
 
@@ -371,20 +417,19 @@ def test_a_new_try_declares_again(spec, service, writes):
 
     assert retry["outcome"] == "success", retry["error"]
     assert writes.count(WORKER_LOSS_KEY) == 1
-    assert _store(spec).get(WORKER_LOSS_KEY) == 2
+    assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec, try_number=2)
 
 
 @patched_only
-def test_a_stale_true_is_not_taken_for_a_declaration_of_try_one(spec, service, writes):
-    # True == 1 in Python, but the core patch wants the try number itself; overwrite it.
-    _store(spec).set(WORKER_LOSS_KEY, True)
+@pytest.mark.parametrize("stale", [True, 1, {"try_number": 1}], ids=["bare-true", "bare-try", "partial"])
+def test_a_stale_value_is_replaced_by_this_attempts_declaration(spec, service, writes, stale):
+    _store(spec).set(WORKER_LOSS_KEY, stale)
     writes.clear()
 
     assert run_attempt(spec)["outcome"] == "success"
 
     assert writes.count(WORKER_LOSS_KEY) == 1
-    assert _store(spec).get(WORKER_LOSS_KEY) == 1
-    assert type(_store(spec).get(WORKER_LOSS_KEY)) is int
+    assert _store(spec).get(WORKER_LOSS_KEY) == _declaration(spec)
 
 
 # -- prior failures and clearing --------------------------------------------------------------

@@ -1,17 +1,23 @@
 # Licensed under the Apache License, Version 2.0.
 """
-DAGs for the worker-loss system tests: a task that declares itself resumable, and one that does not.
+DAGs for the worker-loss system tests: tasks that declare themselves resumable, and one that does not.
 
-Both keep a diary in their task state store (key ``runs``: the try number and start time of each
-run), say ``ready`` once they have reached the point where the test may kill their worker, and
-then sleep. A second run of the task (a resume) finishes at once. The declaration uses the core
-patch's generic opt-in directly, as any task could, not this provider's helper.
+Each keeps a diary in its task state store (key ``runs``: the try number and start time of each
+run), says ``ready`` (the number of its run) once it has reached the point where the test may kill
+its worker, and then sleeps. The declaration uses the core patch's generic opt-in directly, as any
+task could, not this provider's helper.
+
+- ``system_worker_loss_resumable``: the first run declares and sleeps; a resume finishes at once.
+- ``system_worker_loss_control``: never declares.
+- ``system_worker_loss_stale_declaration``: the first run declares and sleeps; the resumed run does
+  *not* declare again and sleeps too, like an attempt lost while still loading its DAG.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -19,22 +25,42 @@ from airflow.sdk import dag, task
 START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 RESUMABLE_DAG_ID = "system_worker_loss_resumable"
 CONTROL_DAG_ID = "system_worker_loss_control"
+STALE_DAG_ID = "system_worker_loss_stale_declaration"
 TASK_ID = "sleeper"
 READY_KEY = "ready"
+DECLARED_RESUME_AFTER = timedelta(seconds=12)
+"""What the tasks ask for; ``[core] default_checkpoint_resume_after`` (60 s) must not apply."""
 
 
-def _run_or_sleep(*, declare: bool, task_state_store: Any, ti: Any) -> dict[str, int]:
+def _declare(task_state_store: Any, ti: Any) -> None:
+    from airflow.sdk.api.client import get_hostname
+    from airflow.sdk.exceptions import (  # type: ignore[attr-defined,unused-ignore]
+        AirflowTaskCheckpointed,
+        worker_loss_declaration,
+    )
+
+    task_state_store.set(
+        AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY,  # type: ignore[attr-defined,unused-ignore]
+        worker_loss_declaration(
+            try_number=ti.try_number,
+            hostname=get_hostname(),
+            pid=os.getpid(),
+            resume_after=DECLARED_RESUME_AFTER.total_seconds(),
+        ),
+    )
+
+
+def _run_or_sleep(
+    *, declare: bool, sleep_on_resume: bool = False, task_state_store: Any, ti: Any
+) -> dict[str, int]:
     runs: list[dict[str, Any]] = task_state_store.get("runs", default=[]) or []
     runs.append({"try_number": ti.try_number, "started_at": time.time()})
     task_state_store.set("runs", runs)
-    if len(runs) > 1:
+    if len(runs) > 1 and not sleep_on_resume:
         return {"runs": len(runs)}
-    if declare:
-        from airflow.sdk.exceptions import AirflowTaskCheckpointed
-
-        key = AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY  # type: ignore[attr-defined,unused-ignore]
-        task_state_store.set(key, ti.try_number)
-    task_state_store.set(READY_KEY, time.time())
+    if declare and len(runs) == 1:
+        _declare(task_state_store, ti)
+    task_state_store.set(READY_KEY, len(runs))
     time.sleep(300)  # until the test kills the worker
     raise RuntimeError("the test never killed this task's worker")
 
@@ -57,5 +83,15 @@ def system_worker_loss_control() -> None:
     sleeper()
 
 
+@dag(dag_id=STALE_DAG_ID, schedule=None, start_date=START_DATE, catchup=False, tags=["system-test"])
+def system_worker_loss_stale_declaration() -> None:
+    @task(task_id=TASK_ID, retries=0)
+    def sleeper(task_state_store: Any = None, ti: Any = None) -> dict[str, int]:
+        return _run_or_sleep(declare=True, sleep_on_resume=True, task_state_store=task_state_store, ti=ti)
+
+    sleeper()
+
+
 system_worker_loss_resumable()
 system_worker_loss_control()
+system_worker_loss_stale_declaration()

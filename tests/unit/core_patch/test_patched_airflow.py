@@ -8,6 +8,10 @@ These run only when the running interpreter's Airflow carries the patch (``make 
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -325,12 +329,18 @@ def test_execution_api_route_validates_a_checkpoint_body_against_the_checkpoint_
 
 
 def test_the_worker_loss_key_is_the_same_in_core_and_the_task_sdk():
-    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY, WORKER_LOSS_COUNT_KEY
     from airflow.sdk.exceptions import AirflowTaskCheckpointed
 
     assert RESUME_ON_WORKER_LOSS_KEY == AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY
     assert RESUME_ON_WORKER_LOSS_KEY == "airflow.resume_on_worker_loss"
     assert RESUME_ON_WORKER_LOSS_KEY != AirflowTaskCheckpointed.CHECKPOINT_DATA_KEY
+    # The scheduler and the supervisor count a try's forgiven losses under one key.
+    assert WORKER_LOSS_COUNT_KEY == AirflowTaskCheckpointed.WORKER_LOSS_COUNT_KEY
+    assert (
+        len({RESUME_ON_WORKER_LOSS_KEY, WORKER_LOSS_COUNT_KEY, AirflowTaskCheckpointed.CHECKPOINT_DATA_KEY})
+        == 3
+    )
 
 
 def test_checkpoint_resume_after_uses_the_configured_default_and_the_minimum(
@@ -360,6 +370,22 @@ class _Backend:
             raise self.error
         return self.stored.get(key)
 
+    def set(self, scope: Any, key: str, value: str, *, expires_at: Any = None, session: Any = None) -> None:
+        self.stored[key] = value
+
+
+HOST, PID = "worker-7", 4242
+"""The host and task pid the server recorded for the running attempt (``_running_ti``)."""
+
+
+def _declared(try_number: int = 1, *, pid: int = PID, resume_after: float | None = None) -> str:
+    """A stored declaration, as the task writes it."""
+    from airflow.sdk.exceptions import worker_loss_declaration
+
+    return json.dumps(
+        worker_loss_declaration(try_number=try_number, hostname=HOST, pid=pid, resume_after=resume_after)
+    )
+
 
 def _running_ti(try_number: int = 1, state: str = "running") -> Any:
     """A real, unsaved TaskInstance row object (no metadata DB needed), as the scheduler holds it."""
@@ -369,6 +395,7 @@ def _running_ti(try_number: int = 1, state: str = "running") -> Any:
     ti.id = uuid.uuid4()
     ti.dag_id, ti.task_id, ti.run_id, ti.map_index = "d", "t", "r", -1
     ti.try_number, ti.max_tries = try_number, 0
+    ti.hostname, ti.pid = HOST, PID
     ti.state = state
     ti.start_date = NOW - timedelta(minutes=7)
     ti.end_date = None
@@ -392,27 +419,28 @@ def _checkpoint_on_worker_loss(ti: Any, backend: _Backend) -> tuple[bool, Any, A
 
 def test_a_declared_running_ti_is_checkpointed_on_worker_loss(monkeypatch: pytest.MonkeyPatch):
     from airflow.models.log import Log
-    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY, WORKER_LOSS_COUNT_KEY
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.state import TaskScope
     from airflow.utils.state import TaskInstanceState
 
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "30")
     ti = _running_ti(try_number=2)
-    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: "2"})
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared(2)})
 
     checkpointed, session, hook = _checkpoint_on_worker_loss(ti, backend)
 
     assert checkpointed is True
-    assert backend.asked == [
-        (TaskScope(dag_id="d", run_id="r", task_id="t", map_index=-1), RESUME_ON_WORKER_LOSS_KEY)
-    ]
+    scope = TaskScope(dag_id="d", run_id="r", task_id="t", map_index=-1)
+    assert backend.asked == [(scope, RESUME_ON_WORKER_LOSS_KEY), (scope, WORKER_LOSS_COUNT_KEY)]
+    assert json.loads(backend.stored[WORKER_LOSS_COUNT_KEY]) == {"try_number": 2, "count": 1}
     assert (ti.state, ti.try_number, ti.end_date) == (TaskInstanceState.CHECKPOINTED, 2, NOW)
     assert ti.duration == timedelta(minutes=7).total_seconds()
     assert (ti.next_method, ti.next_kwargs) == (None, None)
     added = [c.args[0] for c in session.add.call_args_list]
     (reschedule,) = [row for row in added if isinstance(row, TaskReschedule)]
     assert (reschedule.ti_id, reschedule.start_date, reschedule.end_date) == (ti.id, ti.start_date, NOW)
+    # No resume_after in the declaration: the configured default.
     assert reschedule.reschedule_date == NOW + timedelta(seconds=30)
     (audit,) = [row for row in added if isinstance(row, Log)]
     assert audit.event == "worker lost"
@@ -422,33 +450,68 @@ def test_a_declared_running_ti_is_checkpointed_on_worker_loss(monkeypatch: pytes
     hook.on_task_instance_failed.assert_not_called()
 
 
+def test_a_worker_loss_checkpoint_resumes_after_the_declared_delay(monkeypatch: pytest.MonkeyPatch):
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+    from airflow.models.taskreschedule import TaskReschedule
+
+    # The operator said 15 s; the 60 s default must not apply (measured before: 74.7 s to resume).
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "60")
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared(resume_after=15.0)})
+
+    _, session, _ = _checkpoint_on_worker_loss(_running_ti(), backend)
+
+    (reschedule,) = [c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)]
+    assert reschedule.reschedule_date == NOW + timedelta(seconds=15)
+
+
 def test_a_worker_loss_checkpoint_waits_at_least_the_safe_minimum(monkeypatch: pytest.MonkeyPatch):
     from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
     from airflow.models.taskreschedule import MIN_CHECKPOINT_RESUME_AFTER, TaskReschedule
 
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "1")
-    _, session, _ = _checkpoint_on_worker_loss(_running_ti(), _Backend({RESUME_ON_WORKER_LOSS_KEY: "1"}))
+    for declared in (_declared(), _declared(resume_after=0.5)):
+        backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: declared})
+        _, session, _ = _checkpoint_on_worker_loss(_running_ti(), backend)
 
-    (reschedule,) = [c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)]
-    assert reschedule.reschedule_date == NOW + MIN_CHECKPOINT_RESUME_AFTER
+        (reschedule,) = [
+            c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)
+        ]
+        assert reschedule.reschedule_date == NOW + MIN_CHECKPOINT_RESUME_AFTER
 
 
 @pytest.mark.parametrize(
     ("stored", "try_number", "why"),
     [
-        (None, 1, "never declared"),
-        ("1", 2, "declared by an earlier try; this retry has not reached its safe point"),
-        ("true", 1, "a bare true would match try 1 (True == 1) and outlive the try"),
-        ('"1"', 1, "a string is not a try number"),
-        ('{"try_number": 1}', 1, "not the documented value"),
+        pytest.param(None, 1, "never declared", id="undeclared"),
+        pytest.param(
+            {"try_number": 1},
+            2,
+            "declared by an earlier try: this retry has not reached its work",
+            id="old-try",
+        ),
+        pytest.param(
+            {"try_number": 1, "pid": PID + 1},
+            1,
+            "declared by an earlier attempt of this try, which was lost before it declared again",
+            id="old-attempt",
+        ),
+        pytest.param(
+            {"try_number": 1, "hostname": "another-host"}, 1, "another host's attempt", id="old-host"
+        ),
+        pytest.param("1", 1, "the old bare try number names no attempt", id="bare-try-number"),
+        pytest.param("true", 1, "a bare true would match try 1 (True == 1)", id="bare-true"),
+        pytest.param({"try_number": True}, 1, "True is not try 1", id="true-as-try"),
     ],
 )
 def test_an_undeclared_ti_is_left_to_the_usual_failure_handling(
-    stored: str | None, try_number: int, why: str
+    stored: str | dict[str, Any] | None, try_number: int, why: str
 ):
     from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
     from airflow.utils.state import TaskInstanceState
 
+    if isinstance(stored, dict):
+        # A declaration of this attempt, with the given fields changed.
+        stored = json.dumps({**json.loads(_declared(1)), **stored})
     ti = _running_ti(try_number=try_number)
     backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: stored} if stored is not None else {})
 
@@ -460,10 +523,42 @@ def test_an_undeclared_ti_is_left_to_the_usual_failure_handling(
     hook.on_task_instance_checkpointed.assert_not_called()
 
 
+def test_worker_losses_are_forgiven_at_most_max_worker_loss_checkpoints_times_per_try(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY, WORKER_LOSS_COUNT_KEY
+    from airflow.utils.state import TaskInstanceState
+
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_WORKER_LOSS_CHECKPOINTS", "2")
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared(3)})
+
+    outcomes = []
+    for _ in range(3):  # a task that OOM-kills its worker every time
+        ti = _running_ti(try_number=3)
+        outcomes.append(_checkpoint_on_worker_loss(ti, backend)[0])
+
+    assert outcomes == [True, True, False]
+    assert ti.state == TaskInstanceState.RUNNING  # the third loss is left to the usual failure
+    assert json.loads(backend.stored[WORKER_LOSS_COUNT_KEY]) == {"try_number": 3, "count": 2}
+
+    # A new try starts counting again.
+    backend.stored[RESUME_ON_WORKER_LOSS_KEY] = _declared(4)
+    assert _checkpoint_on_worker_loss(_running_ti(try_number=4), backend)[0] is True
+    assert json.loads(backend.stored[WORKER_LOSS_COUNT_KEY]) == {"try_number": 4, "count": 1}
+
+
+def test_max_worker_loss_checkpoints_zero_never_forgives(monkeypatch: pytest.MonkeyPatch):
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
+
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_WORKER_LOSS_CHECKPOINTS", "0")
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared()})
+    assert _checkpoint_on_worker_loss(_running_ti(), backend)[0] is False
+
+
 def test_only_a_running_ti_is_checkpointed_and_a_store_error_means_the_usual_failure():
     from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
 
-    declared = {RESUME_ON_WORKER_LOSS_KEY: "1"}
+    declared = {RESUME_ON_WORKER_LOSS_KEY: _declared()}
     # RESTARTING: a person cleared the running task and expects a new try, not a resume.
     for state in ("restarting", "queued", "scheduled"):
         backend = _Backend(declared)
@@ -561,67 +656,195 @@ def test_executor_reporting_an_undeclared_running_ti_finished_still_fails_it():
 
 
 def _killed_supervisor(
-    stored: Any, *, exit_code: int = -9, terminal_state: Any = None, try_number: int = 3
+    declared: Any,
+    *,
+    counted: Any = None,
+    exit_code: int = -9,
+    terminal_state: Any = None,
+    try_number: int = 3,
+    shutdown_signal: bool = False,
 ) -> Any:
-    """A supervisor whose task process ended with ``exit_code``; the store answers ``stored``."""
+    """A supervisor whose task process ended with ``exit_code``; the store answers as given."""
+    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
+    from airflow.sdk.exceptions import AirflowTaskCheckpointed, ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
     supervisor = _supervisor()
     supervisor._exit_code = exit_code
     supervisor._terminal_state = terminal_state
     supervisor._should_retry = False
     supervisor._rendered_map_index = None
+    supervisor.pid = PID
     supervisor.ti = SimpleNamespace(try_number=try_number)
     supervisor.process_log = mock.MagicMock()
-    if isinstance(stored, Exception):
-        supervisor.client.task_state_store.get.side_effect = stored
-    else:
-        supervisor.client.task_state_store.get.return_value = stored
+    supervisor._shutdown_signal_received = shutdown_signal
+    if isinstance(declared, Exception):
+        supervisor.client.task_state_store.get.side_effect = declared
+        return supervisor
+
+    def answer(value: Any) -> Any:
+        if value is None:
+            return ErrorResponse(error=ErrorType.TASK_STORE_NOT_FOUND, detail={})
+        return TaskStateStoreResponse(value=value)
+
+    answers = {
+        AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY: answer(declared),
+        AirflowTaskCheckpointed.WORKER_LOSS_COUNT_KEY: answer(counted),
+    }
+    supervisor.client.task_state_store.get.side_effect = lambda ti_id, key: answers[key]
     return supervisor
 
 
+def _declaration_here(try_number: int = 3, **changes: Any) -> dict[str, Any]:
+    """A declaration by the attempt ``_killed_supervisor`` watches (this host, pid ``PID``)."""
+    from airflow.sdk.api.client import get_hostname
+    from airflow.sdk.exceptions import worker_loss_declaration
+
+    declared = worker_loss_declaration(
+        try_number=try_number, hostname=get_hostname(), pid=PID, resume_after=None
+    )
+    return {**declared, **changes}
+
+
 def test_supervisor_reports_a_checkpoint_when_sigkill_took_a_declared_task():
-    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
     from airflow.sdk.exceptions import AirflowTaskCheckpointed
     from airflow.sdk.execution_time.comms import CheckpointTask
     from airflow.utils.state import TaskInstanceState
 
-    supervisor = _killed_supervisor(TaskStateStoreResponse(value=3))
+    supervisor = _killed_supervisor(
+        _declaration_here(resume_after=15.0), counted={"try_number": 3, "count": 1}
+    )
 
     supervisor.update_task_state_if_needed()
 
-    supervisor.client.task_state_store.get.assert_called_once_with(
-        supervisor.id, AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY
+    asked = [c.args for c in supervisor.client.task_state_store.get.call_args_list]
+    assert asked == [
+        (supervisor.id, AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY),
+        (supervisor.id, AirflowTaskCheckpointed.WORKER_LOSS_COUNT_KEY),
+    ]
+    supervisor.client.task_state_store.set.assert_called_once_with(
+        supervisor.id, AirflowTaskCheckpointed.WORKER_LOSS_COUNT_KEY, {"try_number": 3, "count": 2}, None
     )
     ((ti_id, msg), _) = supervisor.client.task_instances.checkpoint.call_args
     assert ti_id == supervisor.id
     assert isinstance(msg, CheckpointTask)
-    assert msg.resume_after is None  # the server's configured default, raised to its minimum
+    assert msg.resume_after == timedelta(seconds=15)  # the operator's, raised server-side to the minimum
     supervisor.client.task_instances.finish.assert_not_called()
     assert supervisor._terminal_state == TaskInstanceState.CHECKPOINTED
     assert "checkpointing instead of failing" in supervisor.process_log.warning.call_args.args[0]
 
 
 @pytest.mark.parametrize(
-    ("stored", "exit_code", "why"),
+    ("declared", "counted", "exit_code", "why"),
     [
-        ("not found", -9, "never declared"),
-        (2, -9, "declared by an earlier try"),
-        (True, -9, "True == 1 but is not a try number"),
-        (3, 1, "the task process exited by itself: not a kill"),
-        (3, -11, "a segfault is a crash, not a lost worker"),
-        (RuntimeError("API down"), -9, "the declaration cannot be read"),
+        pytest.param(None, None, -9, "never declared", id="undeclared"),
+        pytest.param("try-2", None, -9, "declared by an earlier try", id="old-try"),
+        pytest.param("other-pid", None, -9, "an earlier attempt of this try declared it", id="old-attempt"),
+        pytest.param(3, None, -9, "the old bare try number names no attempt", id="bare-try-number"),
+        pytest.param("here", {"try_number": 3, "count": 10}, -9, "the default cap is spent", id="cap"),
+        pytest.param("here", None, 1, "the task process exited by itself: not a kill", id="exit-1"),
+        pytest.param("here", None, -11, "a segfault is a crash, not a lost worker", id="segfault"),
+        pytest.param(RuntimeError("API down"), None, -9, "the declaration cannot be read", id="api-down"),
     ],
 )
-def test_supervisor_reports_failed_as_usual_otherwise(stored: Any, exit_code: int, why: str):
-    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
-    from airflow.sdk.exceptions import ErrorType
-    from airflow.sdk.execution_time.comms import ErrorResponse
+def test_supervisor_reports_failed_as_usual_otherwise(declared: Any, counted: Any, exit_code: int, why: str):
     from airflow.utils.state import TaskInstanceState
 
-    if stored == "not found":
-        stored = ErrorResponse(error=ErrorType.TASK_STORE_NOT_FOUND, detail={})
-    elif not isinstance(stored, Exception):
-        stored = TaskStateStoreResponse(value=stored)
-    supervisor = _killed_supervisor(stored, exit_code=exit_code)
+    declared = (
+        {
+            "here": _declaration_here(),
+            "try-2": _declaration_here(try_number=2),
+            "other-pid": _declaration_here(pid=PID + 1),
+        }.get(declared, declared)
+        if isinstance(declared, str)
+        else declared
+    )
+    supervisor = _killed_supervisor(declared, counted=counted, exit_code=exit_code)
+
+    supervisor.update_task_state_if_needed()
+
+    supervisor.client.task_instances.checkpoint.assert_not_called()
+    supervisor.client.task_state_store.set.assert_not_called()
+    assert supervisor.client.task_instances.finish.call_args.kwargs["state"] == TaskInstanceState.FAILED, why
+
+
+def test_supervisor_fails_the_task_when_the_loss_cannot_be_counted():
+    supervisor = _killed_supervisor(_declaration_here())
+    supervisor.client.task_state_store.set.side_effect = RuntimeError("API down")
+
+    supervisor.update_task_state_if_needed()
+
+    # Forgiving without counting would make the cap meaningless.
+    supervisor.client.task_instances.checkpoint.assert_not_called()
+    supervisor.client.task_instances.finish.assert_called_once()
+
+
+def test_supervisor_does_not_checkpoint_a_task_the_server_terminated():
+    from airflow.sdk.execution_time.supervisor import SERVER_TERMINATED
+
+    # The supervisor SIGKILLs the task itself when the server says it must stop (e.g. marked failed).
+    supervisor = _killed_supervisor(_declaration_here(), terminal_state=SERVER_TERMINATED)
+
+    supervisor.update_task_state_if_needed()
+
+    supervisor.client.task_state_store.get.assert_not_called()
+    supervisor.client.task_instances.checkpoint.assert_not_called()
+
+
+# ---------------------------------------------------------------- a worker shutdown during start-up
+
+
+def test_supervisor_checkpoints_a_task_its_shutdown_stopped_during_start_up():
+    from airflow.sdk.exceptions import AirflowTaskCheckpointed
+    from airflow.sdk.execution_time.comms import CheckpointTask
+    from airflow.utils.state import TaskInstanceState
+
+    # Died of the SIGTERM this supervisor forwarded, before reporting anything: still loading its DAG.
+    supervisor = _killed_supervisor(None, exit_code=-signal.SIGTERM, shutdown_signal=True)
+
+    supervisor.update_task_state_if_needed()
+
+    supervisor.client.task_state_store.set.assert_called_once_with(
+        supervisor.id, AirflowTaskCheckpointed.WORKER_LOSS_COUNT_KEY, {"try_number": 3, "count": 1}, None
+    )
+    ((_, msg), _) = supervisor.client.task_instances.checkpoint.call_args
+    assert isinstance(msg, CheckpointTask)
+    assert msg.resume_after is None  # nothing said otherwise: the server's default
+    supervisor.client.task_instances.finish.assert_not_called()
+    assert supervisor._terminal_state == TaskInstanceState.CHECKPOINTED
+    assert "before the task began" in supervisor.process_log.warning.call_args.args[0]
+
+
+def test_a_start_up_checkpoint_uses_the_delay_an_earlier_attempt_of_the_try_declared():
+    earlier = _declaration_here(pid=PID + 1, resume_after=15.0)  # the attempt before this one
+    supervisor = _killed_supervisor(earlier, exit_code=-signal.SIGTERM, shutdown_signal=True)
+
+    supervisor.update_task_state_if_needed()
+
+    ((_, msg), _) = supervisor.client.task_instances.checkpoint.call_args
+    assert msg.resume_after == timedelta(seconds=15)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "shutdown_signal", "counted", "why"),
+    [
+        pytest.param(
+            -signal.SIGTERM, False, None, "a SIGTERM from elsewhere, not a worker shutdown", id="stray"
+        ),
+        pytest.param(
+            -signal.SIGTERM, True, {"try_number": 3, "count": 10}, "the try's losses are spent", id="cap"
+        ),
+        pytest.param(1, True, None, "the task failed by itself while the worker shut down", id="exit-1"),
+    ],
+)
+def test_a_task_not_stopped_during_start_up_by_a_worker_shutdown_fails_as_usual(
+    exit_code: int, shutdown_signal: bool, counted: Any, why: str
+):
+    from airflow.utils.state import TaskInstanceState
+
+    supervisor = _killed_supervisor(
+        None, counted=counted, exit_code=exit_code, shutdown_signal=shutdown_signal
+    )
 
     supervisor.update_task_state_if_needed()
 
@@ -629,14 +852,44 @@ def test_supervisor_reports_failed_as_usual_otherwise(stored: Any, exit_code: in
     assert supervisor.client.task_instances.finish.call_args.kwargs["state"] == TaskInstanceState.FAILED, why
 
 
-def test_supervisor_does_not_checkpoint_a_task_the_server_terminated():
-    from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse
-    from airflow.sdk.execution_time.supervisor import SERVER_TERMINATED
+def test_a_task_that_reported_its_state_before_dying_of_the_shutdown_is_left_alone():
+    from airflow.utils.state import TaskInstanceState
 
-    # The supervisor SIGKILLs the task itself when the server says it must stop (e.g. marked failed).
-    supervisor = _killed_supervisor(TaskStateStoreResponse(value=3), terminal_state=SERVER_TERMINATED)
+    supervisor = _killed_supervisor(
+        None,
+        exit_code=-signal.SIGTERM,
+        shutdown_signal=True,
+        terminal_state=TaskInstanceState.UP_FOR_RESCHEDULE,
+    )
 
     supervisor.update_task_state_if_needed()
 
     supervisor.client.task_state_store.get.assert_not_called()
     supervisor.client.task_instances.checkpoint.assert_not_called()
+
+
+def test_the_supervisor_remembers_forwarding_a_shutdown_sigterm(monkeypatch: pytest.MonkeyPatch):
+    """The real wait(): its handler forwards the worker's SIGTERM to the task and notes the shutdown."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        supervisor = _supervisor()
+        supervisor.pid = child.pid
+        supervisor._exit_code = None
+        supervisor._shutdown_signal_received = False
+        supervisor.selector = mock.MagicMock()
+
+        def monitor(self: Any) -> None:
+            # The worker is told to shut down while it supervises the task.
+            os.kill(os.getpid(), signal.SIGTERM)
+            self._exit_code = child.wait(timeout=10)
+
+        cls = type(supervisor)  # a slotted attrs class: patch the methods on the class
+        monkeypatch.setattr(cls, "_monitor_subprocess", monitor)
+        monkeypatch.setattr(cls, "update_task_state_if_needed", lambda self: None)
+        monkeypatch.setattr(cls, "_upload_logs", lambda self: None)
+
+        assert supervisor.wait() == -signal.SIGTERM
+        assert supervisor._shutdown_signal_received is True
+    finally:
+        child.kill()
+        child.wait()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,49 +62,64 @@ def worker_loss_checkpoints_available() -> bool:
         return False
     from airflow.sdk import exceptions
 
-    return hasattr(exceptions.AirflowTaskCheckpointed, "RESUME_ON_WORKER_LOSS_KEY")  # type: ignore[attr-defined,unused-ignore]
+    # A core patch from before per-attempt declarations has the key but not this function; its
+    # declaration format differs, so nothing is declared there (the task fails on worker loss).
+    return hasattr(exceptions, "worker_loss_declaration")
 
 
-def declare_resumable_on_worker_loss(context: Context) -> bool:
+def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelta | None = None) -> bool:
     """
-    Tell a patched Airflow that losing this task's worker from now on is a checkpoint, not a failure.
+    Tell a patched Airflow that losing this attempt's worker from now on is a checkpoint, not a failure.
 
     The core patch reads the task state store key ``AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY``
-    when a task instance's worker vanishes (SIGKILL, OOM kill, node loss): if it holds the current
-    try number, the task instance goes to ``checkpointed`` and resumes with the same try, instead of
-    failing and consuming a retry. Call this once a fresh attempt can safely continue the work (for
-    the operators: once the ledger records the job).
+    when a task instance's worker vanishes (SIGKILL, OOM kill, node loss): if it names this try and
+    the host and process the server recorded for the running attempt, the task instance goes to
+    ``checkpointed`` and resumes with the same try number after ``resume_after``, instead of failing
+    and consuming a retry (at most ``[core] max_worker_loss_checkpoints`` times per try). Call this
+    once a fresh attempt can safely continue the work (for the operators: once the ledger records
+    the intent, and again in every attempt that reconnects).
 
-    A stock Airflow has no such path, so nothing is written there. The key outlives the attempt, so a
-    resumed attempt of the same try finds its declaration and writes nothing either: one write per try.
-    A failure to write is logged and otherwise ignored (the task then fails on worker loss, as stock
-    Airflow does).
+    A stock Airflow has no such path, so nothing is written there. Each attempt writes its own
+    declaration once (an attempt lost before it declares, e.g. while loading its DAG, is not
+    forgiven). A failure to write is logged and otherwise ignored (the task then fails on worker
+    loss, as stock Airflow does).
 
+    :param context: the running task's context.
+    :param resume_after: how long Airflow waits before resuming after a worker loss; ``None`` for
+        the server's ``[core] default_checkpoint_resume_after``. The server raises it to its minimum.
     :return: whether the declaration is in place.
     """
-    if not checkpointed_state_available():
+    if not worker_loss_checkpoints_available():
         return False
     from airflow.sdk import exceptions
+    from airflow.sdk.api.client import get_hostname
 
-    # Absent when the applied core patch predates worker-loss checkpoints.
-    key = getattr(exceptions.AirflowTaskCheckpointed, "RESUME_ON_WORKER_LOSS_KEY", None)  # type: ignore[attr-defined,unused-ignore]
-    if key is None:
-        return False
+    key = exceptions.AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY  # type: ignore[attr-defined,unused-ignore]
     try_number = int(context["ti"].try_number)
+    # The host and pid the supervisor reported when this attempt started: the task process is the
+    # supervisor's child, on the same host.
+    declaration = exceptions.worker_loss_declaration(  # type: ignore[attr-defined,unused-ignore]
+        try_number=try_number,
+        hostname=get_hostname(),
+        pid=os.getpid(),
+        resume_after=resume_after.total_seconds() if resume_after is not None else None,
+    )
     store = context["task_state_store"]
     try:
-        declared = store.get(key)
-        # The exact type: a stored True would compare equal to try 1.
-        if type(declared) is int and declared == try_number:
+        if store.get(key) == declaration:
             return True
-        store.set(key, try_number)
+        store.set(key, declaration)
     except Exception:
         log.warning(
             "Could not declare the task resumable on worker loss; if its worker is lost it fails as usual",
             exc_info=True,
         )
         return False
-    log.info("Declared resumable on worker loss (try %d): a lost worker checkpoints this task", try_number)
+    log.info(
+        "Declared resumable on worker loss (try %d, pid %d): a lost worker checkpoints this attempt",
+        try_number,
+        declaration["pid"],
+    )
     return True
 
 

@@ -16,8 +16,8 @@ class DisruptionKind(StrEnum):
 
     SIGTERM_DURING_STARTUP = "sigterm_during_startup"
     """Worker shutdown while Airflow is still starting the task (loading its DAG), before any of
-    the operator's code runs. Airflow 3.3.2 fails the task then (its SIGTERM handler is not
-    installed yet), which uses a retry: drilled only when asked for."""
+    the operator's code runs. A stock Airflow 3.3.2 fails the task then (the task runner's SIGTERM
+    handler is not installed yet), which uses a retry; the core patch's supervisor checkpoints it."""
     SIGTERM_IN_SUBMIT = "sigterm_in_submit"
     """Worker shutdown once the ledger's intent is written: before, during or just after the submit."""
     SIGTERM_MID_POLL = "sigterm_mid_poll"
@@ -47,11 +47,12 @@ class DisruptionKind(StrEnum):
         Whether Airflow itself fails the task under this disruption, before or after the operator
         could act (the ledger still reconnects the next try to the same job, but that try is a retry).
 
-        :param worker_loss_checkpoints: the core patch checkpoints a declared task whose worker is lost.
+        :param worker_loss_checkpoints: the core patch checkpoints a declared task whose worker is
+            lost, and a task that a worker shutdown stopped while it was still starting up.
         """
-        if self is DisruptionKind.SIGTERM_DURING_STARTUP:
-            return True  # before the runner's SIGTERM handler exists: nothing has declared anything yet
-        return self.kills_the_worker and not worker_loss_checkpoints
+        if self is DisruptionKind.SIGTERM_DURING_STARTUP or self.kills_the_worker:
+            return not worker_loss_checkpoints
+        return False
 
     @property
     def needs_fault_injection(self) -> bool:

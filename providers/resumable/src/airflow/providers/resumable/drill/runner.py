@@ -139,8 +139,9 @@ def default_kinds() -> list[DisruptionKind]:
     A SIGKILL leaves nothing running to checkpoint: a stock Airflow 3.3.2 fails the task once its
     heartbeat times out; with the core patch, a task that declared itself resumable is checkpointed
     instead, so the SIGKILL kinds are drilled by default there. A SIGTERM while Airflow is still
-    loading the task's DAG kills the task process before its SIGTERM handler exists, and the
-    supervisor fails the task; that kind is drilled only when asked for.
+    loading the task's DAG kills the task process before its SIGTERM handler exists: a stock
+    supervisor fails the task, the patched one checkpoints it, so that kind too is drilled by
+    default only where the core patch is applied.
     """
     worker_loss_checkpoints = worker_loss_checkpoints_available()
     return [

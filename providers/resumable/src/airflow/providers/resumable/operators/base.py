@@ -294,7 +294,7 @@ class ResumableSubmitOperator(BaseOperator):
             assert ledger is not None and ledger.external_id is not None  # decide() only says so then
             job_id = ledger.external_id
             if decision.action is Action.RECONNECT:
-                declare_resumable_on_worker_loss(context)
+                declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
         else:
             job_id = self._start_job(decision.action, ledger, ledgers, submission, max_tries, context)
 
@@ -343,7 +343,7 @@ class ResumableSubmitOperator(BaseOperator):
             ledgers.save(ledger)  # the write-ahead intent: before the cloud hears of it
         # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
         # a lost worker can be a checkpoint rather than a failure (with the core patch).
-        declare_resumable_on_worker_loss(context)
+        declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
         job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
         ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
         self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
