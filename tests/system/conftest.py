@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -44,9 +44,11 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def _session_stack(home: Path, *, python: Path | None = None) -> Iterator[AirflowStack]:
+def _session_stack(
+    home: Path, *, python: Path | None = None, component_python: Mapping[str, Path] | None = None
+) -> Iterator[AirflowStack]:
     """Start a stack for the session and stop everything it started by PID, however it ends."""
-    stack = AirflowStack(home, StackSettings(), python=python)
+    stack = AirflowStack(home, StackSettings(), python=python, component_python=component_python)
     stack.add_plugin_file(PLUGINS_SOURCE / "checkpoint_listener_plugin.py")
     # A CI runner stops a job with SIGTERM; make that unwind like Ctrl-C so the stack is still stopped.
     previous_sigterm = signal.getsignal(signal.SIGTERM)
@@ -104,6 +106,21 @@ def stock_airflow_python(root: Path) -> Path:
     if sys.prefix == sys.base_prefix:
         pytest.skip("the stock-Airflow variant copies the running venv, and this interpreter is not in one")
     return stock_copy(Interpreter.inspect(Path(sys.executable)), root / "venv-stock").python
+
+
+@pytest.fixture(scope="module")
+def mixed_fleet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """
+    The system DAGs on a fleet half upgraded: a stock API server, a patched scheduler and workers.
+
+    The state a rolling upgrade (or a forgotten API server restart) leaves behind for a while.
+    """
+    if not checkpointed_state_available():
+        pytest.skip("a patched worker is needed: run 'make patch-venv'")
+    stock = stock_airflow_python(tmp_path_factory.mktemp("stock-api-server"))
+    home = tmp_path_factory.mktemp("airflow-home-mixed")
+    with _session_stack(home, component_python={"api-server": stock}) as stack:
+        yield _deploy_system_dags(stack)
 
 
 @pytest.fixture(

@@ -11,7 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow.providers.resumable.checkpoint import checkpoint_exception, checkpointed_state_available
+from airflow.providers.resumable.checkpoint import (
+    checkpoint_exception,
+    checkpointed_state_available,
+    server_accepts_checkpoints,
+)
 from airflow.providers.resumable.polling import PollSchedule
 from airflow.providers.resumable.stop_request import StopRequest
 from airflow.providers.resumable.termination import StopCause, diagnose_stop
@@ -138,3 +142,49 @@ def test_the_fallback_never_resumes_sooner_than_the_safe_minimum(monkeypatch):
     before = datetime.now(tz=UTC)
     error = checkpoint_exception(resume_after=timedelta(seconds=1), checkpoint_data={})
     assert error.reschedule_date >= before + checkpoint.MIN_SAFE_RESUME_AFTER
+
+
+def _run_context(**server_fields):
+    """A run context as the task SDK parses it from an Execution API ``ti_run`` answer."""
+    from airflow.sdk.api.datamodels._generated import TIRunContext
+
+    now = "2026-01-01T00:00:00Z"
+    dag_run = {
+        **dict(dag_id="d", run_id="r", logical_date=now, data_interval_start=now, data_interval_end=now),
+        **dict(run_after=now, start_date=now, end_date=None, run_type="manual", state="running"),
+        **dict(consumed_asset_events=[], partition_key=None),
+    }
+    return TIRunContext.model_validate({"dag_run": dag_run, "max_tries": 0, **server_fields})
+
+
+class _Attempt:
+    """A running task instance, as far as the checkpoint decision looks at it."""
+
+    def __init__(self, run_context):
+        self._ti_context_from_server = run_context
+
+
+@pytest.mark.skipif(not checkpointed_state_available(), reason="needs the core patch (make patch-venv)")
+@pytest.mark.parametrize(
+    ("server_fields", "expected"),
+    [
+        pytest.param({"accepts_checkpoint": True}, "AirflowTaskCheckpointed", id="patched-server"),
+        # An unpatched (or not yet restarted) API server says nothing, and would mark the task failed.
+        pytest.param({}, "AirflowRescheduleException", id="unpatched-server"),
+    ],
+)
+def test_a_patched_worker_checkpoints_only_when_the_api_server_accepts_it(server_fields, expected):
+    ti = _Attempt(_run_context(**server_fields))
+
+    raised = checkpoint_exception(resume_after=timedelta(seconds=30), checkpoint_data=None, ti=ti)
+
+    assert type(raised).__name__ == expected
+    assert server_accepts_checkpoints(ti) is bool(server_fields)
+
+
+def test_without_a_server_run_context_only_this_workers_airflow_decides():
+    # Not started through the Execution API (a unit test, a local run): nobody to ask.
+    assert server_accepts_checkpoints(object()) is None
+    raised = checkpoint_exception(resume_after=timedelta(seconds=30), checkpoint_data=None, ti=object())
+    expected = "AirflowTaskCheckpointed" if checkpointed_state_available() else "AirflowRescheduleException"
+    assert type(raised).__name__ == expected

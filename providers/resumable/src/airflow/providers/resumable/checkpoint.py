@@ -124,6 +124,16 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
 
 
 @functools.cache
+def _warn_unpatched_server_once() -> None:
+    log.warning(
+        "This worker's Airflow has the 'checkpointed' state but the API server does not say it accepts "
+        "it (an unpatched or not yet restarted API server would mark the task failed), so the task is "
+        "rescheduled (up_for_reschedule) instead; it resumes the same way without consuming a retry. "
+        "Run 'airflow-resumable patch apply' on every API server and restart it."
+    )
+
+
+@functools.cache
 def _warn_fallback_once() -> None:
     log.warning(
         "This Airflow has no 'checkpointed' state, so the task is rescheduled (up_for_reschedule) "
@@ -132,21 +142,56 @@ def _warn_fallback_once() -> None:
     )
 
 
-def checkpoint_exception(*, resume_after: timedelta, checkpoint_data: dict[str, Any] | None) -> BaseException:
+def server_accepts_checkpoints(ti: Any) -> bool | None:
+    """
+    Whether the API server this attempt started with understands the ``checkpointed`` state.
+
+    A patched Execution API says so (``accepts_checkpoint``) in the run context it answers when an
+    attempt starts; an unpatched one, or one not restarted since the patch, says nothing. A
+    ``checkpointed`` report to such a server would mark the task instance *failed*.
+
+    :param ti: the running task instance (``context["ti"]``).
+    :return: ``None`` when ``ti`` carries no run context from a server (it was not started through
+        the Execution API, e.g. in a unit test), so there is nobody to ask.
+    """
+    run_context = getattr(ti, "_ti_context_from_server", None)
+    if run_context is None:
+        return None
+    return getattr(run_context, "accepts_checkpoint", None) is True
+
+
+def _current_ti() -> Any:
+    try:
+        from airflow.sdk import get_current_context
+
+        return get_current_context()["ti"]
+    except Exception:
+        return None  # not inside a running task
+
+
+def checkpoint_exception(
+    *, resume_after: timedelta, checkpoint_data: dict[str, Any] | None, ti: Any = None
+) -> BaseException:
     """
     The exception that ends this attempt as a checkpoint, to be resumed after ``resume_after``.
+
+    ``AirflowTaskCheckpointed`` when this worker's Airflow and the API server both carry the core
+    patch; otherwise ``AirflowRescheduleException``, which any Airflow 3.3 resumes the same way.
 
     :param resume_after: how long Airflow waits before running the task again; never less than
         :data:`MIN_SAFE_RESUME_AFTER` (the core patch enforces the same minimum server-side).
     :param checkpoint_data: what the patched runner keeps for the resumed attempt, or ``None`` to
         write nothing (the resumable operators resume from their ledger and pass ``None``).
+    :param ti: the running task instance; by default the current task's.
     """
     from airflow.sdk import exceptions
 
     if checkpointed_state_available():
-        checkpointed: type[BaseException] = exceptions.AirflowTaskCheckpointed  # type: ignore[attr-defined,unused-ignore]
-        return checkpointed(checkpoint_data=checkpoint_data, resume_after=resume_after)  # type: ignore[call-arg]
-
-    _warn_fallback_once()
+        if server_accepts_checkpoints(ti if ti is not None else _current_ti()) is not False:
+            checkpointed: type[BaseException] = exceptions.AirflowTaskCheckpointed  # type: ignore[attr-defined,unused-ignore]
+            return checkpointed(checkpoint_data=checkpoint_data, resume_after=resume_after)  # type: ignore[call-arg]
+        _warn_unpatched_server_once()
+    else:
+        _warn_fallback_once()
     wait = max(resume_after, MIN_SAFE_RESUME_AFTER)
     return exceptions.AirflowRescheduleException(reschedule_date=datetime.now(tz=UTC) + wait)

@@ -411,7 +411,12 @@ class AirflowStack:
     COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
     def __init__(
-        self, home: Path, settings: StackSettings | None = None, *, python: Path | None = None
+        self,
+        home: Path,
+        settings: StackSettings | None = None,
+        *,
+        python: Path | None = None,
+        component_python: Mapping[str, Path] | None = None,
     ) -> None:
         self.home = home
         self.settings = settings or StackSettings()
@@ -427,6 +432,12 @@ class AirflowStack:
         # installed in, which a copied venv (see conftest's stock Airflow) must not inherit.
         self.python = python or Path(sys.executable)
         self.airflow_command = [str(self.python), "-m", "airflow"]
+        # Another venv's interpreter for some components (by name, see COMPONENTS): a fleet half
+        # upgraded, e.g. a stock API server in front of patched schedulers and workers.
+        unknown = set(component_python or {}) - set(self.COMPONENTS)
+        if unknown:
+            raise ValueError(f"no such components: {sorted(unknown)}; choose from {self.COMPONENTS}")
+        self.component_python = dict(component_python or {})
         self._admin_password = secrets.token_urlsafe(16)
         # Fresh per stack and shared by its components (each signs or checks what the others issue).
         self._api_secret_key = secrets.token_urlsafe(32)
@@ -506,8 +517,9 @@ class AirflowStack:
 
     def start(self) -> AirflowStack:
         """Migrate the database, start the components, and wait until all are healthy."""
-        if not self.python.exists():
-            raise StackUnavailable(f"no Python interpreter at {self.python}")
+        for python in (self.python, *self.component_python.values()):
+            if not python.exists():
+                raise StackUnavailable(f"no Python interpreter at {python}")
         if not sys.platform.startswith("linux"):
             raise StackUnavailable("the system-test stack relies on Linux process handling (prctl, /proc)")
         started_at = time.monotonic()
@@ -527,9 +539,10 @@ class AirflowStack:
         }
         try:
             for name, args in commands.items():
+                python = self.component_python.get(name, self.python)
                 self._processes[name] = start_process(
                     name,
-                    [*self.airflow_command, *args],
+                    [str(python), "-m", "airflow", *args],
                     env=self.env,
                     cwd=self.home,
                     log_path=self.component_logs / f"{name}.log",
