@@ -225,6 +225,26 @@ def test_user_intent_cancels_the_job_exactly_once(spec, service):
     assert service.jobs()[0]["state"] == "CANCELLED"
 
 
+@pytest.mark.parametrize(
+    "server_state", ["up_for_retry", "queued", "checkpointed", "deferred", "a_state_from_the_future"]
+)
+def test_a_stop_the_scheduler_caused_checkpoints_and_never_cancels(spec, service, server_state):
+    spec.job = {**spec.job, "run_seconds": None}
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    # The scheduler moved this task instance on (e.g. a heartbeat timeout made it up_for_retry while
+    # this attempt still polls): nobody decided the job should end.
+    (spec.workdir / "server_state").write_text(server_state)
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert service.counters["cancel_requests"] == 0
+    job_id = _ledger(spec)["external_id"]
+    assert service.state_of(job_id) == "RUNNING"
+
+
 def test_execution_timeout_cancels_once_and_fails(spec, service):
     spec.job = {**spec.job, "run_seconds": None}
     spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": timedelta(seconds=1)}

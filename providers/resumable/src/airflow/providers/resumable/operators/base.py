@@ -38,6 +38,13 @@ T = TypeVar("T")
 _CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=3.0, initial_wait=0.2, max_wait=1.0)
 """A cancel on user intent must land before the supervisor's SIGKILL, 5 s after its SIGTERM."""
 
+_NOT_A_DECISION = {
+    StopCause.WORKER_SHUTDOWN: "Worker shutdown",
+    StopCause.SCHEDULER: "Stopped by the scheduler, not by a person",
+    StopCause.UNKNOWN_STATE: "Stopped for a reason this release does not know",
+}
+"""How the log names each stop that checkpoints instead of cancelling."""
+
 
 class ResumableSubmitOperator(BaseOperator):
     """
@@ -54,10 +61,12 @@ class ResumableSubmitOperator(BaseOperator):
     deduplicates on; every later attempt reads the ledger and
     :func:`~airflow.providers.resumable.decision.decide` says whether to submit, re-send the same
     key, reconnect, return a finished result, or start a new generation. On SIGTERM the task asks
-    the server why: if the server still says ``running`` the worker is shutting down, so the task
-    checkpoints (state ``checkpointed`` with the core patch, ``up_for_reschedule`` without) and
-    leaves the job running; otherwise a person ended the run, so the job is cancelled, as the stock
-    operators do. ``execution_timeout`` cancels the job and fails the task.
+    the server why: only a state that records a person's decision (failed, success, cleared, ...)
+    cancels the job, as the stock operators do; ``running`` (a worker shutdown), any state the
+    scheduler sets, and any state this release does not know make the task checkpoint (state
+    ``checkpointed`` with the core patch, ``up_for_reschedule`` without) and leave the job running
+    (see :mod:`~airflow.providers.resumable.termination`). ``execution_timeout`` cancels the job and
+    fails the task.
 
     **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
     cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
@@ -437,12 +446,13 @@ class ResumableSubmitOperator(BaseOperator):
             outcome = self._cancel_on_stop(job_id, reason="task killed (durable=False)")
             raise AirflowException(f"Task killed; {self.job_noun} {job_id} {outcome} (durable=False)")
         diagnosis = diagnose_stop(context["ti"])
-        if diagnosis.cause is StopCause.USER_INTENT:
+        if diagnosis.cancels:
             self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
             outcome = self._cancel_on_stop(job_id, reason="stopped by the user")
             raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} {outcome}")
         self.log.info(
-            "Worker shutdown (%s): checkpointing and leaving %s %s running; resuming in %s",
+            "%s (%s): checkpointing and leaving %s %s running; resuming in %s",
+            _NOT_A_DECISION[diagnosis.cause],
             diagnosis.evidence,
             self.job_noun,
             job_id,
