@@ -472,6 +472,26 @@ def test_clearing_a_task_whose_job_still_runs_cancels_it_then_runs_again(spec, s
     assert cleared["xcoms"]["job_id"] != old_job
 
 
+def test_a_clear_whose_cancel_is_refused_starts_no_second_job(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join()["outcome"] == CHECKPOINT_OUTCOME
+    old_job = _ledger(spec)["external_id"]
+    service.inject("cancel", Fault.error(403), times=10)
+
+    cleared = run_attempt(replace(spec, max_tries=1, try_number=2))
+
+    assert cleared["outcome"] == "failed_no_retry", cleared
+    assert f"job {old_job}" in cleared["error"]
+    assert "403" in cleared["error"]
+    assert service.counters["jobs_created"] == 1
+    assert service.state_of(old_job) == "RUNNING"
+    assert _ledger(spec)["external_id"] == old_job
+    assert _ledger(spec)["generation"] == 0
+
+
 def test_clearing_a_succeeded_task_runs_the_job_again(spec, service):
     assert run_attempt(spec)["outcome"] == "success"
     cleared = run_attempt(replace(spec, max_tries=1, try_number=2))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
@@ -97,6 +98,10 @@ class ResumableSubmitOperator(BaseOperator):
     :param max_poll_interval: the longest interval between polls; intervals grow from
         ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).
     :param deferrable: not supported yet; ``True`` raises at DAG parse time.
+    :param previous_job_stop_timeout: after a clear, how long to wait for the job the ledger
+        records, once cancelled, to reach a terminal state before starting its replacement (cancels
+        are asynchronous on Databricks, EMR and Dataproc). A job still going at the bound fails the
+        task and stays in the ledger: two jobs of one task instance never run at once.
     """
 
     ledger_kind: str = ""
@@ -128,6 +133,7 @@ class ResumableSubmitOperator(BaseOperator):
         poll_interval: float = 10.0,
         max_poll_interval: float | None = None,
         deferrable: bool = False,
+        previous_job_stop_timeout: timedelta = timedelta(minutes=2),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -148,6 +154,11 @@ class ResumableSubmitOperator(BaseOperator):
             ) from None
         if resume_after < timedelta(0):
             raise AirflowException(f"resume_after must not be negative, got {resume_after}")
+        if previous_job_stop_timeout < timedelta(0):
+            raise AirflowException(
+                f"previous_job_stop_timeout must not be negative, got {previous_job_stop_timeout}"
+            )
+        self.previous_job_stop_timeout = previous_job_stop_timeout
         self.durable = durable
         self.deferrable = deferrable
         self.resume_after = resume_after
@@ -345,7 +356,7 @@ class ResumableSubmitOperator(BaseOperator):
         elif action is not Action.RESUBMIT_SAME_KEY:
             assert ledger is not None and ledger.external_id is not None
             if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
-                self._cancel_bounded(ledger.external_id, reason="the task was cleared")
+                self._end_previous_job(ledger)
             ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow())
         assert ledger is not None
         if action is not Action.RESUBMIT_SAME_KEY:
@@ -357,6 +368,69 @@ class ResumableSubmitOperator(BaseOperator):
         ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
         self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
         return job_id
+
+    def _end_previous_job(self, ledger: SubmissionLedger) -> None:
+        """
+        Cancel the job a clear replaces and wait, bounded, until the cloud says it has ended.
+
+        Cancels are asynchronous (a Databricks run is ``TERMINATING``, an EMR step
+        ``CANCEL_PENDING``, a Dataproc job ``CANCEL_STARTED`` for a while), and a refused one leaves
+        the job running: either way, starting the new generation now would run two jobs of one task
+        instance at once. So the new job waits; if the old one cannot be ended, the task fails and
+        the ledger keeps naming it. A stop request during the wait checkpoints: the ledger still
+        names the old job, so the next attempt cancels and waits again.
+
+        :raises AirflowFailException: the cancel was refused, or the job had not ended at
+            :attr:`previous_job_stop_timeout`.
+        """
+        job_id = ledger.external_id
+        assert job_id is not None
+        try:
+            self._call(lambda: self.cancel(job_id), what=f"cancel {self.job_noun} {job_id}")
+        except _StopDuringRetries:
+            self._stop_before_submit(ledger)
+            raise
+        except Exception as err:
+            raise AirflowFailException(
+                self._previous_job_still_running(job_id, f"the cancel was refused: {err}")
+            ) from err
+        self._count("cancel")
+        self.log.warning(
+            "Cancelled %s %s (the task was cleared); waiting up to %s for it to end before submitting anew",
+            self.job_noun,
+            job_id,
+            self.previous_job_stop_timeout,
+        )
+        deadline = time.monotonic() + self.previous_job_stop_timeout.total_seconds()
+        while True:
+            try:
+                state = self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
+            except _StopDuringRetries:
+                self._stop_before_submit(ledger)
+                raise
+            if state.status.is_terminal:
+                self.log.info("%s %s has ended: %s", self.job_noun.capitalize(), job_id, state)
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AirflowFailException(
+                    self._previous_job_still_running(
+                        job_id,
+                        f"{self.previous_job_stop_timeout.total_seconds():g} s after the cancel it is "
+                        f"still {state}",
+                    )
+                )
+            if self._stop.wait(min(self.poll_interval, remaining)):
+                self._stop_before_submit(ledger)
+
+    def _previous_job_still_running(self, job_id: str, what_happened: str) -> str:
+        noun = self.job_noun
+        return (
+            f"The task was cleared, but its previous {noun} {job_id} could not be stopped ({what_happened}). "
+            f"No new {noun} was started, so two never run at once, and the ledger still records {job_id}. "
+            f"Cancel {noun} {job_id} in the cloud (or check that this connection may cancel it, or wait "
+            "for it to end), then clear the task again."
+        )
 
     def _execute_without_ledger(self, submission: Any, context: Context) -> Any:
         # A throwaway key still makes the client's own retries of this one request safe.
