@@ -249,6 +249,26 @@ def test_a_dropped_add_steps_response_is_retried_without_adding_the_steps_twice(
     assert outcome["result"] == [s["Id"] for s in emr.steps(cluster)]
 
 
+@pytest.mark.parametrize("ahead", [timedelta(minutes=10), timedelta(minutes=15)])
+def test_a_worker_clock_ahead_of_emrs_still_finds_its_own_steps_after_a_lost_response(
+    steps_spec, emr, aws, cluster, monkeypatch, ahead
+):
+    # The worker's clock runs ahead of EMR's, by up to the 15 minutes SigV4 itself tolerates: the
+    # ledger's intent time is later than the creation time EMR stamps on the steps it adds.
+    from airflow.providers.resumable.operators import base
+
+    worker_clock = base._utcnow
+    monkeypatch.setattr(base, "_utcnow", lambda: worker_clock() + ahead)
+    aws.inject("AddJobFlowSteps", Fault.drop_response())
+
+    outcome = run_attempt(steps_spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert emr.counters["steps_added"] == 2, "exactly one step set: the retry found the tagged steps"
+    assert emr.counters["requests:AddJobFlowSteps"] == 1
+    assert outcome["result"] == [s["Id"] for s in emr.steps(cluster)]
+
+
 def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cluster):
     # moto's backend takes its own snake_case step fields.
     old = [
