@@ -287,9 +287,9 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     written: list[str] = []
     original = JsonFileTaskStateStore.set
 
-    def recording(self: JsonFileTaskStateStore, key: str, value: object) -> None:
+    def recording(self: JsonFileTaskStateStore, key: str, value: object, **kwargs: object) -> None:
         written.append(key)
-        original(self, key, value)
+        original(self, key, value, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(JsonFileTaskStateStore, "set", recording)
     return written

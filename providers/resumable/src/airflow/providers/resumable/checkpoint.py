@@ -84,6 +84,7 @@ def declare_resumable_on_worker_loss(context: Context) -> bool:
     if not checkpointed_state_available():
         return False
     from airflow.sdk import exceptions
+    from airflow.sdk.execution_time.context import NEVER_EXPIRE
 
     # Absent when the applied core patch predates worker-loss checkpoints.
     key = getattr(exceptions.AirflowTaskCheckpointed, "RESUME_ON_WORKER_LOSS_KEY", None)  # type: ignore[attr-defined,unused-ignore]
@@ -96,7 +97,8 @@ def declare_resumable_on_worker_loss(context: Context) -> bool:
         # The exact type: a stored True would compare equal to try 1.
         if type(declared) is int and declared == try_number:
             return True
-        store.set(key, try_number)
+        # Never to expire: like the ledger, it must outlive the longest job (see ledger_store).
+        store.set(key, try_number, retention=NEVER_EXPIRE)
     except Exception:
         log.warning(
             "Could not declare the task resumable on worker loss; if its worker is lost it fails as usual",
