@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
@@ -253,6 +253,65 @@ def test_execution_timeout_cancels_once_and_fails(spec, service):
     assert outcome["outcome"] == "timed_out"
     assert service.counters["cancel_requests"] == 1
     assert service.jobs()[0]["state"] == "CANCELLED"
+
+
+def _checkpoint_while_polling(spec) -> None:
+    """Run an attempt in a child process until it polls, then SIGTERM it: a worker shutdown."""
+    attempt = AttemptProcess(spec).start()
+    attempt.wait_until_started()
+    wait_for(lambda: (_ledger(spec) or {}).get("phase") == "submitted", what="the job to be recorded")
+    time.sleep(0.3)  # a few polls
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=30)
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+
+
+def test_execution_timeout_bounds_the_whole_try_across_resumes(spec, service):
+    budget = timedelta(seconds=15)
+    spec.job = {**spec.job, "run_seconds": None}  # hangs: only the timeout can end it
+    spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": budget}
+    _checkpoint_while_polling(spec)  # resume ...
+    _checkpoint_while_polling(spec)  # ... and resume again: neither attempt ran out its own timeout
+    assert service.counters["cancel_requests"] == 0
+    # By now the try has used up its budget, counted from its first intent, resumes included.
+    first_intent = datetime.fromisoformat(_ledger(spec)["intent_at"])
+    time.sleep(max(0.0, (first_intent + budget - datetime.now(tz=UTC)).total_seconds()) + 0.5)
+
+    started = time.monotonic()
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "timed_out", outcome
+    assert time.monotonic() - started < budget.total_seconds() / 3, "a fresh budget was granted on resume"
+    assert service.counters["cancel_requests"] == 1
+    assert service.jobs()[0]["state"] == "CANCELLED"
+    assert service.counters["jobs_created"] == 1
+
+
+def test_a_new_try_that_reconnects_gets_a_budget_of_its_own(spec, service):
+    budget = timedelta(seconds=30)
+    spec.job = {**spec.job, "run_seconds": None}
+    spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": budget}
+    _checkpoint_while_polling(spec)
+    # Try 1 began long ago: its budget is spent. Try 2 (a retry) reconnects to the same job.
+    store = JsonFileTaskStateStore(spec.workdir / "state_store.json")
+    ledger = store.get(LEDGER_KEY)
+    long_ago = (datetime.now(tz=UTC) - timedelta(hours=1)).isoformat()
+    store.set(LEDGER_KEY, {**ledger, "intent_at": long_ago, "try_started_at": long_ago})
+    job_id = ledger["external_id"]
+    finisher = threading.Thread(
+        target=lambda: (time.sleep(1.0), service.finish(job_id, "SUCCEEDED")), daemon=True
+    )
+    finisher.start()
+
+    retry = run_attempt(replace(spec, try_number=2))
+    finisher.join()
+
+    assert retry["outcome"] == "success", retry["error"]
+    assert retry["xcoms"]["job_id"] == job_id
+    assert service.counters["cancel_requests"] == 0
+    assert _ledger(spec)["try_number"] == 2, "the retry's own clock is kept for its resumes"
+    assert datetime.fromisoformat(_ledger(spec)["try_started_at"]) > datetime.now(tz=UTC) - budget
 
 
 def test_durable_false_cancels_on_any_kill_like_the_stock_operator(spec, service):

@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.sdk.observability.stats import Stats
 
 from airflow.providers.resumable.checkpoint import checkpoint_exception, declare_resumable_on_worker_loss
+from airflow.providers.resumable.deadline import TryDeadline
 from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
 from airflow.providers.resumable.ledger import (
     IdempotencyKey,
@@ -67,7 +68,8 @@ class ResumableSubmitOperator(BaseOperator):
     scheduler sets, and any state this release does not know make the task checkpoint (state
     ``checkpointed`` with the core patch, ``up_for_reschedule`` without) and leave the job running
     (see :mod:`~airflow.providers.resumable.termination`). ``execution_timeout`` cancels the job and
-    fails the task.
+    fails the task; it bounds the whole try, counted from the try's first intent across every resume
+    (see :mod:`~airflow.providers.resumable.deadline`), not each attempt afresh.
 
     **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
     cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
@@ -171,6 +173,7 @@ class ResumableSubmitOperator(BaseOperator):
         )
         self._stop = StopRequest()
         self._job_id: str | None = None
+        self._deadline: TryDeadline | None = None
 
     # ------------------------------------------------------------------ the subclass contract
 
@@ -302,6 +305,8 @@ class ResumableSubmitOperator(BaseOperator):
         except LedgerError as err:
             raise AirflowFailException(str(err)) from err
         max_tries = int(getattr(context["ti"], "max_tries", 0) or 0)
+        try_number = getattr(context["ti"], "try_number", None)
+        try_number = int(try_number) if try_number is not None else None
         remote = self._describe_recorded_job(ledger)
         decision = decide(
             ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries
@@ -314,9 +319,12 @@ class ResumableSubmitOperator(BaseOperator):
             assert ledger is not None and ledger.external_id is not None  # decide() only says so then
             job_id = ledger.external_id
             if decision.action is Action.RECONNECT:
+                self._start_clock(self._take_up_for_this_try(ledger, ledgers, try_number))
                 declare_resumable_on_worker_loss(context)
         else:
-            job_id = self._start_job(decision.action, ledger, ledgers, submission, max_tries, context)
+            job_id = self._start_job(
+                decision.action, ledger, ledgers, submission, max_tries, try_number, context
+            )
 
         self._job_id = job_id
         self.on_job_known(job_id, context)
@@ -343,6 +351,7 @@ class ResumableSubmitOperator(BaseOperator):
         ledgers: LedgerStore,
         submission: Any,
         max_tries: int,
+        try_number: int | None,
         context: Context,
     ) -> str:
         """Write the intent (unless re-sending an interrupted submit), submit, record the id."""
@@ -351,15 +360,28 @@ class ResumableSubmitOperator(BaseOperator):
             self._stop_before_submit(ledger)
         if action is Action.SUBMIT:
             ledger = SubmissionLedger.begin(
-                owner=ledgers.owner, kind=self.ledger_kind, max_tries=max_tries, now=_utcnow()
+                owner=ledgers.owner,
+                kind=self.ledger_kind,
+                max_tries=max_tries,
+                now=_utcnow(),
+                try_number=try_number,
             )
-        elif action is not Action.RESUBMIT_SAME_KEY:
+        elif action is Action.RESUBMIT_SAME_KEY:
+            assert ledger is not None
+            # Persisted with the job id below; until then this attempt counts from it in memory.
+            ledger = ledger.taken_up_by_try(try_number, now=_utcnow())
+        else:
             assert ledger is not None and ledger.external_id is not None
             if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
                 self._end_previous_job(ledger)
-            ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow())
-        assert ledger is not None
+            ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow(), try_number=try_number)
+        self._start_clock(ledger)
         if action is not Action.RESUBMIT_SAME_KEY:
+            if self._deadline is not None and self._deadline.spent:
+                # A new job in a try whose budget is gone would only be cancelled at once.
+                raise AirflowTaskTimeout(
+                    f"{self._deadline.explain()}, is spent; no new {self.job_noun} started"
+                )
             ledgers.save(ledger)  # the write-ahead intent: before the cloud hears of it
         # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
         # a lost worker can be a checkpoint rather than a failure (with the core patch).
@@ -432,6 +454,28 @@ class ResumableSubmitOperator(BaseOperator):
             "for it to end), then clear the task again."
         )
 
+    def _take_up_for_this_try(
+        self, ledger: SubmissionLedger, ledgers: LedgerStore, try_number: int | None
+    ) -> SubmissionLedger:
+        """Record that a new try took up the ledger's job, if its execution_timeout needs the clock."""
+        if self.execution_timeout is None:
+            return ledger  # no budget to count: spare the metadata write
+        taken = ledger.taken_up_by_try(try_number, now=_utcnow())
+        if taken is not ledger:
+            ledgers.save(taken)
+        return taken
+
+    def _start_clock(self, ledger: SubmissionLedger) -> None:
+        """Count this attempt's execution_timeout from the try's start, as the ledger records it."""
+        if self.execution_timeout is None or ledger.try_started_at is None:
+            return
+        self._deadline = TryDeadline.of(self.execution_timeout, ledger.try_started_at, now=_utcnow())
+        self.log.info(
+            "%.0f s of the try's execution_timeout left (%s)",
+            self._deadline.remaining(),
+            self._deadline.explain(),
+        )
+
     def _execute_without_ledger(self, submission: Any, context: Context) -> Any:
         # A throwaway key still makes the client's own retries of this one request safe.
         key = str(IdempotencyKey(uuid.uuid4().hex, 0))
@@ -488,9 +532,12 @@ class ResumableSubmitOperator(BaseOperator):
         for interval in self.poll_schedule.intervals():
             # Wait first: the job was just submitted, reconnected to (its state read a moment ago) or
             # recovered, so an immediate look would only cost an API call. A stop wakes the wait.
-            self._stop.wait(interval)
+            self._stop.wait(self._deadline.bound(interval) if self._deadline else interval)
             if self._stop.requested:
                 self._stop_while_running(job_id, context)
+            if self._deadline is not None and self._deadline.spent:
+                # As Airflow's own timer would, and execute() cancels the job on the way out.
+                raise AirflowTaskTimeout(f"{self._deadline.explain()}, is spent ({self.job_noun} {job_id})")
             try:
                 state = self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
             except _StopDuringRetries:
