@@ -250,6 +250,29 @@ def test_user_intent_cancels_the_run_exactly_once(submit_spec, dbx):
 # -- API faults -------------------------------------------------------------------------------------
 
 
+def test_a_slow_runs_cancel_gives_up_within_the_sigkill_window_and_logs_the_run(submit_spec, dbx, capfd):
+    dbx.default_script = RunScript(run_seconds=None)
+    dbx.inject("runs/cancel", Fault.delay(20), times=5)  # the hook would wait 180 s for each
+    attempt = AttemptProcess(submit_spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 2, what="polling to start")
+    run_id = _ledger(submit_spec)["external_id"]
+    (submit_spec.workdir / "server_state").write_text("failed")
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=60)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
+    assert f"run {run_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel run {run_id}" in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the run"
+
+
 def test_a_429_storm_honours_retry_after_and_completes(submit_spec, dbx):
     # More 429s than the hook's own 3 tries: the hook gives up once and our backoff takes over.
     dbx.inject("runs/get", Fault.error(429, retry_after=0.5), times=5)

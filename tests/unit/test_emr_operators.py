@@ -335,6 +335,31 @@ def test_user_intent_cancels_the_steps_with_exactly_one_cancel_steps(steps_spec,
     assert [s["State"] for s in emr.steps(cluster)] == ["CANCELLED", "CANCELLED"]
 
 
+def test_a_slow_cancel_steps_gives_up_within_the_sigkill_window_and_logs_the_steps(
+    steps_spec, emr, aws, cluster, capfd
+):
+    emr.default_step = StepScript(run_seconds=None)
+    aws.inject("CancelSteps", Fault.delay(20), times=5)  # botocore would wait 60 s for each
+    attempt = AttemptProcess(steps_spec).start()
+    wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
+    steps_id = _ledger(steps_spec)["external_id"]
+    (steps_spec.workdir / "server_state").write_text("failed")
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=90)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
+    assert f"steps {steps_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel steps {steps_id}".lower() in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the steps"
+
+
 # -- steps: API faults --------------------------------------------------------------------------------
 
 

@@ -225,6 +225,34 @@ def test_user_intent_cancels_the_job_exactly_once(spec, service):
     assert service.jobs()[0]["state"] == "CANCELLED"
 
 
+CANCEL_WINDOW = 5.0
+"""The supervisor SIGKILLs the task 5 s after the SIGTERM it sends on a person's decision."""
+
+
+def test_a_cancel_the_cloud_is_slow_to_answer_gives_up_within_the_sigkill_window(spec, service, capfd):
+    spec.job = {**spec.job, "run_seconds": None}
+    service.inject("cancel", Fault.delay(20), times=5)  # the cloud holds every cancel for 20 s
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    job_id = _ledger(spec)["external_id"]
+    (spec.workdir / "server_state").write_text("failed")  # a person marked the task failed
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=30)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < CANCEL_WINDOW, f"the attempt outlived the SIGKILL window: {took:.1f}s"
+    assert outcome["outcome"] == "failed"
+    assert f"job {job_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel job {job_id}" in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the job"
+
+
 @pytest.mark.parametrize(
     "server_state", ["up_for_retry", "queued", "checkpointed", "deferred", "a_state_from_the_future"]
 )

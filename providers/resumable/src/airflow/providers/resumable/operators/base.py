@@ -37,8 +37,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=3.0, initial_wait=0.2, max_wait=1.0)
-"""A cancel on user intent must land before the supervisor's SIGKILL, 5 s after its SIGTERM."""
+CANCEL_ON_STOP_BUDGET = 3.0
+"""Seconds a cancel on a stop may take in all, every call and retry included.
+
+On a person's decision the supervisor SIGKILLs the task 5 s after its SIGTERM, and asking the server
+why takes part of that. Each cloud call gets what is left of this as its own timeout: the clients'
+defaults (botocore 60 s, the Databricks hook 180 s, gRPC none) would outlive the window."""
+_CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=CANCEL_ON_STOP_BUDGET, initial_wait=0.2, max_wait=0.5)
+_MIN_RETRY_BUDGET = 1.0
+"""No retry of a cancel starts with less than this left (after its backoff, at least 0.5 s)."""
 
 _NOT_A_DECISION = {
     StopCause.WORKER_SHUTDOWN: "Worker shutdown",
@@ -216,8 +223,15 @@ class ResumableSubmitOperator(BaseOperator):
         """Return the job's normalised status, the cloud's raw state and a human message."""
 
     @abstractmethod
-    def cancel(self, external_id: str) -> None:
-        """Cancel the job. Cancelling a job that has already ended must not raise."""
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
+        """
+        Cancel the job. Cancelling a job that has already ended must not raise.
+
+        :param external_id: the job.
+        :param timeout: seconds each cloud call may take before it gives up (connection included),
+            or ``None`` for the client's usual timeout. A cancel on a person's stop passes what is
+            left of :data:`CANCEL_ON_STOP_BUDGET`, so it ends before the supervisor's SIGKILL.
+        """
 
     def result(self, external_id: str, state: JobState) -> Any:
         """The task's return value (pushed to XCom as ``return_value``). Default: ``None``."""
@@ -594,25 +608,40 @@ class ResumableSubmitOperator(BaseOperator):
                 reason,
             )
             return "was left running (cancelling on a stop is turned off)"
-        self._cancel_bounded(job_id, reason=reason)
-        return "was cancelled"
+        if self._cancel_bounded(job_id, reason=reason):
+            return "was cancelled"
+        return "could not be cancelled (see the error in the log) and may still be running"
 
-    def _cancel_bounded(self, job_id: str, *, reason: str) -> None:
+    def _cancel_bounded(self, job_id: str, *, reason: str) -> bool:
+        """
+        Cancel within :data:`CANCEL_ON_STOP_BUDGET` seconds in all; whether the cloud accepted it.
+
+        A cancel that cannot be made in time is logged as an error naming the job (a person has to
+        cancel it by hand), never raised: the stop it serves goes on either way.
+        """
+        deadline = time.monotonic() + CANCEL_ON_STOP_BUDGET
         try:
             _CANCEL_RETRY.call(
-                lambda: self.cancel(job_id),
+                lambda: self.cancel(job_id, timeout=deadline - time.monotonic()),
                 is_transient=self.is_transient,
                 retry_after=lambda _: None,
+                give_up=lambda: deadline - time.monotonic() < _MIN_RETRY_BUDGET,
                 logger=self.log,
                 what=f"cancel {self.job_noun} {job_id}",
             )
-        except Exception:
+        except Exception as err:
             self.log.exception(
-                "Could not cancel %s %s (%s); it may still be running", self.job_noun, job_id, reason
+                "Could not cancel %s %s within %g s (%s): %s. It may still be running: cancel it by hand.",
+                self.job_noun,
+                job_id,
+                CANCEL_ON_STOP_BUDGET,
+                reason,
+                err,
             )
-            return
+            return False
         self._count("cancel")
         self.log.warning("Cancelled %s %s (%s)", self.job_noun, job_id, reason)
+        return True
 
     def _call(self, fn: Callable[[], T], *, what: str) -> T:
         """

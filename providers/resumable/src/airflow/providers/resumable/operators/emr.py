@@ -260,6 +260,16 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
             region_name=self.hook.region_name, config=config.merge(_NO_BOTOCORE_RETRIES)
         )
 
+    def _client_for(self, timeout: float | None) -> Any:
+        """:attr:`client`, or one whose calls give up after ``timeout`` seconds (botocore's default is 60)."""
+        if timeout is None:
+            return self.client
+        config = (self.hook.config or Config()).merge(_NO_BOTOCORE_RETRIES)
+        return self.hook.get_client_type(
+            region_name=self.hook.region_name,
+            config=config.merge(Config(connect_timeout=timeout, read_timeout=timeout)),
+        )
+
     # -- errors -----------------------------------------------------------------------------
 
     def is_transient(self, error: BaseException) -> bool:
@@ -591,11 +601,11 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
             ):
                 yield from page["Steps"]
 
-    def cancel(self, external_id: str) -> None:
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         """One ``CancelSteps`` call for all the steps; steps that have ended are reported, not raised."""
         ids = StepIds.parse(external_id)
         try:
-            response = self.client.cancel_steps(
+            response = self._client_for(timeout).cancel_steps(
                 ClusterId=ids.cluster_id, StepIds=list(ids.step_ids), StepCancellationOption="SEND_INTERRUPT"
             )
         except ClientError as err:
@@ -866,9 +876,9 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
             raise
         return job_run_to_job_state(job_run)
 
-    def cancel(self, external_id: str) -> None:
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         try:
-            self.client.cancel_job_run(applicationId=self.application_id, jobRunId=external_id)
+            self._client_for(timeout).cancel_job_run(applicationId=self.application_id, jobRunId=external_id)
         except ClientError as err:
             if self._error_code(err) not in ("ResourceNotFoundException", "ValidationException"):
                 raise

@@ -438,8 +438,9 @@ class FakeJobClient:
                 return None
             raise
 
-    def cancel(self, job_id: str) -> None:
-        self._request("POST", f"/jobs/{job_id}/cancel", json={})
+    def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
+        """Cancel a job; ``timeout`` replaces the client's per-request timeout for this request."""
+        self._request("POST", f"/jobs/{job_id}/cancel", json={}, timeout=timeout)
 
     def find(self, key: str) -> list[str]:
         return [str(i) for i in self._request("GET", "/jobs", params={"key": key})["job_ids"]]
@@ -447,8 +448,10 @@ class FakeJobClient:
     def counters(self) -> dict[str, int]:
         return dict(self._request("GET", "/counters"))
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+    def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        response = self._session.request(
+            method, self.base_url + path, timeout=timeout if timeout is not None else self.timeout, **kwargs
+        )
         if response.status_code >= 400:
             raise FakeJobApiError(response)
         return response.json()
