@@ -77,6 +77,14 @@ def test_a_ledger_without_a_try_clock_still_parses_and_takes_one_up():
     assert ledger.taken_up_by_try(3, now=NOW).try_started_at == NOW
 
 
+def test_a_key_adopted_after_a_clear_records_the_clear():
+    interrupted = _ledger()  # written with max_tries=2, then the task was cleared (max_tries=3)
+    adopted = interrupted.mark_submitted("run-17", now=NOW, max_tries=3)
+    assert adopted.max_tries == 3
+    assert not adopted.was_cleared(3), "a later resume of the same try must not see a stale clear"
+    assert interrupted.mark_submitted("run-17", now=NOW).max_tries == 2
+
+
 def test_was_cleared_compares_max_tries():
     ledger = _ledger()
     assert not ledger.was_cleared(2)

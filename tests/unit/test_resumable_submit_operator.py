@@ -579,6 +579,70 @@ def test_a_clear_whose_cancel_is_refused_starts_no_second_job(spec, service):
     assert _ledger(spec)["generation"] == 0
 
 
+def _interrupted_submit(spec, service) -> str:
+    """An attempt dies mid-submit, after the cloud created the job: the ledger says submitting."""
+    hold = service.inject("submit", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
+    first.signal(signal.SIGKILL)
+    first.join()
+    hold.release.set()
+    assert _ledger(spec)["phase"] == "submitting"
+    return service.jobs()[0]["job_id"]
+
+
+def test_a_job_adopted_after_a_clear_is_not_cancelled_by_a_later_resume(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    job_id = _interrupted_submit(spec, service)
+    cleared = replace(spec, max_tries=1, try_number=2)  # cleared while the ledger said submitting
+
+    # The cleared attempt re-sends the key, adopts the job, and is then drained: a checkpoint.
+    adopting = AttemptProcess(cleared).start()
+    wait_for(lambda: (_ledger(spec) or {}).get("phase") == "submitted", what="the job to be adopted")
+    adopting.signal(signal.SIGTERM)
+    assert adopting.join(timeout=15)["outcome"] == CHECKPOINT_OUTCOME
+    assert _ledger(spec)["external_id"] == job_id
+    assert _ledger(spec)["max_tries"] == 1, "the adoption recorded the clear"
+
+    # A resume of the same try reconnects to it: the clear was already answered.
+    service.finish(job_id, "SUCCEEDED")
+    resumed = run_attempt(cleared)
+
+    assert resumed["outcome"] == "success", resumed["error"]
+    assert resumed["xcoms"]["job_id"] == job_id
+    assert service.counters["cancel_requests"] == 0
+    assert service.counters["jobs_created"] == 1
+
+
+def test_a_clear_gets_past_a_key_the_cloud_refuses(spec, service):
+    # The intent was written and the attempt died before its submit got through (every send failed).
+    service.inject("submit", Fault.error(503), times=1000)
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: sum(op == "submit" for op, _ in service.requests) >= 2, what="the submit to be retried")
+    first.signal(signal.SIGKILL)
+    first.join()
+    service.discard_faults()
+    stuck = _ledger(spec)
+    assert stuck["phase"] == "submitting"
+    old_key = f"{stuck['nonce']}-0"
+    service.refuse_key(old_key)  # from now on the cloud will not take that key, whatever comes with it
+
+    # Without a clear the key is kept: the refusal is the task's error, the next try sends it again.
+    retry = run_attempt(replace(spec, try_number=2))
+    assert retry["outcome"] == "failed"
+    assert "409" in retry["error"]
+    assert _ledger(spec)["generation"] == 0
+
+    # A clear means run it again: a key the cloud refuses is given up for a new generation.
+    cleared = run_attempt(replace(spec, max_tries=1, try_number=3))
+
+    assert cleared["outcome"] == "success", cleared["error"]
+    ledger = _ledger(spec)
+    assert (ledger["phase"], ledger["generation"], ledger["max_tries"]) == ("submitted", 1, 1)
+    assert service.counters["jobs_created"] == 1
+    assert service.jobs()[0]["key"] == f"{stuck['nonce']}-1"
+
+
 def test_clearing_a_succeeded_task_runs_the_job_again(spec, service):
     assert run_attempt(spec)["outcome"] == "success"
     cleared = run_attempt(replace(spec, max_tries=1, try_number=2))

@@ -184,11 +184,27 @@ class SubmissionLedger:
         """The idempotency key of the current generation."""
         return IdempotencyKey(self.nonce, self.generation)
 
-    def mark_submitted(self, external_id: str, *, now: datetime) -> SubmissionLedger:
-        """The cloud accepted this generation's submission as ``external_id``."""
+    def mark_submitted(
+        self, external_id: str, *, now: datetime, max_tries: int | None = None
+    ) -> SubmissionLedger:
+        """
+        The cloud accepted this generation's submission as ``external_id``.
+
+        :param external_id: the job's id.
+        :param now: when the cloud accepted it (UTC).
+        :param max_tries: the task instance's ``max_tries`` now. A submit re-sent after a clear
+            adopts its job as the run the clear asked for; recording the clear here keeps a later
+            resume of the same try from reading it as a new clear (and cancelling that job).
+        """
         if not external_id:
             raise ValueError("a submitted ledger needs the remote job's id")
-        return replace(self, phase=LedgerPhase.SUBMITTED, external_id=external_id, submitted_at=now)
+        return replace(
+            self,
+            phase=LedgerPhase.SUBMITTED,
+            external_id=external_id,
+            submitted_at=now,
+            max_tries=self.max_tries if max_tries is None else max_tries,
+        )
 
     def next_generation(
         self, *, max_tries: int, now: datetime, try_number: int | None = None

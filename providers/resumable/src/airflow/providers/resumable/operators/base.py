@@ -384,26 +384,66 @@ class ResumableSubmitOperator(BaseOperator):
             assert ledger is not None
             # Persisted with the job id below; until then this attempt counts from it in memory.
             ledger = ledger.taken_up_by_try(try_number, now=_utcnow())
+            self._start_clock(ledger)
         else:
             assert ledger is not None and ledger.external_id is not None
             if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
                 self._end_previous_job(ledger)
             ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow(), try_number=try_number)
-        self._start_clock(ledger)
-        if action is not Action.RESUBMIT_SAME_KEY:
-            if self._deadline is not None and self._deadline.spent:
-                # A new job in a try whose budget is gone would only be cancelled at once.
-                raise AirflowTaskTimeout(
-                    f"{self._deadline.explain()}, is spent; no new {self.job_noun} started"
-                )
-            ledgers.save(ledger)  # the write-ahead intent: before the cloud hears of it
+        resend = action is Action.RESUBMIT_SAME_KEY
+        if not resend:
+            self._write_intent(ledger, ledgers)
         # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
         # a lost worker can be a checkpoint rather than a failure (with the core patch).
         declare_resumable_on_worker_loss(context)
-        job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
-        ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
+        try:
+            job_id = self._submit_once(submission, ledger, may_exist=resend)
+        except Exception as err:
+            if not resend or not self._is_refusal(err):
+                raise
+            replacement = self._give_up_refused_key(ledger, err, max_tries, try_number)
+            if replacement is None:
+                raise
+            ledger = replacement
+            self._write_intent(ledger, ledgers)
+            job_id = self._submit_once(submission, ledger, may_exist=False)
+        # With the current max_tries: a job adopted after a clear is the run the clear asked for.
+        ledgers.save(ledger.mark_submitted(job_id, now=_utcnow(), max_tries=max_tries))
         self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
         return job_id
+
+    def _write_intent(self, ledger: SubmissionLedger, ledgers: LedgerStore) -> None:
+        """Write the intent for a new job, before the cloud hears of it (unless the try's time is up)."""
+        self._start_clock(ledger)
+        if self._deadline is not None and self._deadline.spent:
+            # A new job in a try whose budget is gone would only be cancelled at once.
+            raise AirflowTaskTimeout(f"{self._deadline.explain()}, is spent; no new {self.job_noun} started")
+        ledgers.save(ledger)
+
+    def _is_refusal(self, error: Exception) -> bool:
+        """Whether a submit failed because the cloud refused it, rather than being stopped or cut off."""
+        return not (self._stop.requested or isinstance(error, AirflowTaskTimeout) or self.is_transient(error))
+
+    def _give_up_refused_key(
+        self, ledger: SubmissionLedger, error: Exception, max_tries: int, try_number: int | None
+    ) -> SubmissionLedger | None:
+        """
+        The next generation to submit under when the cloud refused an interrupted submit's key after
+        a clear, or ``None`` when the key is kept (the refusal is then the task's error).
+        """
+        decision = decide(ledger, None, self.on_prior_failure, max_tries=max_tries, resend_refused=True)
+        self.log.warning("The cloud refused %s key %s: %s", self.job_noun, ledger.key, error)
+        self._record_decision(decision, None)
+        if decision.action is not Action.SUBMIT_NEW_GENERATION:
+            return None
+        self.log.warning(
+            "Gave up key %s: if a %s was started under it before the clear, this task no longer tracks "
+            "it; look in the cloud for a %s carrying that key",
+            ledger.key,
+            self.job_noun,
+            self.job_noun,
+        )
+        return ledger.next_generation(max_tries=max_tries, now=_utcnow(), try_number=try_number)
 
     def _end_previous_job(self, ledger: SubmissionLedger) -> None:
         """
