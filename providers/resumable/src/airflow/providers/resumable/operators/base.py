@@ -671,11 +671,11 @@ class ResumableSubmitOperator(BaseOperator):
             )
         except Exception as err:
             self.log.exception(
-                "Could not cancel %s %s within %g s (%s): %s. It may still be running: cancel it by hand.",
+                "Could not cancel %s %s (%s; %g s allowed): %s. It may still be running: cancel it by hand.",
                 self.job_noun,
                 job_id,
-                CANCEL_ON_STOP_BUDGET,
                 reason,
+                CANCEL_ON_STOP_BUDGET,
                 err,
             )
             return False
