@@ -87,6 +87,11 @@ def test_worker_sigterm_mid_run_keeps_the_one_run_and_succeeds_on_the_same_try(
     assert not any(op in ("runs/cancel", "runs/cancel-all") for op, _ in databricks.requests)
     ledger = stack.db.task_state_value(DAG_ID, run_id, TASK_ID, LEDGER_KEY)
     assert ledger["external_id"] == str(run["run_id"]), "the run id never changed"
+    [ledger_row] = stack.db.query(
+        "SELECT expires_at FROM task_state_store WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = ?",
+        (DAG_ID, run_id, TASK_ID, LEDGER_KEY),
+    )
+    assert ledger_row["expires_at"] is None, "the ledger must outlive its job: no expiry, never cleaned up"
     task_states = recorder.states(TASK_ID)
     assert wait_state in task_states
     assert not FAILURE_STATES & set(task_states), task_states

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -249,6 +250,29 @@ def test_user_intent_cancels_the_run_exactly_once(submit_spec, dbx):
 # -- API faults -------------------------------------------------------------------------------------
 
 
+def test_a_slow_runs_cancel_gives_up_within_the_sigkill_window_and_logs_the_run(submit_spec, dbx, capfd):
+    dbx.default_script = RunScript(run_seconds=None)
+    dbx.inject("runs/cancel", Fault.delay(20), times=5)  # the hook would wait 180 s for each
+    attempt = AttemptProcess(submit_spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 2, what="polling to start")
+    run_id = _ledger(submit_spec)["external_id"]
+    (submit_spec.workdir / "server_state").write_text("failed")
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=60)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
+    assert f"run {run_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel run {run_id}" in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the run"
+
+
 def test_a_429_storm_honours_retry_after_and_completes(submit_spec, dbx):
     # More 429s than the hook's own 3 tries: the hook gives up once and our backoff takes over.
     dbx.inject("runs/get", Fault.error(429, retry_after=0.5), times=5)
@@ -347,6 +371,73 @@ def test_an_expired_run_is_resubmitted_under_a_new_generation(submit_spec, dbx):
     assert again["outcome"] == "success", again["error"]
     assert _ledger(submit_spec)["generation"] == 1
     assert dbx.counters["runs_created"] == 2
+
+
+# -- clearing: never two runs of one task instance at once ------------------------------------------
+
+
+def _checkpoint_a_running_run(spec: AttemptSpec, dbx: FakeDatabricksService) -> str:
+    """Run an attempt until it polls, SIGTERM it (a worker shutdown) and return its run id."""
+    dbx.default_script = RunScript(run_seconds=None)
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: dbx.counters["gets"] >= 2, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join(timeout=15)["outcome"] == CHECKPOINT_OUTCOME
+    return _ledger(spec)["external_id"]
+
+
+def _cleared(spec: AttemptSpec) -> AttemptSpec:
+    # Clear: Airflow sets max_tries = try_number + retries, and the next try runs.
+    return replace(spec, max_tries=1, try_number=2)
+
+
+def test_a_clear_whose_cancel_is_refused_fails_naming_the_run_and_keeps_it(submit_spec, dbx):
+    old_run = _checkpoint_a_running_run(submit_spec, dbx)
+    dbx.inject("runs/cancel", Fault.error(403), times=10)
+
+    cleared = run_attempt(_cleared(submit_spec))
+
+    assert cleared["outcome"] == "failed_no_retry", cleared
+    assert f"run {old_run}" in cleared["error"]
+    assert "403" in cleared["error"], "the cloud's answer is in the message"
+    assert "clear the task again" in cleared["error"], "the message says what to do"
+    assert dbx.counters["runs_created"] == 1, "no second run beside the one that could not be stopped"
+    assert dbx.state_of(old_run) == "RUNNING"
+    ledger = _ledger(submit_spec)
+    assert (ledger["external_id"], ledger["generation"], ledger["phase"]) == (old_run, 0, "submitted")
+
+
+def test_a_clear_waits_for_an_asynchronous_cancel_before_submitting_the_new_run(submit_spec, dbx):
+    old_run = _checkpoint_a_running_run(submit_spec, dbx)
+    dbx.cancel_seconds = 1.5  # runs/cancel only starts it: TERMINATING, then TERMINATED/CANCELED
+    dbx.default_script = RunScript(run_seconds=0.2)
+
+    cleared = run_attempt(_cleared(submit_spec))
+
+    assert cleared["outcome"] == "success", cleared["error"]
+    assert dbx.state_of(old_run) == "TERMINATED/CANCELED"
+    assert dbx.counters["runs_created"] == 2
+    [cancelled_at] = [at for operation, at in dbx.requests if operation == "runs/cancel"]
+    submitted_at = [at for operation, at in dbx.requests if operation == "runs/submit"][-1]
+    assert submitted_at - cancelled_at >= 1.4, "the new run was submitted while the old one still ran"
+    new_run = _ledger(submit_spec)["external_id"]
+    assert new_run != old_run
+    assert _ledger(submit_spec)["generation"] == 1
+
+
+def test_a_cancel_that_does_not_take_effect_in_time_fails_the_clear_and_keeps_the_run(submit_spec, dbx):
+    old_run = _checkpoint_a_running_run(submit_spec, dbx)
+    dbx.cancel_seconds = None  # accepted, but the run stays TERMINATING
+
+    started = time.monotonic()
+    cleared = run_attempt(_with(_cleared(submit_spec), previous_job_stop_timeout=timedelta(seconds=1)))
+
+    assert cleared["outcome"] == "failed_no_retry", cleared
+    assert time.monotonic() - started < 30
+    assert f"run {old_run}" in cleared["error"]
+    assert "TERMINATING" in cleared["error"], "the message says what the cloud last reported"
+    assert dbx.counters["runs_created"] == 1
+    assert _ledger(submit_spec)["external_id"] == old_run
 
 
 @pytest.mark.parametrize(

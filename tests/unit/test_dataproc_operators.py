@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -341,6 +342,29 @@ def test_user_intent_cancels_the_job_exactly_once(job_spec, dp):
     assert "stopped by the user" in outcome["error"]
     assert dp.counters["requests:CancelJob"] == 1
     assert dp.job_state(dp.jobs()[0].reference.job_id) == "CANCELLED"
+
+
+def test_a_slow_cancel_job_gives_up_within_the_sigkill_window_and_logs_the_job(job_spec, dp, capfd):
+    dp.default_job_script = JobScript(run_seconds=None)
+    dp.inject("CancelJob", GrpcFault.delay(20), times=5)  # gRPC itself sets no deadline
+    attempt = AttemptProcess(job_spec).start()
+    wait_for(lambda: dp.counters["gets"] >= 3, what="polling to start")
+    job_id = _ledger(job_spec)["external_id"]
+    (job_spec.workdir / "server_state").write_text("failed")
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=90)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
+    assert f"job {job_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel job {job_id}".lower() in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the job"
 
 
 def test_cancel_on_kill_false_leaves_the_job_running_on_user_intent(job_spec, dp):

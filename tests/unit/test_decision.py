@@ -65,6 +65,36 @@ def test_the_table_covers_every_submitted_combination():
     }
 
 
+# The cloud refused the key an interrupted submit was re-sent with (a permanent error, not a
+# transient one). Without a clear the key is kept: the refusal is the task's error and a retry sends
+# it again. After a clear the key is given up for a new generation: re-sending it can never succeed,
+# and clearing again would only repeat the refusal.
+REFUSED_TABLE = [
+    *[(SUBMITTING, policy, MAX_TRIES, Action.RESUBMIT_SAME_KEY) for policy in (R, F)],
+    *[(SUBMITTING, policy, CLEARED, Action.SUBMIT_NEW_GENERATION) for policy in (R, F)],
+]
+
+
+@pytest.mark.parametrize(("ledger", "policy", "max_tries", "expected"), REFUSED_TABLE)
+def test_decision_table_after_the_cloud_refused_the_resent_key(ledger, policy, max_tries, expected):
+    decision = decide(ledger, None, policy, max_tries=max_tries, resend_refused=True)
+    assert decision.action is expected
+    assert str(ledger.key) in decision.reason
+
+
+def test_the_refused_table_covers_every_policy_and_clear():
+    covered = {(policy, tries) for _, policy, tries, _ in REFUSED_TABLE}
+    assert covered == {(p, t) for p in PriorFailurePolicy for t in (MAX_TRIES, CLEARED)}
+
+
+@pytest.mark.parametrize("remote", list(RemoteStatus))
+def test_a_refused_resend_means_nothing_to_a_submitted_ledger(remote):
+    """Only an interrupted submit is re-sent; a submitted ledger decides as it always does."""
+    for tries in (MAX_TRIES, CLEARED):
+        refused = decide(SUBMITTED, remote, R, max_tries=tries, resend_refused=True)
+        assert refused == decide(SUBMITTED, remote, R, max_tries=tries)
+
+
 def test_a_submitted_ledger_without_remote_status_is_a_programming_error():
     with pytest.raises(ValueError, match="remote job's status"):
         decide(SUBMITTED, None, R, max_tries=MAX_TRIES)

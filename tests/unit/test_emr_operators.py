@@ -249,6 +249,26 @@ def test_a_dropped_add_steps_response_is_retried_without_adding_the_steps_twice(
     assert outcome["result"] == [s["Id"] for s in emr.steps(cluster)]
 
 
+@pytest.mark.parametrize("ahead", [timedelta(minutes=10), timedelta(minutes=15)])
+def test_a_worker_clock_ahead_of_emrs_still_finds_its_own_steps_after_a_lost_response(
+    steps_spec, emr, aws, cluster, monkeypatch, ahead
+):
+    # The worker's clock runs ahead of EMR's, by up to the 15 minutes SigV4 itself tolerates: the
+    # ledger's intent time is later than the creation time EMR stamps on the steps it adds.
+    from airflow.providers.resumable.operators import base
+
+    worker_clock = base._utcnow
+    monkeypatch.setattr(base, "_utcnow", lambda: worker_clock() + ahead)
+    aws.inject("AddJobFlowSteps", Fault.drop_response())
+
+    outcome = run_attempt(steps_spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert emr.counters["steps_added"] == 2, "exactly one step set: the retry found the tagged steps"
+    assert emr.counters["requests:AddJobFlowSteps"] == 1
+    assert outcome["result"] == [s["Id"] for s in emr.steps(cluster)]
+
+
 def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cluster):
     # moto's backend takes its own snake_case step fields.
     old = [
@@ -313,6 +333,31 @@ def test_user_intent_cancels_the_steps_with_exactly_one_cancel_steps(steps_spec,
     assert "stopped by the user" in outcome["error"]
     assert emr.counters["requests:CancelSteps"] == 1
     assert [s["State"] for s in emr.steps(cluster)] == ["CANCELLED", "CANCELLED"]
+
+
+def test_a_slow_cancel_steps_gives_up_within_the_sigkill_window_and_logs_the_steps(
+    steps_spec, emr, aws, cluster, capfd
+):
+    emr.default_step = StepScript(run_seconds=None)
+    aws.inject("CancelSteps", Fault.delay(20), times=5)  # botocore would wait 60 s for each
+    attempt = AttemptProcess(steps_spec).start()
+    wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
+    steps_id = _ledger(steps_spec)["external_id"]
+    (steps_spec.workdir / "server_state").write_text("failed")
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=90)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
+    assert f"steps {steps_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel steps {steps_id}".lower() in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the steps"
 
 
 # -- steps: API faults --------------------------------------------------------------------------------

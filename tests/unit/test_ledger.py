@@ -56,6 +56,35 @@ def test_mark_submitted_then_next_generation_keeps_the_nonce_and_forgets_the_old
     assert str(fresh.key) != str(submitted.key)
 
 
+def test_a_try_keeps_its_clock_across_new_generations_and_a_new_try_starts_its_own():
+    later = NOW.replace(hour=13)
+    begun = SubmissionLedger.begin(
+        owner=OWNER, kind="databricks.runs_submit", max_tries=2, now=NOW, try_number=1
+    )
+    assert (begun.try_number, begun.try_started_at) == (1, NOW)
+    submitted = begun.mark_submitted("run-17", now=NOW)
+    assert submitted.next_generation(max_tries=2, now=later, try_number=1).try_started_at == NOW
+    assert submitted.taken_up_by_try(1, now=later) is submitted
+    retried = submitted.taken_up_by_try(2, now=later)
+    assert (retried.try_number, retried.try_started_at) == (2, later)
+    assert submitted.next_generation(max_tries=3, now=later, try_number=2).try_started_at == later
+
+
+def test_a_ledger_without_a_try_clock_still_parses_and_takes_one_up():
+    old = {k: v for k, v in _ledger().to_json().items() if k not in ("try_number", "try_started_at")}
+    ledger = SubmissionLedger.from_json(old)
+    assert (ledger.try_number, ledger.try_started_at) == (None, None)
+    assert ledger.taken_up_by_try(3, now=NOW).try_started_at == NOW
+
+
+def test_a_key_adopted_after_a_clear_records_the_clear():
+    interrupted = _ledger()  # written with max_tries=2, then the task was cleared (max_tries=3)
+    adopted = interrupted.mark_submitted("run-17", now=NOW, max_tries=3)
+    assert adopted.max_tries == 3
+    assert not adopted.was_cleared(3), "a later resume of the same try must not see a stale clear"
+    assert interrupted.mark_submitted("run-17", now=NOW).max_tries == 2
+
+
 def test_was_cleared_compares_max_tries():
     ledger = _ledger()
     assert not ledger.was_cleared(2)
@@ -65,6 +94,8 @@ def test_was_cleared_compares_max_tries():
 def test_json_round_trip_is_lossless():
     ledger = _ledger().mark_submitted("run-17", now=NOW)
     assert SubmissionLedger.from_json(ledger.to_json()) == ledger
+    clocked = ledger.taken_up_by_try(2, now=NOW)
+    assert SubmissionLedger.from_json(clocked.to_json()) == clocked
     assert ledger.to_json()["v"] == LEDGER_SCHEMA_VERSION
 
 
@@ -81,6 +112,8 @@ def test_json_round_trip_is_lossless():
         (lambda d: {**d, "phase": "submitted", "external_id": None}, "no 'external_id'"),
         (lambda d: {**d, "intent_at": "yesterday"}, "yesterday"),
         (lambda d: {**d, "owner": ["etl"]}, "'owner'"),
+        (lambda d: {**d, "try_number": "2"}, "'try_number'"),
+        (lambda d: {**d, "try_started_at": "at dawn"}, "at dawn"),
     ],
 )
 def test_malformed_ledgers_are_refused_with_what_is_wrong(mutate, fragment):

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
@@ -225,6 +225,54 @@ def test_user_intent_cancels_the_job_exactly_once(spec, service):
     assert service.jobs()[0]["state"] == "CANCELLED"
 
 
+CANCEL_WINDOW = 5.0
+"""The supervisor SIGKILLs the task 5 s after the SIGTERM it sends on a person's decision."""
+
+
+def test_a_cancel_the_cloud_is_slow_to_answer_gives_up_within_the_sigkill_window(spec, service, capfd):
+    spec.job = {**spec.job, "run_seconds": None}
+    service.inject("cancel", Fault.delay(20), times=5)  # the cloud holds every cancel for 20 s
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    job_id = _ledger(spec)["external_id"]
+    (spec.workdir / "server_state").write_text("failed")  # a person marked the task failed
+
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=30)
+    took = time.monotonic() - signalled
+
+    assert outcome is not None
+    assert took < CANCEL_WINDOW, f"the attempt outlived the SIGKILL window: {took:.1f}s"
+    assert outcome["outcome"] == "failed"
+    assert f"job {job_id} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel job {job_id}" in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), "an ERROR line names the job"
+
+
+@pytest.mark.parametrize(
+    "server_state", ["up_for_retry", "queued", "checkpointed", "deferred", "a_state_from_the_future"]
+)
+def test_a_stop_the_scheduler_caused_checkpoints_and_never_cancels(spec, service, server_state):
+    spec.job = {**spec.job, "run_seconds": None}
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    # The scheduler moved this task instance on (e.g. a heartbeat timeout made it up_for_retry while
+    # this attempt still polls): nobody decided the job should end.
+    (spec.workdir / "server_state").write_text(server_state)
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert service.counters["cancel_requests"] == 0
+    job_id = _ledger(spec)["external_id"]
+    assert service.state_of(job_id) == "RUNNING"
+
+
 def test_execution_timeout_cancels_once_and_fails(spec, service):
     spec.job = {**spec.job, "run_seconds": None}
     spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": timedelta(seconds=1)}
@@ -233,6 +281,65 @@ def test_execution_timeout_cancels_once_and_fails(spec, service):
     assert outcome["outcome"] == "timed_out"
     assert service.counters["cancel_requests"] == 1
     assert service.jobs()[0]["state"] == "CANCELLED"
+
+
+def _checkpoint_while_polling(spec) -> None:
+    """Run an attempt in a child process until it polls, then SIGTERM it: a worker shutdown."""
+    attempt = AttemptProcess(spec).start()
+    attempt.wait_until_started()
+    wait_for(lambda: (_ledger(spec) or {}).get("phase") == "submitted", what="the job to be recorded")
+    time.sleep(0.3)  # a few polls
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=30)
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+
+
+def test_execution_timeout_bounds_the_whole_try_across_resumes(spec, service):
+    budget = timedelta(seconds=15)
+    spec.job = {**spec.job, "run_seconds": None}  # hangs: only the timeout can end it
+    spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": budget}
+    _checkpoint_while_polling(spec)  # resume ...
+    _checkpoint_while_polling(spec)  # ... and resume again: neither attempt ran out its own timeout
+    assert service.counters["cancel_requests"] == 0
+    # By now the try has used up its budget, counted from its first intent, resumes included.
+    first_intent = datetime.fromisoformat(_ledger(spec)["intent_at"])
+    time.sleep(max(0.0, (first_intent + budget - datetime.now(tz=UTC)).total_seconds()) + 0.5)
+
+    started = time.monotonic()
+    outcome = run_attempt(spec)
+
+    assert outcome["outcome"] == "timed_out", outcome
+    assert time.monotonic() - started < budget.total_seconds() / 3, "a fresh budget was granted on resume"
+    assert service.counters["cancel_requests"] == 1
+    assert service.jobs()[0]["state"] == "CANCELLED"
+    assert service.counters["jobs_created"] == 1
+
+
+def test_a_new_try_that_reconnects_gets_a_budget_of_its_own(spec, service):
+    budget = timedelta(seconds=30)
+    spec.job = {**spec.job, "run_seconds": None}
+    spec.operator_kwargs = {**spec.operator_kwargs, "execution_timeout": budget}
+    _checkpoint_while_polling(spec)
+    # Try 1 began long ago: its budget is spent. Try 2 (a retry) reconnects to the same job.
+    store = JsonFileTaskStateStore(spec.workdir / "state_store.json")
+    ledger = store.get(LEDGER_KEY)
+    long_ago = (datetime.now(tz=UTC) - timedelta(hours=1)).isoformat()
+    store.set(LEDGER_KEY, {**ledger, "intent_at": long_ago, "try_started_at": long_ago})
+    job_id = ledger["external_id"]
+    finisher = threading.Thread(
+        target=lambda: (time.sleep(1.0), service.finish(job_id, "SUCCEEDED")), daemon=True
+    )
+    finisher.start()
+
+    retry = run_attempt(replace(spec, try_number=2))
+    finisher.join()
+
+    assert retry["outcome"] == "success", retry["error"]
+    assert retry["xcoms"]["job_id"] == job_id
+    assert service.counters["cancel_requests"] == 0
+    assert _ledger(spec)["try_number"] == 2, "the retry's own clock is kept for its resumes"
+    assert datetime.fromisoformat(_ledger(spec)["try_started_at"]) > datetime.now(tz=UTC) - budget
 
 
 def test_durable_false_cancels_on_any_kill_like_the_stock_operator(spec, service):
@@ -267,9 +374,9 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     written: list[str] = []
     original = JsonFileTaskStateStore.set
 
-    def recording(self: JsonFileTaskStateStore, key: str, value: object) -> None:
+    def recording(self: JsonFileTaskStateStore, key: str, value: object, **kwargs: object) -> None:
         written.append(key)
-        original(self, key, value)
+        original(self, key, value, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(JsonFileTaskStateStore, "set", recording)
     return written
@@ -495,6 +602,90 @@ def test_clearing_a_task_whose_job_still_runs_cancels_it_then_runs_again(spec, s
     assert service.state_of(old_job) == "CANCELLED"
     assert service.counters["jobs_created"] == 2
     assert cleared["xcoms"]["job_id"] != old_job
+
+
+def test_a_clear_whose_cancel_is_refused_starts_no_second_job(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 1, what="polling")
+    first.signal(signal.SIGTERM)
+    assert first.join()["outcome"] == CHECKPOINT_OUTCOME
+    old_job = _ledger(spec)["external_id"]
+    service.inject("cancel", Fault.error(403), times=10)
+
+    cleared = run_attempt(replace(spec, max_tries=1, try_number=2))
+
+    assert cleared["outcome"] == "failed_no_retry", cleared
+    assert f"job {old_job}" in cleared["error"]
+    assert "403" in cleared["error"]
+    assert service.counters["jobs_created"] == 1
+    assert service.state_of(old_job) == "RUNNING"
+    assert _ledger(spec)["external_id"] == old_job
+    assert _ledger(spec)["generation"] == 0
+
+
+def _interrupted_submit(spec, service) -> str:
+    """An attempt dies mid-submit, after the cloud created the job: the ledger says submitting."""
+    hold = service.inject("submit", Fault.hold_after_commit())
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["jobs_created"] == 1, what="the job to be created")
+    first.signal(signal.SIGKILL)
+    first.join()
+    hold.release.set()
+    assert _ledger(spec)["phase"] == "submitting"
+    return service.jobs()[0]["job_id"]
+
+
+def test_a_job_adopted_after_a_clear_is_not_cancelled_by_a_later_resume(spec, service):
+    spec.job = {**spec.job, "run_seconds": None}
+    job_id = _interrupted_submit(spec, service)
+    cleared = replace(spec, max_tries=1, try_number=2)  # cleared while the ledger said submitting
+
+    # The cleared attempt re-sends the key, adopts the job, and is then drained: a checkpoint.
+    adopting = AttemptProcess(cleared).start()
+    wait_for(lambda: (_ledger(spec) or {}).get("phase") == "submitted", what="the job to be adopted")
+    adopting.signal(signal.SIGTERM)
+    assert adopting.join(timeout=15)["outcome"] == CHECKPOINT_OUTCOME
+    assert _ledger(spec)["external_id"] == job_id
+    assert _ledger(spec)["max_tries"] == 1, "the adoption recorded the clear"
+
+    # A resume of the same try reconnects to it: the clear was already answered.
+    service.finish(job_id, "SUCCEEDED")
+    resumed = run_attempt(cleared)
+
+    assert resumed["outcome"] == "success", resumed["error"]
+    assert resumed["xcoms"]["job_id"] == job_id
+    assert service.counters["cancel_requests"] == 0
+    assert service.counters["jobs_created"] == 1
+
+
+def test_a_clear_gets_past_a_key_the_cloud_refuses(spec, service):
+    # The intent was written and the attempt died before its submit got through (every send failed).
+    service.inject("submit", Fault.error(503), times=1000)
+    first = AttemptProcess(spec).start()
+    wait_for(lambda: sum(op == "submit" for op, _ in service.requests) >= 2, what="the submit to be retried")
+    first.signal(signal.SIGKILL)
+    first.join()
+    service.discard_faults()
+    stuck = _ledger(spec)
+    assert stuck["phase"] == "submitting"
+    old_key = f"{stuck['nonce']}-0"
+    service.refuse_key(old_key)  # from now on the cloud will not take that key, whatever comes with it
+
+    # Without a clear the key is kept: the refusal is the task's error, the next try sends it again.
+    retry = run_attempt(replace(spec, try_number=2))
+    assert retry["outcome"] == "failed"
+    assert "409" in retry["error"]
+    assert _ledger(spec)["generation"] == 0
+
+    # A clear means run it again: a key the cloud refuses is given up for a new generation.
+    cleared = run_attempt(replace(spec, max_tries=1, try_number=3))
+
+    assert cleared["outcome"] == "success", cleared["error"]
+    ledger = _ledger(spec)
+    assert (ledger["phase"], ledger["generation"], ledger["max_tries"]) == ("submitted", 1, 1)
+    assert service.counters["jobs_created"] == 1
+    assert service.jobs()[0]["key"] == f"{stuck['nonce']}-1"
 
 
 def test_clearing_a_succeeded_task_runs_the_job_again(spec, service):

@@ -93,6 +93,7 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
         return False
     from airflow.sdk import exceptions
     from airflow.sdk.api.client import get_hostname
+    from airflow.sdk.execution_time.context import NEVER_EXPIRE
 
     key = exceptions.AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY  # type: ignore[attr-defined,unused-ignore]
     try_number = int(context["ti"].try_number)
@@ -108,7 +109,8 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
     try:
         if store.get(key) == declaration:
             return True
-        store.set(key, declaration)
+        # Never to expire: like the ledger, it must outlive the longest job (see ledger_store).
+        store.set(key, declaration, retention=NEVER_EXPIRE)
     except Exception:
         log.warning(
             "Could not declare the task resumable on worker loss; if its worker is lost it fails as usual",

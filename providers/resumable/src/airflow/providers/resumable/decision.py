@@ -60,6 +60,7 @@ def decide(
     policy: PriorFailurePolicy,
     *,
     max_tries: int,
+    resend_refused: bool = False,
 ) -> Decision:
     """
     Decide what this attempt does.
@@ -70,13 +71,32 @@ def decide(
     :param policy: what to do about a prior job that ended badly.
     :param max_tries: the task instance's current ``max_tries``; a value different from the
         ledger's means the task was cleared, and clearing means "run it again".
+    :param resend_refused: the cloud has just refused, with a permanent error, the key of the
+        interrupted submit this attempt re-sent (after ``find_existing``, where the cloud has one,
+        found no job under it). Only read for a ``submitting`` ledger.
     """
     if ledger is None:
         return Decision(Action.SUBMIT, "no ledger: first submission")
 
     if ledger.phase is LedgerPhase.SUBMITTING:
+        if resend_refused and ledger.was_cleared(max_tries):
+            # The key can never go through, and every later clear would re-send it again: a trap.
+            # A clear asks for a run, so give the key up for a new one.
+            return Decision(
+                Action.SUBMIT_NEW_GENERATION,
+                f"the task was cleared and the cloud refuses key {ledger.key} of the interrupted submit: "
+                "giving that key up and submitting under a new one",
+            )
+        if resend_refused:
+            return Decision(
+                Action.RESUBMIT_SAME_KEY,
+                f"the cloud refuses key {ledger.key} of the interrupted submit; the task was not cleared, "
+                "so the key is kept (the next try sends it again; clearing the task starts over with a "
+                "new key)",
+            )
         # Never a new key here: the previous attempt may have reached the cloud, and only the
         # same key lets the cloud (or find_existing) hand that job back instead of a second one.
+        # After a clear too: the job it hands back is adopted as the run the clear asked for.
         return Decision(
             Action.RESUBMIT_SAME_KEY,
             f"an earlier submit with key {ledger.key} was interrupted; sending it again with the same key",

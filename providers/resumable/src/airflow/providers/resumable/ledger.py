@@ -126,6 +126,11 @@ class SubmissionLedger:
     :param intent_at: when the intent for this generation was written (UTC).
     :param external_id: the remote job's id, once known.
     :param submitted_at: when the cloud accepted the submission (UTC), once known.
+    :param try_number: the try that last took this ledger up (wrote an intent for it, or reconnected
+        to its job in a new try), or ``None`` for a ledger written before this was recorded.
+    :param try_started_at: when that try first took it up (UTC): where the try's
+        ``execution_timeout`` is counted from, so that resuming does not restart it. Both are
+        optional additions to schema version 1: a release that does not know them ignores them.
     """
 
     nonce: str
@@ -137,6 +142,8 @@ class SubmissionLedger:
     intent_at: datetime
     external_id: str | None = None
     submitted_at: datetime | None = None
+    try_number: int | None = None
+    try_started_at: datetime | None = None
     version: int = field(default=LEDGER_SCHEMA_VERSION)
 
     @classmethod
@@ -148,8 +155,18 @@ class SubmissionLedger:
         max_tries: int,
         now: datetime,
         nonce: str | None = None,
+        try_number: int | None = None,
     ) -> SubmissionLedger:
-        """Start a ledger: generation 0, intent recorded, nothing submitted yet."""
+        """
+        Start a ledger: generation 0, intent recorded, nothing submitted yet.
+
+        :param owner: the task instance writing it.
+        :param kind: the operator family writing it.
+        :param max_tries: the task instance's ``max_tries`` now.
+        :param now: the time of the intent (UTC).
+        :param nonce: the nonce to use; a fresh random one by default.
+        :param try_number: the task instance's try; its clock starts ``now``.
+        """
         return cls(
             nonce=nonce or uuid.uuid4().hex,
             generation=0,
@@ -158,6 +175,8 @@ class SubmissionLedger:
             kind=kind,
             max_tries=max_tries,
             intent_at=now,
+            try_number=try_number,
+            try_started_at=now if try_number is not None else None,
         )
 
     @property
@@ -165,14 +184,38 @@ class SubmissionLedger:
         """The idempotency key of the current generation."""
         return IdempotencyKey(self.nonce, self.generation)
 
-    def mark_submitted(self, external_id: str, *, now: datetime) -> SubmissionLedger:
-        """The cloud accepted this generation's submission as ``external_id``."""
+    def mark_submitted(
+        self, external_id: str, *, now: datetime, max_tries: int | None = None
+    ) -> SubmissionLedger:
+        """
+        The cloud accepted this generation's submission as ``external_id``.
+
+        :param external_id: the job's id.
+        :param now: when the cloud accepted it (UTC).
+        :param max_tries: the task instance's ``max_tries`` now. A submit re-sent after a clear
+            adopts its job as the run the clear asked for; recording the clear here keeps a later
+            resume of the same try from reading it as a new clear (and cancelling that job).
+        """
         if not external_id:
             raise ValueError("a submitted ledger needs the remote job's id")
-        return replace(self, phase=LedgerPhase.SUBMITTED, external_id=external_id, submitted_at=now)
+        return replace(
+            self,
+            phase=LedgerPhase.SUBMITTED,
+            external_id=external_id,
+            submitted_at=now,
+            max_tries=self.max_tries if max_tries is None else max_tries,
+        )
 
-    def next_generation(self, *, max_tries: int, now: datetime) -> SubmissionLedger:
-        """Intent for a deliberately new job: same nonce, generation + 1, nothing submitted yet."""
+    def next_generation(
+        self, *, max_tries: int, now: datetime, try_number: int | None = None
+    ) -> SubmissionLedger:
+        """
+        Intent for a deliberately new job: same nonce, generation + 1, nothing submitted yet.
+
+        :param max_tries: the task instance's ``max_tries`` now.
+        :param now: the time of the intent (UTC).
+        :param try_number: the task instance's try; a new job in the same try keeps the try's clock.
+        """
         if self.generation >= _MAX_GENERATION:
             raise LedgerError(
                 f"Ledger for {self.owner} has started {self.generation} jobs; refusing to start another. "
@@ -186,7 +229,18 @@ class SubmissionLedger:
             intent_at=now,
             external_id=None,
             submitted_at=None,
-        )
+        ).taken_up_by_try(try_number, now=now)
+
+    def taken_up_by_try(self, try_number: int | None, *, now: datetime) -> SubmissionLedger:
+        """
+        This ledger with its try clock for ``try_number``: unchanged within the same try, else from ``now``.
+
+        :param try_number: the task instance's try (``None``: not known, nothing recorded).
+        :param now: when a new try took the ledger up (UTC).
+        """
+        if try_number is None or (try_number == self.try_number and self.try_started_at is not None):
+            return self
+        return replace(self, try_number=try_number, try_started_at=now)
 
     def was_cleared(self, max_tries: int) -> bool:
         """Whether the task instance was cleared since this generation started."""
@@ -210,6 +264,8 @@ class SubmissionLedger:
             "intent_at": self.intent_at.isoformat(),
             "external_id": self.external_id,
             "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
+            "try_number": self.try_number,
+            "try_started_at": self.try_started_at.isoformat() if self.try_started_at else None,
         }
 
     @classmethod
@@ -253,6 +309,10 @@ class SubmissionLedger:
             if phase is LedgerPhase.SUBMITTED and external_id is None:
                 raise LedgerCorrupted("phase is 'submitted' but no 'external_id' is recorded")
             submitted_at_raw = value.get("submitted_at")
+            try_number = value.get("try_number")
+            if try_number is not None and (not isinstance(try_number, int) or isinstance(try_number, bool)):
+                raise LedgerCorrupted(f"'try_number' must be an integer or null: {try_number!r}")
+            try_started_at_raw = value.get("try_started_at")
             return cls(
                 nonce=nonce,
                 generation=generation,
@@ -263,6 +323,8 @@ class SubmissionLedger:
                 intent_at=datetime.fromisoformat(_require(value, "intent_at", str)),
                 external_id=external_id,
                 submitted_at=datetime.fromisoformat(submitted_at_raw) if submitted_at_raw else None,
+                try_number=try_number,
+                try_started_at=datetime.fromisoformat(try_started_at_raw) if try_started_at_raw else None,
                 version=version,
             )
         except LedgerCorrupted:

@@ -4,12 +4,30 @@ Keeps the :class:`~airflow.providers.resumable.ledger.SubmissionLedger` in Airfl
 
 The AIP-103 task state store (``context["task_state_store"]``) is scoped to one task instance
 (dag_id, run_id, task_id, map_index) and survives retries and reschedules, which is exactly the
-lifetime a ledger needs. This adapter only reads, validates and writes; it never decides anything.
+scope a ledger needs. This adapter only reads, validates and writes; it never decides anything.
+
+**Retention.** By default a task state store row expires ``[state_store] default_retention_days``
+(30) days after it was written, and ``airflow state-store clean`` then deletes it, whether or not
+the task, and its job, are still going. A ledger deleted under a running job makes the next attempt
+submit a second one. So every ledger write says ``retention=NEVER_EXPIRE``: the row has no
+``expires_at`` and the clean-up skips it.
+
+**Clean-up after the task ends.** The ledger stays after the task succeeds or fails, which is what
+lets a later attempt return a succeeded job's result without polling, and lets a person see which job
+a task ran. It goes with its task instance's dag run: the row's foreign key deletes it when the run
+is deleted (``airflow db clean`` purges old dag runs with their ``task_state_store`` rows). With
+``[state_store] clear_on_success = True`` Airflow also deletes it when the task succeeds. A person
+can delete it at any time through the REST API (:meth:`LedgerStore.reset_hint`). No write is added
+on success to shorten its life: that would cost a metadata write per task for nothing the above does
+not already do.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Protocol
+
+from airflow.sdk.execution_time.context import NEVER_EXPIRE
 
 from airflow.providers.resumable.ledger import (
     LedgerCorrupted,
@@ -29,7 +47,7 @@ class TaskStateStore(Protocol):
 
     def get(self, key: str, default: Any = None) -> Any: ...
 
-    def set(self, key: str, value: Any) -> None: ...
+    def set(self, key: str, value: Any, *, retention: timedelta | None = None) -> None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -94,10 +112,14 @@ class LedgerStore:
         return ledger
 
     def save(self, ledger: SubmissionLedger) -> None:
-        """Write the ledger (a synchronous round trip: it is stored when this returns)."""
+        """
+        Write the ledger (a synchronous round trip: it is stored when this returns), never to expire.
+
+        :param ledger: the ledger to write; it must belong to this task instance and operator family.
+        """
         if ledger.owner != self.owner or ledger.kind != self.kind:
             raise LedgerError(f"refusing to write a ledger of {ledger.owner} / {ledger.kind} as {self.owner}")
-        self._store.set(self.key, ledger.to_json())
+        self._store.set(self.key, ledger.to_json(), retention=NEVER_EXPIRE)
 
     def reset_hint(self) -> str:
         """How a person removes this task instance's ledger."""

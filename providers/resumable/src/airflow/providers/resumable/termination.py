@@ -8,6 +8,12 @@ should run (marked failed or success, or cleared: the supervisor sees 404/409/41
 sends SIGTERM and SIGKILLs 5 s later). The only difference is what the server says about this task
 instance, so we ask it. The supervisor keeps serving requests while it waits for the process to
 exit, and the answer is one cheap query: it fits in the 5 s before SIGKILL.
+
+Only an answer that records a decision may cancel the job. Anything the scheduler can set on its own
+(``up_for_retry`` after a heartbeat timeout, ``queued`` for a resumed attempt, ``checkpointed``, ...)
+and any state this release does not know are treated like a worker shutdown: checkpoint, never
+cancel. A job cancelled for a scheduler's move is work lost that nobody asked to lose; left
+running, it is the job the next attempt reconnects to.
 """
 
 from __future__ import annotations
@@ -18,12 +24,40 @@ from typing import Any
 
 
 class StopCause(StrEnum):
-    """Why a running task was told to stop."""
+    """Why a running task was told to stop, read from what the server says about it."""
 
     WORKER_SHUTDOWN = "worker_shutdown"
-    """The server still says ``running``: the worker is going away, not the task's purpose."""
+    """The server still says ``running`` (or cannot be asked): the worker is going away, not the
+    task's purpose."""
+    SCHEDULER = "scheduler"
+    """The server says a state the scheduler or the task's own lifecycle sets (``queued``,
+    ``scheduled``, ``up_for_retry``, ``up_for_reschedule``, ``deferred``, ``awaiting_input``,
+    ``checkpointed``): this attempt is no longer the one the server tracks (say, a heartbeat timeout
+    moved it on), but nobody decided the job should end."""
+    UNKNOWN_STATE = "unknown_state"
+    """The server says a state this release does not know: never cancel on a guess."""
     USER_INTENT = "user_intent"
-    """The server says something else: a person (or the API) decided this run should end."""
+    """The server says a state only a decision sets (``failed``, ``success``, ``skipped``,
+    ``removed``, ``upstream_failed``, ``restarting``, or no state or no row at all after a clear): a
+    person (or the API) decided this run should end."""
+
+    @property
+    def cancels(self) -> bool:
+        """Whether this cause may cancel the job. Only a decision does; every other cause checkpoints."""
+        return self is StopCause.USER_INTENT
+
+
+DECISION_STATES = frozenset({"failed", "success", "skipped", "removed", "upstream_failed", "restarting"})
+"""States only a decision sets while an attempt runs: marked failed or success, skipped, removed from
+the DAG, failed upstream, or cleared while running (``restarting``)."""
+
+SCHEDULER_STATES = frozenset(
+    {"scheduled", "queued", "up_for_retry", "up_for_reschedule", "deferred", "awaiting_input", "checkpointed"}
+)
+"""States the scheduler or the task's own lifecycle sets. Seeing one while this attempt runs means the
+server has moved on from this attempt, not that anyone wants the job gone."""
+
+_MISSING = "<missing>"
 
 
 @dataclass(frozen=True)
@@ -32,6 +66,27 @@ class StopDiagnosis:
 
     cause: StopCause
     evidence: str
+
+    @property
+    def cancels(self) -> bool:
+        """Whether the job may be cancelled for this stop (see :attr:`StopCause.cancels`)."""
+        return self.cause.cancels
+
+
+def cause_of_state(state: str | None) -> StopCause:
+    """
+    The stop cause a server-reported state stands for.
+
+    :param state: the task instance's state as the server reports it: its value, ``None`` for no
+        state (a clear resets it), or ``"<missing>"`` when the server has no row for it.
+    """
+    if state == "running":
+        return StopCause.WORKER_SHUTDOWN
+    if state is None or state == _MISSING or state in DECISION_STATES:
+        return StopCause.USER_INTENT
+    if state in SCHEDULER_STATES:
+        return StopCause.SCHEDULER
+    return StopCause.UNKNOWN_STATE
 
 
 def diagnose_stop(ti: Any) -> StopDiagnosis:
@@ -59,8 +114,19 @@ def diagnose_stop(ti: Any) -> StopDiagnosis:
             "treating it as a worker shutdown so the job is not cancelled on a guess",
         )
     task_key = f"{ti.task_id}_{map_index}" if mapped else ti.task_id
-    state = (states or {}).get(ti.run_id, {}).get(task_key, "<missing>")
+    state = (states or {}).get(ti.run_id, {}).get(task_key, _MISSING)
     state_value = getattr(state, "value", state)
-    if state_value == "running":
-        return StopDiagnosis(StopCause.WORKER_SHUTDOWN, "the server still says this task is running")
-    return StopDiagnosis(StopCause.USER_INTENT, f"the server says this task is {state_value!r}, not running")
+    cause = cause_of_state(state_value)
+    evidence = {
+        StopCause.WORKER_SHUTDOWN: "the server still says this task is running",
+        StopCause.USER_INTENT: f"the server says this task is {state_value!r}, not running: a decision",
+        StopCause.SCHEDULER: (
+            f"the server says this task is {state_value!r}, a state the scheduler sets, not a "
+            "person's decision"
+        ),
+        StopCause.UNKNOWN_STATE: (
+            f"the server says this task is {state_value!r}, a state this release does not know; "
+            "not cancelling on a guess"
+        ),
+    }[cause]
+    return StopDiagnosis(cause, evidence)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.sdk.observability.stats import Stats
 
 from airflow.providers.resumable.checkpoint import checkpoint_exception, declare_resumable_on_worker_loss
+from airflow.providers.resumable.deadline import TryDeadline
 from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
 from airflow.providers.resumable.ledger import (
     IdempotencyKey,
@@ -35,8 +37,22 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=3.0, initial_wait=0.2, max_wait=1.0)
-"""A cancel on user intent must land before the supervisor's SIGKILL, 5 s after its SIGTERM."""
+CANCEL_ON_STOP_BUDGET = 3.0
+"""Seconds a cancel on a stop may take in all, every call and retry included.
+
+On a person's decision the supervisor SIGKILLs the task 5 s after its SIGTERM, and asking the server
+why takes part of that. Each cloud call gets what is left of this as its own timeout: the clients'
+defaults (botocore 60 s, the Databricks hook 180 s, gRPC none) would outlive the window."""
+_CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=CANCEL_ON_STOP_BUDGET, initial_wait=0.2, max_wait=0.5)
+_MIN_RETRY_BUDGET = 1.0
+"""No retry of a cancel starts with less than this left (after its backoff, at least 0.5 s)."""
+
+_NOT_A_DECISION = {
+    StopCause.WORKER_SHUTDOWN: "Worker shutdown",
+    StopCause.SCHEDULER: "Stopped by the scheduler, not by a person",
+    StopCause.UNKNOWN_STATE: "Stopped for a reason this release does not know",
+}
+"""How the log names each stop that checkpoints instead of cancelling."""
 
 
 class ResumableSubmitOperator(BaseOperator):
@@ -54,10 +70,13 @@ class ResumableSubmitOperator(BaseOperator):
     deduplicates on; every later attempt reads the ledger and
     :func:`~airflow.providers.resumable.decision.decide` says whether to submit, re-send the same
     key, reconnect, return a finished result, or start a new generation. On SIGTERM the task asks
-    the server why: if the server still says ``running`` the worker is shutting down, so the task
-    checkpoints (state ``checkpointed`` with the core patch, ``up_for_reschedule`` without) and
-    leaves the job running; otherwise a person ended the run, so the job is cancelled, as the stock
-    operators do. ``execution_timeout`` cancels the job and fails the task.
+    the server why: only a state that records a person's decision (failed, success, cleared, ...)
+    cancels the job, as the stock operators do; ``running`` (a worker shutdown), any state the
+    scheduler sets, and any state this release does not know make the task checkpoint (state
+    ``checkpointed`` with the core patch, ``up_for_reschedule`` without) and leave the job running
+    (see :mod:`~airflow.providers.resumable.termination`). ``execution_timeout`` cancels the job and
+    fails the task; it bounds the whole try, counted from the try's first intent across every resume
+    (see :mod:`~airflow.providers.resumable.deadline`), not each attempt afresh.
 
     **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
     cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
@@ -88,6 +107,10 @@ class ResumableSubmitOperator(BaseOperator):
     :param max_poll_interval: the longest interval between polls; intervals grow from
         ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).
     :param deferrable: not supported yet; ``True`` raises at DAG parse time.
+    :param previous_job_stop_timeout: after a clear, how long to wait for the job the ledger
+        records, once cancelled, to reach a terminal state before starting its replacement (cancels
+        are asynchronous on Databricks, EMR and Dataproc). A job still going at the bound fails the
+        task and stays in the ledger: two jobs of one task instance never run at once.
     """
 
     ledger_kind: str = ""
@@ -119,6 +142,7 @@ class ResumableSubmitOperator(BaseOperator):
         poll_interval: float = 10.0,
         max_poll_interval: float | None = None,
         deferrable: bool = False,
+        previous_job_stop_timeout: timedelta = timedelta(minutes=2),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,6 +163,11 @@ class ResumableSubmitOperator(BaseOperator):
             ) from None
         if resume_after < timedelta(0):
             raise AirflowException(f"resume_after must not be negative, got {resume_after}")
+        if previous_job_stop_timeout < timedelta(0):
+            raise AirflowException(
+                f"previous_job_stop_timeout must not be negative, got {previous_job_stop_timeout}"
+            )
+        self.previous_job_stop_timeout = previous_job_stop_timeout
         self.durable = durable
         self.deferrable = deferrable
         self.resume_after = resume_after
@@ -151,6 +180,7 @@ class ResumableSubmitOperator(BaseOperator):
         )
         self._stop = StopRequest()
         self._job_id: str | None = None
+        self._deadline: TryDeadline | None = None
 
     # ------------------------------------------------------------------ the subclass contract
 
@@ -193,8 +223,15 @@ class ResumableSubmitOperator(BaseOperator):
         """Return the job's normalised status, the cloud's raw state and a human message."""
 
     @abstractmethod
-    def cancel(self, external_id: str) -> None:
-        """Cancel the job. Cancelling a job that has already ended must not raise."""
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
+        """
+        Cancel the job. Cancelling a job that has already ended must not raise.
+
+        :param external_id: the job.
+        :param timeout: seconds each cloud call may take before it gives up (connection included),
+            or ``None`` for the client's usual timeout. A cancel on a person's stop passes what is
+            left of :data:`CANCEL_ON_STOP_BUDGET`, so it ends before the supervisor's SIGKILL.
+        """
 
     def result(self, external_id: str, state: JobState) -> Any:
         """The task's return value (pushed to XCom as ``return_value``). Default: ``None``."""
@@ -282,6 +319,8 @@ class ResumableSubmitOperator(BaseOperator):
         except LedgerError as err:
             raise AirflowFailException(str(err)) from err
         max_tries = int(getattr(context["ti"], "max_tries", 0) or 0)
+        try_number = getattr(context["ti"], "try_number", None)
+        try_number = int(try_number) if try_number is not None else None
         remote = self._describe_recorded_job(ledger)
         decision = decide(
             ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries
@@ -294,9 +333,12 @@ class ResumableSubmitOperator(BaseOperator):
             assert ledger is not None and ledger.external_id is not None  # decide() only says so then
             job_id = ledger.external_id
             if decision.action is Action.RECONNECT:
+                self._start_clock(self._take_up_for_this_try(ledger, ledgers, try_number))
                 declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
         else:
-            job_id = self._start_job(decision.action, ledger, ledgers, submission, max_tries, context)
+            job_id = self._start_job(
+                decision.action, ledger, ledgers, submission, max_tries, try_number, context
+            )
 
         self._job_id = job_id
         self.on_job_known(job_id, context)
@@ -323,6 +365,7 @@ class ResumableSubmitOperator(BaseOperator):
         ledgers: LedgerStore,
         submission: Any,
         max_tries: int,
+        try_number: int | None,
         context: Context,
     ) -> str:
         """Write the intent (unless re-sending an interrupted submit), submit, record the id."""
@@ -331,23 +374,161 @@ class ResumableSubmitOperator(BaseOperator):
             self._stop_before_submit(ledger)
         if action is Action.SUBMIT:
             ledger = SubmissionLedger.begin(
-                owner=ledgers.owner, kind=self.ledger_kind, max_tries=max_tries, now=_utcnow()
+                owner=ledgers.owner,
+                kind=self.ledger_kind,
+                max_tries=max_tries,
+                now=_utcnow(),
+                try_number=try_number,
             )
-        elif action is not Action.RESUBMIT_SAME_KEY:
+        elif action is Action.RESUBMIT_SAME_KEY:
+            assert ledger is not None
+            # Persisted with the job id below; until then this attempt counts from it in memory.
+            ledger = ledger.taken_up_by_try(try_number, now=_utcnow())
+            self._start_clock(ledger)
+        else:
             assert ledger is not None and ledger.external_id is not None
             if action is Action.CANCEL_THEN_SUBMIT_NEW_GENERATION:
-                self._cancel_bounded(ledger.external_id, reason="the task was cleared")
-            ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow())
-        assert ledger is not None
-        if action is not Action.RESUBMIT_SAME_KEY:
-            ledgers.save(ledger)  # the write-ahead intent: before the cloud hears of it
+                self._end_previous_job(ledger)
+            ledger = ledger.next_generation(max_tries=max_tries, now=_utcnow(), try_number=try_number)
+        resend = action is Action.RESUBMIT_SAME_KEY
+        if not resend:
+            self._write_intent(ledger, ledgers)
         # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
         # a lost worker can be a checkpoint rather than a failure (with the core patch).
         declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
-        job_id = self._submit_once(submission, ledger, may_exist=action is Action.RESUBMIT_SAME_KEY)
-        ledgers.save(ledger.mark_submitted(job_id, now=_utcnow()))
+        try:
+            job_id = self._submit_once(submission, ledger, may_exist=resend)
+        except Exception as err:
+            if not resend or not self._is_refusal(err):
+                raise
+            replacement = self._give_up_refused_key(ledger, err, max_tries, try_number)
+            if replacement is None:
+                raise
+            ledger = replacement
+            self._write_intent(ledger, ledgers)
+            job_id = self._submit_once(submission, ledger, may_exist=False)
+        # With the current max_tries: a job adopted after a clear is the run the clear asked for.
+        ledgers.save(ledger.mark_submitted(job_id, now=_utcnow(), max_tries=max_tries))
         self.log.info("Recorded %s %s in the ledger (key %s)", self.job_noun, job_id, ledger.key)
         return job_id
+
+    def _write_intent(self, ledger: SubmissionLedger, ledgers: LedgerStore) -> None:
+        """Write the intent for a new job, before the cloud hears of it (unless the try's time is up)."""
+        self._start_clock(ledger)
+        if self._deadline is not None and self._deadline.spent:
+            # A new job in a try whose budget is gone would only be cancelled at once.
+            raise AirflowTaskTimeout(f"{self._deadline.explain()}, is spent; no new {self.job_noun} started")
+        ledgers.save(ledger)
+
+    def _is_refusal(self, error: Exception) -> bool:
+        """Whether a submit failed because the cloud refused it, rather than being stopped or cut off."""
+        return not (self._stop.requested or isinstance(error, AirflowTaskTimeout) or self.is_transient(error))
+
+    def _give_up_refused_key(
+        self, ledger: SubmissionLedger, error: Exception, max_tries: int, try_number: int | None
+    ) -> SubmissionLedger | None:
+        """
+        The next generation to submit under when the cloud refused an interrupted submit's key after
+        a clear, or ``None`` when the key is kept (the refusal is then the task's error).
+        """
+        decision = decide(ledger, None, self.on_prior_failure, max_tries=max_tries, resend_refused=True)
+        self.log.warning("The cloud refused %s key %s: %s", self.job_noun, ledger.key, error)
+        self._record_decision(decision, None)
+        if decision.action is not Action.SUBMIT_NEW_GENERATION:
+            return None
+        self.log.warning(
+            "Gave up key %s: if a %s was started under it before the clear, this task no longer tracks "
+            "it; look in the cloud for a %s carrying that key",
+            ledger.key,
+            self.job_noun,
+            self.job_noun,
+        )
+        return ledger.next_generation(max_tries=max_tries, now=_utcnow(), try_number=try_number)
+
+    def _end_previous_job(self, ledger: SubmissionLedger) -> None:
+        """
+        Cancel the job a clear replaces and wait, bounded, until the cloud says it has ended.
+
+        Cancels are asynchronous (a Databricks run is ``TERMINATING``, an EMR step
+        ``CANCEL_PENDING``, a Dataproc job ``CANCEL_STARTED`` for a while), and a refused one leaves
+        the job running: either way, starting the new generation now would run two jobs of one task
+        instance at once. So the new job waits; if the old one cannot be ended, the task fails and
+        the ledger keeps naming it. A stop request during the wait checkpoints: the ledger still
+        names the old job, so the next attempt cancels and waits again.
+
+        :raises AirflowFailException: the cancel was refused, or the job had not ended at
+            :attr:`previous_job_stop_timeout`.
+        """
+        job_id = ledger.external_id
+        assert job_id is not None
+        try:
+            self._call(lambda: self.cancel(job_id), what=f"cancel {self.job_noun} {job_id}")
+        except _StopDuringRetries:
+            self._stop_before_submit(ledger)
+            raise
+        except Exception as err:
+            raise AirflowFailException(
+                self._previous_job_still_running(job_id, f"the cancel was refused: {err}")
+            ) from err
+        self._count("cancel")
+        self.log.warning(
+            "Cancelled %s %s (the task was cleared); waiting up to %s for it to end before submitting anew",
+            self.job_noun,
+            job_id,
+            self.previous_job_stop_timeout,
+        )
+        deadline = time.monotonic() + self.previous_job_stop_timeout.total_seconds()
+        while True:
+            try:
+                state = self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
+            except _StopDuringRetries:
+                self._stop_before_submit(ledger)
+                raise
+            if state.status.is_terminal:
+                self.log.info("%s %s has ended: %s", self.job_noun.capitalize(), job_id, state)
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AirflowFailException(
+                    self._previous_job_still_running(
+                        job_id,
+                        f"{self.previous_job_stop_timeout.total_seconds():g} s after the cancel it is "
+                        f"still {state}",
+                    )
+                )
+            if self._stop.wait(min(self.poll_interval, remaining)):
+                self._stop_before_submit(ledger)
+
+    def _previous_job_still_running(self, job_id: str, what_happened: str) -> str:
+        noun = self.job_noun
+        return (
+            f"The task was cleared, but its previous {noun} {job_id} could not be stopped ({what_happened}). "
+            f"No new {noun} was started, so two never run at once, and the ledger still records {job_id}. "
+            f"Cancel {noun} {job_id} in the cloud (or check that this connection may cancel it, or wait "
+            "for it to end), then clear the task again."
+        )
+
+    def _take_up_for_this_try(
+        self, ledger: SubmissionLedger, ledgers: LedgerStore, try_number: int | None
+    ) -> SubmissionLedger:
+        """Record that a new try took up the ledger's job, if its execution_timeout needs the clock."""
+        if self.execution_timeout is None:
+            return ledger  # no budget to count: spare the metadata write
+        taken = ledger.taken_up_by_try(try_number, now=_utcnow())
+        if taken is not ledger:
+            ledgers.save(taken)
+        return taken
+
+    def _start_clock(self, ledger: SubmissionLedger) -> None:
+        """Count this attempt's execution_timeout from the try's start, as the ledger records it."""
+        if self.execution_timeout is None or ledger.try_started_at is None:
+            return
+        self._deadline = TryDeadline.of(self.execution_timeout, ledger.try_started_at, now=_utcnow())
+        self.log.info(
+            "%.0f s of the try's execution_timeout left (%s)",
+            self._deadline.remaining(),
+            self._deadline.explain(),
+        )
 
     def _execute_without_ledger(self, submission: Any, context: Context) -> Any:
         # A throwaway key still makes the client's own retries of this one request safe.
@@ -405,9 +586,12 @@ class ResumableSubmitOperator(BaseOperator):
         for interval in self.poll_schedule.intervals():
             # Wait first: the job was just submitted, reconnected to (its state read a moment ago) or
             # recovered, so an immediate look would only cost an API call. A stop wakes the wait.
-            self._stop.wait(interval)
+            self._stop.wait(self._deadline.bound(interval) if self._deadline else interval)
             if self._stop.requested:
                 self._stop_while_running(job_id, context)
+            if self._deadline is not None and self._deadline.spent:
+                # As Airflow's own timer would, and execute() cancels the job on the way out.
+                raise AirflowTaskTimeout(f"{self._deadline.explain()}, is spent ({self.job_noun} {job_id})")
             try:
                 state = self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
             except _StopDuringRetries:
@@ -437,12 +621,13 @@ class ResumableSubmitOperator(BaseOperator):
             outcome = self._cancel_on_stop(job_id, reason="task killed (durable=False)")
             raise AirflowException(f"Task killed; {self.job_noun} {job_id} {outcome} (durable=False)")
         diagnosis = diagnose_stop(context["ti"])
-        if diagnosis.cause is StopCause.USER_INTENT:
+        if diagnosis.cancels:
             self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
             outcome = self._cancel_on_stop(job_id, reason="stopped by the user")
             raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} {outcome}")
         self.log.info(
-            "Worker shutdown (%s): checkpointing and leaving %s %s running; resuming in %s",
+            "%s (%s): checkpointing and leaving %s %s running; resuming in %s",
+            _NOT_A_DECISION[diagnosis.cause],
             diagnosis.evidence,
             self.job_noun,
             job_id,
@@ -463,25 +648,40 @@ class ResumableSubmitOperator(BaseOperator):
                 reason,
             )
             return "was left running (cancelling on a stop is turned off)"
-        self._cancel_bounded(job_id, reason=reason)
-        return "was cancelled"
+        if self._cancel_bounded(job_id, reason=reason):
+            return "was cancelled"
+        return "could not be cancelled (see the error in the log) and may still be running"
 
-    def _cancel_bounded(self, job_id: str, *, reason: str) -> None:
+    def _cancel_bounded(self, job_id: str, *, reason: str) -> bool:
+        """
+        Cancel within :data:`CANCEL_ON_STOP_BUDGET` seconds in all; whether the cloud accepted it.
+
+        A cancel that cannot be made in time is logged as an error naming the job (a person has to
+        cancel it by hand), never raised: the stop it serves goes on either way.
+        """
+        deadline = time.monotonic() + CANCEL_ON_STOP_BUDGET
         try:
             _CANCEL_RETRY.call(
-                lambda: self.cancel(job_id),
+                lambda: self.cancel(job_id, timeout=deadline - time.monotonic()),
                 is_transient=self.is_transient,
                 retry_after=lambda _: None,
+                give_up=lambda: deadline - time.monotonic() < _MIN_RETRY_BUDGET,
                 logger=self.log,
                 what=f"cancel {self.job_noun} {job_id}",
             )
-        except Exception:
+        except Exception as err:
             self.log.exception(
-                "Could not cancel %s %s (%s); it may still be running", self.job_noun, job_id, reason
+                "Could not cancel %s %s (%s; %g s allowed): %s. It may still be running: cancel it by hand.",
+                self.job_noun,
+                job_id,
+                reason,
+                CANCEL_ON_STOP_BUDGET,
+                err,
             )
-            return
+            return False
         self._count("cancel")
         self.log.warning("Cancelled %s %s (%s)", self.job_noun, job_id, reason)
+        return True
 
     def _call(self, fn: Callable[[], T], *, what: str) -> T:
         """

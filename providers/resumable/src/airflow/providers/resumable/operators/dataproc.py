@@ -80,7 +80,7 @@ DATAPROC_JOB_LINK = CONSOLE + "/jobs/{job_id}?region={region}&project={project_i
 DATAPROC_BATCH_LINK = CONSOLE + "/batches/{region}/{batch_id}/monitoring?project={project_id}"
 
 _CANCEL_TIMEOUT = 3.0
-"""Seconds for one cancel call: a cancel on user intent must land before the supervisor's SIGKILL."""
+"""Seconds for one cancel call at most: a cancel on user intent must land before the supervisor's SIGKILL."""
 _RPC_TIMEOUT = 60.0
 """Seconds for one call when the user gave no ``timeout`` (the library's default is 900 s)."""
 
@@ -109,6 +109,11 @@ _BATCH_STATUS = {
     # Upstream fails the task on an unspecified terminal batch ("Batch job X unspecified").
     _BATCH.STATE_UNSPECIFIED: RemoteStatus.FAILED,
 }
+
+
+def _cancel_call_timeout(configured: float | None, budget: float | None) -> float:
+    """A cancel call's timeout: the smallest of the user's ``timeout``, the caller's budget and 3 s."""
+    return min(t for t in (configured, budget, _CANCEL_TIMEOUT) if t)
 
 
 # -- ids derived from the ledger key ---------------------------------------------------------------
@@ -666,11 +671,11 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
             )
         return state
 
-    def cancel(self, external_id: str) -> None:
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         try:
             self._client.cancel_job(
                 request={"project_id": self.project, "region": self.region, "job_id": external_id},
-                **self._rpc(timeout=min(self.timeout or _CANCEL_TIMEOUT, _CANCEL_TIMEOUT)),
+                **self._rpc(timeout=_cancel_call_timeout(self.timeout, timeout)),
             )
         except (gexc.NotFound, gexc.FailedPrecondition) as err:
             self.log.info(
@@ -962,17 +967,21 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
             )
         return batch_to_job_state(batch, link=self._link(external_id))
 
-    def cancel(self, external_id: str) -> None:
-        timeout = min(self.timeout or _CANCEL_TIMEOUT, _CANCEL_TIMEOUT)
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
+        # Two calls share the budget: the second gets what the first left.
+        deadline = time.monotonic() + _cancel_call_timeout(self.timeout, timeout)
         try:
             batch = self._client.get_batch(
-                request={"name": self._name(external_id)}, **self._rpc(timeout=timeout)
+                request={"name": self._name(external_id)},
+                **self._rpc(timeout=deadline - time.monotonic()),
             )
             if not batch.operation:
                 self.log.info("Batch %s has no operation to cancel", external_id)
                 return
             self._client.transport.operations_client.cancel_operation(
-                batch.operation, timeout=timeout, metadata=tuple(self.metadata or ())
+                batch.operation,
+                timeout=max(deadline - time.monotonic(), 0.1),
+                metadata=tuple(self.metadata or ()),
             )
         except (gexc.NotFound, gexc.FailedPrecondition) as err:
             self.log.info(

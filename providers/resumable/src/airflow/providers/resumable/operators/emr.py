@@ -82,9 +82,17 @@ MAX_STEP_NAME_LENGTH = 256
 """EMR refuses a step Name longer than this; the key tag counts."""
 LIST_STEPS_MAX_IDS = 10
 """``ListSteps`` filters by at most ten ``StepIds`` per call."""
-STEP_LISTING_CLOCK_SKEW = timedelta(minutes=5)
-"""How far EMR's clock may run behind the worker's when ``find_existing`` stops listing at the intent
-time: steps created up to this long before the intent are still looked at."""
+SIGV4_MAX_CLOCK_SKEW = timedelta(minutes=15)
+"""AWS refuses a request whose SigV4 signature time is further than this from its own clock
+(``SignatureDoesNotMatch``/``RequestTimeTooSkewed``), and botocore does not correct a signer's clock."""
+STEP_LISTING_CLOCK_SKEW = SIGV4_MAX_CLOCK_SKEW + timedelta(minutes=5)
+"""How far before the ledger's intent time ``find_existing`` still looks at steps.
+
+The intent time comes from the clock of the worker that wrote it; EMR stamps a step's creation time
+with its own. A worker whose ``AddJobFlowSteps`` was accepted signed it within
+:data:`SIGV4_MAX_CLOCK_SKEW` of AWS's clock, and wrote the intent just before, so its steps cannot be
+older than the intent time less that much. The extra 5 minutes cover the request's own latency and
+retries. A worker further off cannot have added steps at all."""
 _TAG = re.compile(r" \(resumable (?P<key>[0-9a-f]{32}-\d+) (?P<index>\d+)/(?P<count>\d+)\)$")
 
 
@@ -116,8 +124,8 @@ def steps_newest_first(
 
     :param client: a boto3 EMR client.
     :param cluster_id: the cluster.
-    :param since: the oldest creation time of interest, less :data:`STEP_LISTING_CLOCK_SKEW` (EMR's
-        clock may run behind the caller's); ``None`` lists every step.
+    :param since: the oldest creation time of interest, less :data:`STEP_LISTING_CLOCK_SKEW` (the
+        clock ``since`` was read from may run ahead of EMR's); ``None`` lists every step.
     """
     oldest = since - STEP_LISTING_CLOCK_SKEW if since is not None else None
     for page in client.get_paginator("list_steps").paginate(ClusterId=cluster_id):
@@ -250,6 +258,16 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
         config = self.hook.config or Config()
         return self.hook.get_client_type(
             region_name=self.hook.region_name, config=config.merge(_NO_BOTOCORE_RETRIES)
+        )
+
+    def _client_for(self, timeout: float | None) -> Any:
+        """:attr:`client`, or one whose calls give up after ``timeout`` seconds (botocore's default is 60)."""
+        if timeout is None:
+            return self.client
+        config = (self.hook.config or Config()).merge(_NO_BOTOCORE_RETRIES)
+        return self.hook.get_client_type(
+            region_name=self.hook.region_name,
+            config=config.merge(Config(connect_timeout=timeout, read_timeout=timeout)),
         )
 
     # -- errors -----------------------------------------------------------------------------
@@ -583,11 +601,11 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
             ):
                 yield from page["Steps"]
 
-    def cancel(self, external_id: str) -> None:
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         """One ``CancelSteps`` call for all the steps; steps that have ended are reported, not raised."""
         ids = StepIds.parse(external_id)
         try:
-            response = self.client.cancel_steps(
+            response = self._client_for(timeout).cancel_steps(
                 ClusterId=ids.cluster_id, StepIds=list(ids.step_ids), StepCancellationOption="SEND_INTERRUPT"
             )
         except ClientError as err:
@@ -858,9 +876,9 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
             raise
         return job_run_to_job_state(job_run)
 
-    def cancel(self, external_id: str) -> None:
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         try:
-            self.client.cancel_job_run(applicationId=self.application_id, jobRunId=external_id)
+            self._client_for(timeout).cancel_job_run(applicationId=self.application_id, jobRunId=external_id)
         except ClientError as err:
             if self._error_code(err) not in ("ResourceNotFoundException", "ValidationException"):
                 raise

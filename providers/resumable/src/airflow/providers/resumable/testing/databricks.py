@@ -34,8 +34,10 @@ Semantics kept from the real service, because the operators' correctness rests o
   (the statuses and error codes a workspace answers with).
 - **Lifecycle.** A run is ``PENDING`` for ``pending_seconds``, ``RUNNING`` for ``run_seconds``
   (``None``: until :meth:`FakeDatabricksService.finish`), then ``TERMINATED`` with its scripted
-  ``result_state`` and ``state_message``; multi-task runs carry one task run per task, and the failed
-  ones explain themselves through ``runs/get-output``.
+  ``result_state`` and ``state_message``; a cancelled run can be made to stay ``TERMINATING`` for a
+  while (``cancel_seconds``), as a workspace's asynchronous ``runs/cancel`` leaves it; multi-task
+  runs carry one task run per task, and the failed ones explain themselves through
+  ``runs/get-output``.
 - **Missing runs.** An unknown (or :meth:`expired <FakeDatabricksService.expire>`) run answers 400
   ``INVALID_PARAMETER_VALUE`` "Run N does not exist." as the workspace does (404
   ``RESOURCE_DOES_NOT_EXIST`` with ``missing_run_status=404``).
@@ -105,10 +107,18 @@ class _Run:
     forced: tuple[str, str, str] | None = None
     """(life_cycle_state, result_state, state_message) set by cancel/finish."""
     repairs: list[int] = field(default_factory=list)
+    cancelled_at: float | None = None
+    """When an asynchronous cancel was accepted; the run is ``TERMINATING`` until it takes effect."""
+    cancel_seconds: float | None = 0.0
+    """How long that takes (``None``: never)."""
 
     def state(self, now: float) -> tuple[str, str, str]:
         if self.forced is not None:
             return self.forced
+        if self.cancelled_at is not None:
+            if self.cancel_seconds is None or now < self.cancelled_at + self.cancel_seconds:
+                return ("TERMINATING", "", "Run is being cancelled.")
+            return ("TERMINATED", "CANCELED", "Run cancelled through the API.")
         age = now - self.created_at
         if age < self.script.pending_seconds:
             return ("PENDING", "", "Waiting for cluster")
@@ -134,6 +144,9 @@ class FakeDatabricksService:
     :param missing_run_status: the status for an unknown run id: 400 (``INVALID_PARAMETER_VALUE``,
         what workspaces answer) or 404 (``RESOURCE_DOES_NOT_EXIST``).
     :param default_script: how runs behave unless scripted otherwise.
+    :param cancel_seconds: how long a cancelled run stays ``TERMINATING`` before it is
+        ``TERMINATED``/``CANCELED``: ``runs/cancel`` is asynchronous on a real workspace. ``0`` (the
+        default) ends it at once; ``None`` never does (a cancel that hangs).
     """
 
     def __init__(
@@ -142,10 +155,12 @@ class FakeDatabricksService:
         token: str = DEFAULT_TOKEN,
         missing_run_status: int = 400,
         default_script: RunScript | None = None,
+        cancel_seconds: float | None = 0.0,
     ) -> None:
         self.token = token
         self.missing_run_status = missing_run_status
         self.default_script = default_script or RunScript()
+        self.cancel_seconds = cancel_seconds
         self.workspace_url = "http://127.0.0.1"
         """Set by the server once it is bound; used to build ``run_page_url``."""
         self.counters: Counter[str] = Counter()
@@ -351,9 +366,14 @@ class FakeDatabricksService:
                     self._cancel_locked(run)
 
     def _cancel_locked(self, run: _Run) -> None:
-        if run.state(time.monotonic())[0] != "TERMINATED":
+        if run.state(time.monotonic())[0] in ("TERMINATED", "TERMINATING"):
+            return  # over, or already being cancelled: a repeated cancel changes nothing
+        if self.cancel_seconds == 0:
             run.forced = ("TERMINATED", "CANCELED", "Run cancelled through the API.")
-            self.counters["runs_cancelled"] += 1
+        else:
+            run.cancelled_at = time.monotonic()
+            run.cancel_seconds = self.cancel_seconds
+        self.counters["runs_cancelled"] += 1
 
     def repair(self, run_id: int, latest_repair_id: int | None) -> tuple[HTTPStatus, dict[str, Any]]:
         with self._lock:
@@ -571,7 +591,9 @@ class _Handler(FaultingJsonHandler):
 
 
 def _injected_error(fault: Fault) -> dict[str, Any]:
-    code = "TOO_MANY_REQUESTS" if fault.status == 429 else "INTERNAL_ERROR"
+    code = {429: "TOO_MANY_REQUESTS", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST"}.get(
+        fault.status, "INTERNAL_ERROR"
+    )
     return _error(code, f"injected {fault.status}")
 
 

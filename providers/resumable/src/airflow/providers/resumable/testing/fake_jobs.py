@@ -158,6 +158,7 @@ class FakeJobService:
         """Every request that reached the server, faulted ones included: (operation, monotonic time)."""
         self._jobs: dict[str, FakeJob] = {}
         self._by_key: dict[str, list[str]] = {}
+        self._refused_keys: dict[str, int] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
@@ -170,6 +171,26 @@ class FakeJobService:
             queue = self._faults.setdefault(operation, deque())
             queue.extend([fault] * times)
         return fault
+
+    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
+        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
+        with self._lock:
+            return discard_queued_faults(self._faults, operations)
+
+    def refuse_key(self, key: str, status: int = 409) -> None:
+        """
+        Answer every submit carrying ``key`` with ``status`` from now on, creating nothing.
+
+        A key the service will not take whatever is sent with it, as a cloud refuses an idempotency
+        token reused with other parameters or a client-chosen id it holds for someone else.
+        """
+        with self._lock:
+            self._refused_keys[key] = status
+
+    def refusal_of(self, key: str) -> int | None:
+        """The status a submit with ``key`` is refused with, or ``None``."""
+        with self._lock:
+            return self._refused_keys.get(key)
 
     def next_fault(self, operation: str) -> Fault | None:
         """Record a request of ``operation`` and take the next fault queued for it, if any."""
@@ -336,6 +357,8 @@ class _Handler(FaultingJsonHandler):
         payload, key = body.get("payload"), body.get("key")
         if not isinstance(payload, dict) or not isinstance(key, str) or not key:
             return HTTPStatus.BAD_REQUEST, {"error": "submit needs a 'payload' object and a 'key' string"}
+        if (refused := self.server.service.refusal_of(key)) is not None:
+            return HTTPStatus(refused), {"error": f"key {key} is refused"}
         return HTTPStatus.OK, {"job_id": self.server.service.submit(payload, key)}
 
     def _cancel(self, job_id: str) -> tuple[HTTPStatus, dict[str, Any]]:
@@ -438,8 +461,9 @@ class FakeJobClient:
                 return None
             raise
 
-    def cancel(self, job_id: str) -> None:
-        self._request("POST", f"/jobs/{job_id}/cancel", json={})
+    def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
+        """Cancel a job; ``timeout`` replaces the client's per-request timeout for this request."""
+        self._request("POST", f"/jobs/{job_id}/cancel", json={}, timeout=timeout)
 
     def find(self, key: str) -> list[str]:
         return [str(i) for i in self._request("GET", "/jobs", params={"key": key})["job_ids"]]
@@ -447,8 +471,10 @@ class FakeJobClient:
     def counters(self) -> dict[str, int]:
         return dict(self._request("GET", "/counters"))
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+    def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        response = self._session.request(
+            method, self.base_url + path, timeout=timeout if timeout is not None else self.timeout, **kwargs
+        )
         if response.status_code >= 400:
             raise FakeJobApiError(response)
         return response.json()

@@ -93,8 +93,8 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
             return JobState(RemoteStatus.NOT_FOUND, "NOT_FOUND", f"the service has no job {external_id}")
         return JobState(_STATES[job["state"]], job["state"], job.get("message") or "")
 
-    def cancel(self, external_id: str) -> None:
-        self.client.cancel(external_id)
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
+        self.client.cancel(external_id, timeout=timeout)
 
     def result(self, external_id: str, state: JobState) -> Any:
         job = self.client.get(external_id)
