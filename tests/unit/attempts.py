@@ -200,3 +200,34 @@ def wait_for(predicate: Any, *, timeout: float = 30, what: str = "condition") ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+SIGKILL_WINDOW = 5.0
+"""The supervisor SIGKILLs the task 5 s after the SIGTERM it sends on a person's decision."""
+
+
+def stop_by_a_person(attempt: AttemptProcess, spec: AttemptSpec, *, timeout: float = 60) -> tuple[Any, float]:
+    """Mark the task failed (as the server would then say), SIGTERM the attempt; its outcome and how long it took."""
+    (spec.workdir / "server_state").write_text("failed")
+    attempt.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outcome = attempt.join(timeout=timeout)
+    return outcome, time.monotonic() - signalled
+
+
+def assert_gave_up_cancelling_in_time(outcome: Any, took: float, capfd: Any, *, job: str) -> None:
+    """
+    The attempt ended inside the SIGKILL window, said ``job`` could not be cancelled, and logged an
+    ERROR line naming it (a person has to cancel it by hand).
+
+    :param job: the job as the operator names it, e.g. ``"run 42"`` or ``"steps s-1,s-2"``.
+    """
+    assert outcome is not None
+    assert took < SIGKILL_WINDOW, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
+    assert outcome["outcome"] == "failed"
+    assert f"{job} could not be cancelled" in outcome["error"]
+    log = capfd.readouterr()
+    assert any(
+        "[error" in line and f"cancel {job}".lower() in line.lower()
+        for line in (log.out + log.err).splitlines()
+    ), f"an ERROR line names {job}"

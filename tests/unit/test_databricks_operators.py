@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
-from attempts import AttemptProcess, AttemptSpec, JsonFileTaskStateStore, run_attempt, wait_for
+from attempts import (
+    AttemptProcess,
+    AttemptSpec,
+    JsonFileTaskStateStore,
+    assert_gave_up_cancelling_in_time,
+    run_attempt,
+    stop_by_a_person,
+    wait_for,
+)
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
@@ -256,21 +264,10 @@ def test_a_slow_runs_cancel_gives_up_within_the_sigkill_window_and_logs_the_run(
     attempt = AttemptProcess(submit_spec).start()
     wait_for(lambda: dbx.counters["gets"] >= 2, what="polling to start")
     run_id = _ledger(submit_spec)["external_id"]
-    (submit_spec.workdir / "server_state").write_text("failed")
 
-    attempt.signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    outcome = attempt.join(timeout=60)
-    took = time.monotonic() - signalled
+    outcome, took = stop_by_a_person(attempt, submit_spec, timeout=60)
 
-    assert outcome is not None
-    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
-    assert f"run {run_id} could not be cancelled" in outcome["error"]
-    log = capfd.readouterr()
-    assert any(
-        "[error" in line and f"cancel run {run_id}" in line.lower()
-        for line in (log.out + log.err).splitlines()
-    ), "an ERROR line names the run"
+    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"run {run_id}")
 
 
 def test_a_429_storm_honours_retry_after_and_completes(submit_spec, dbx):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import re
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -23,7 +22,16 @@ from pathlib import Path
 import grpc
 import pytest
 from airflow.sdk.exceptions import AirflowException
-from attempts import TASK_ID, AttemptProcess, AttemptSpec, JsonFileTaskStateStore, run_attempt, wait_for
+from attempts import (
+    TASK_ID,
+    AttemptProcess,
+    AttemptSpec,
+    JsonFileTaskStateStore,
+    assert_gave_up_cancelling_in_time,
+    run_attempt,
+    stop_by_a_person,
+    wait_for,
+)
 from google.cloud import dataproc_v1
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
@@ -350,21 +358,10 @@ def test_a_slow_cancel_job_gives_up_within_the_sigkill_window_and_logs_the_job(j
     attempt = AttemptProcess(job_spec).start()
     wait_for(lambda: dp.counters["gets"] >= 3, what="polling to start")
     job_id = _ledger(job_spec)["external_id"]
-    (job_spec.workdir / "server_state").write_text("failed")
 
-    attempt.signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    outcome = attempt.join(timeout=90)
-    took = time.monotonic() - signalled
+    outcome, took = stop_by_a_person(attempt, job_spec, timeout=90)
 
-    assert outcome is not None
-    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
-    assert f"job {job_id} could not be cancelled" in outcome["error"]
-    log = capfd.readouterr()
-    assert any(
-        "[error" in line and f"cancel job {job_id}".lower() in line.lower()
-        for line in (log.out + log.err).splitlines()
-    ), "an ERROR line names the job"
+    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"job {job_id}")
 
 
 def test_cancel_on_kill_false_leaves_the_job_running_on_user_intent(job_spec, dp):

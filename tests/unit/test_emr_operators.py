@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attempts import AttemptProcess, AttemptSpec, JsonFileTaskStateStore, run_attempt, wait_for
+from attempts import (
+    AttemptProcess,
+    AttemptSpec,
+    JsonFileTaskStateStore,
+    assert_gave_up_cancelling_in_time,
+    run_attempt,
+    stop_by_a_person,
+    wait_for,
+)
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
@@ -343,21 +351,10 @@ def test_a_slow_cancel_steps_gives_up_within_the_sigkill_window_and_logs_the_ste
     attempt = AttemptProcess(steps_spec).start()
     wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
     steps_id = _ledger(steps_spec)["external_id"]
-    (steps_spec.workdir / "server_state").write_text("failed")
 
-    attempt.signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    outcome = attempt.join(timeout=90)
-    took = time.monotonic() - signalled
+    outcome, took = stop_by_a_person(attempt, steps_spec, timeout=90)
 
-    assert outcome is not None
-    assert took < 5.0, f"the attempt outlived the supervisor's 5 s SIGKILL window: {took:.1f}s"
-    assert f"steps {steps_id} could not be cancelled" in outcome["error"]
-    log = capfd.readouterr()
-    assert any(
-        "[error" in line and f"cancel steps {steps_id}".lower() in line.lower()
-        for line in (log.out + log.err).splitlines()
-    ), "an ERROR line names the steps"
+    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"steps {steps_id}")
 
 
 # -- steps: API faults --------------------------------------------------------------------------------
