@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from upstream_tests.runner import UpstreamTestsError, main_run
-from upstream_tests.workspace import create_workspace, export_workspace
+from upstream_tests.workspace import create_workspace, export_workspace, patch_name
 
 DEFAULT_WORK = Path(".tmp/upstream-tests")
 
@@ -34,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--file", action="append", default=[], help="only this file (repeatable)")
     run.add_argument("pytest_args", nargs="*", help="passed on to pytest, after --")
-    workspace = commands.add_parser("workspace", help="lay out the test diff as a git tree to edit")
+    workspace = commands.add_parser("workspace", help="lay out the test diff (or --source) as a git tree")
     workspace.add_argument("directory", type=Path)
-    export = commands.add_parser("export", help="write a workspace's git diff back into the test diff")
+    workspace.add_argument("--source", action="store_true", help="the source diff instead of the test diff")
+    export = commands.add_parser("export", help="write a workspace's git diff back into its diff")
     export.add_argument("directory", type=Path)
-    export.add_argument("--output", type=Path, help="write here instead of the shipped test diff")
+    export.add_argument("--source", action="store_true", help="the workspace holds the source diff")
+    export.add_argument("--output", type=Path, help="write here instead of the shipped diff")
     args = parser.parse_args(argv)
 
     if args.command in (None, "run"):
@@ -52,13 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         if args.command == "workspace":
-            suite = create_workspace(args.python, args.directory, args.work.resolve() / "sdists")
+            suite = create_workspace(
+                args.python, args.directory, args.work.resolve() / "sdists", source=args.source
+            )
             print(
-                f"{args.directory}: release tests of {suite.sdist_requirement} committed, test diff applied. "
-                f"Edit, then `python -m upstream_tests export {args.directory}`."
+                f"{args.directory}: release files committed, {patch_name(suite, source=args.source)} "
+                f"applied. Edit, then `python -m upstream_tests export "
+                f"{'--source ' if args.source else ''}{args.directory}`."
             )
         else:
-            print(f"wrote {export_workspace(args.python, args.directory, args.output)}")
+            print(f"wrote {export_workspace(args.python, args.directory, args.output, source=args.source)}")
     except UpstreamTestsError as err:
         print(f"upstream tests: {err}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from airflow.providers.resumable.core_patch.unified_diff import (
     parse_unified_diff,
 )
 from upstream_tests.outcomes import Outcome, Verdict, compare, parse_junit, summarize
-from upstream_tests.suite import SUITES, TESTS_PATCH_PREFIX, UpstreamSuite
+from upstream_tests.suite import SUITES, TESTS_PATCH_PREFIX, Sdist, UpstreamSuite
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 """Put on the upstream tests' PYTHONPATH: our ``tests_common``."""
@@ -94,48 +94,53 @@ def suite_for(interpreter: Interpreter) -> UpstreamSuite:
     return suite
 
 
-def fetch_sdist(python: Path, suite: UpstreamSuite, cache: Path) -> Path:
-    """The task SDK sdist, downloaded once from the package registry into ``cache``."""
-    tarball = cache / f"{suite.sdist_root_name}.tar.gz"
+def fetch_sdist(python: Path, sdist: Sdist, cache: Path) -> Path:
+    """``sdist``, downloaded once from the package registry into ``cache``."""
+    tarball = cache / f"{sdist.root_name}.tar.gz"
     if tarball.exists():
         return tarball
     cache.mkdir(parents=True, exist_ok=True)
     command = [str(python), "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
-    command += ["--no-deps", "--no-binary", ":all:", suite.sdist_requirement, "-d", str(cache)]
+    command += ["--no-deps", "--no-binary", ":all:", sdist.requirement, "-d", str(cache)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not tarball.exists():
         raise UpstreamTestsError(
-            f"Could not download the {suite.sdist_requirement} sdist from the package registry:\n"
+            f"Could not download the {sdist.requirement} sdist from the package registry:\n"
             f"{result.stderr.strip()[-2000:]}"
         )
     return tarball
 
 
-def unpack(tarball: Path, destination: Path, suite: UpstreamSuite) -> Path:
+def unpack(tarball: Path, destination: Path, sdist: Sdist) -> Path:
     """A fresh copy of the sdist under ``destination``; returns its root."""
     shutil.rmtree(destination, ignore_errors=True)
     destination.mkdir(parents=True)
     with tarfile.open(tarball) as archive:
         archive.extractall(destination, filter="data")
-    return destination / suite.sdist_root_name
+    return destination / sdist.root_name
 
 
-def read_tests_patch(suite: UpstreamSuite) -> bytes:
-    package = resources.files("airflow.providers.resumable.core_patch")
-    return package.joinpath(suite.tests_patch).read_bytes()
+def read_patch(name: str) -> bytes:
+    """One of the diffs shipped as package data of :mod:`airflow.providers.resumable.core_patch`."""
+    return resources.files("airflow.providers.resumable.core_patch").joinpath(name).read_bytes()
 
 
-def apply_tests_patch(tree: Path, patch_text: bytes) -> list[str]:
-    """Apply the test diff (upstream layout) to an unpacked task SDK sdist; all files or none."""
+def apply_patch_text(root: Path, patch_text: bytes, *, strip: str = "") -> list[str]:
+    """
+    Apply a diff to the files under ``root``, all of them or none.
+
+    :param strip: a path prefix of the diff's files that ``root`` stands for (e.g. ``task-sdk/`` for
+        an unpacked task SDK sdist); every file must carry it.
+    """
     results: dict[Path, bytes] = {}
     for file_patch in parse_unified_diff(patch_text):
-        if not file_patch.path.startswith(TESTS_PATCH_PREFIX):
-            raise UpstreamTestsError(f"the test diff touches {file_patch.path}, outside {TESTS_PATCH_PREFIX}")
-        target = tree / file_patch.path.removeprefix(TESTS_PATCH_PREFIX)
+        if not file_patch.path.startswith(strip):
+            raise UpstreamTestsError(f"the diff touches {file_patch.path}, outside {strip}")
+        target = root / file_patch.path.removeprefix(strip)
         results[target] = apply_file_patch(target.read_bytes(), file_patch, Direction.FORWARD)
     for target, content in results.items():
         target.write_bytes(content)
-    return [str(path.relative_to(tree)) for path in results]
+    return [str(path.relative_to(root)) for path in results]
 
 
 def stock_copy(patched: Interpreter, destination: Path) -> Interpreter:
@@ -223,10 +228,10 @@ def run_suite(
         f">> Airflow's own tests: task SDK {suite.task_sdk_version} on Airflow {suite.airflow_version}, "
         f"stock vs patched ({', '.join(test_files)})"
     )
-    tarball = fetch_sdist(patched.python, suite, work / "sdists")
-    release_tree = unpack(tarball, work / "release", suite)
-    pr_tree = unpack(tarball, work / "pull-request", suite)
-    changed = apply_tests_patch(pr_tree, read_tests_patch(suite))
+    tarball = fetch_sdist(patched.python, suite.task_sdk, work / "sdists")
+    release_tree = unpack(tarball, work / "release", suite.task_sdk)
+    pr_tree = unpack(tarball, work / "pull-request", suite.task_sdk)
+    changed = apply_patch_text(pr_tree, read_patch(suite.tests_patch), strip=TESTS_PATCH_PREFIX)
     say(f">> test diff {suite.tests_patch} applied to {len(changed)} files")
     if stock_python is None:
         stock = stock_copy(patched, work / "venv-stock")

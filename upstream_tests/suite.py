@@ -17,21 +17,39 @@ class UpstreamSuite:
         patch changes (supervisor, task runner, Execution API client, comms).
     :param tests_patch: the test diff's file name, package data of
         :mod:`airflow.providers.resumable.core_patch`.
+    :param source_patch: the source diff's file name, beside it.
     """
 
     airflow_version: str
     task_sdk_version: str
     test_files: tuple[str, ...]
     tests_patch: str
+    source_patch: str
 
     @property
-    def sdist_requirement(self) -> str:
-        return f"apache-airflow-task-sdk=={self.task_sdk_version}"
+    def task_sdk(self) -> Sdist:
+        return Sdist("apache-airflow-task-sdk", self.task_sdk_version)
 
     @property
-    def sdist_root_name(self) -> str:
-        """The directory the task SDK sdist unpacks into."""
-        return f"apache_airflow_task_sdk-{self.task_sdk_version}"
+    def core(self) -> Sdist:
+        return Sdist("apache-airflow-core", self.airflow_version)
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """One source distribution on the package registry."""
+
+    name: str
+    version: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    @property
+    def root_name(self) -> str:
+        """The directory it unpacks into."""
+        return f"{self.name.replace('-', '_')}-{self.version}"
 
 
 TASK_SDK_FILES = (
@@ -48,9 +66,13 @@ SUITES: dict[str, UpstreamSuite] = {
         task_sdk_version="1.3.2",
         test_files=TASK_SDK_FILES,
         tests_patch="airflow-3.3.2-checkpointed-tests.patch",
+        source_patch="airflow-3.3.2-checkpointed.patch",
     ),
 }
 """Every Airflow version the core patch supports; a new patch version adds its entry here."""
 
 TESTS_PATCH_PREFIX = "task-sdk/"
 """The test diff is in upstream repository layout; this prefix maps onto the unpacked sdist."""
+
+SOURCE_LAYOUT = {"airflow-core": "core", "task-sdk": "task_sdk"}
+"""The source diff's top-level directories, and which sdist's ``src`` each one holds."""

@@ -1,9 +1,15 @@
 # Licensed under the Apache License, Version 2.0.
 """
-Edit the test diff as a git tree: ``workspace DIR`` lays it out, ``export DIR`` writes it back.
+Edit the pull request as a git tree: ``workspace DIR`` lays it out, ``export DIR`` writes it back.
 
-The workspace is in upstream repository layout (``DIR/task-sdk/tests/...``) with the release tests
-committed and the test diff applied on top, uncommitted, so ``git diff`` in it *is* the test diff.
+The workspace is in upstream repository layout with the release files committed and the diff
+applied on top, uncommitted, so ``git diff --full-index`` in it *is* the diff:
+
+- the test diff (default): ``DIR/task-sdk/tests/...`` from the task SDK sdist;
+- the source diff (``--source``): ``DIR/airflow-core/src/...`` and ``DIR/task-sdk/src/...`` from
+  the two sdists. After exporting it, re-apply it to a venv: ``pip install --force-reinstall
+  --no-deps`` the two distributions, then ``airflow-resumable patch apply`` (the applier refuses a
+  tree patched by another version of the diff).
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from pathlib import Path
 from upstream_tests.runner import (
     Interpreter,
     UpstreamTestsError,
-    apply_tests_patch,
+    apply_patch_text,
     fetch_sdist,
-    read_tests_patch,
+    read_patch,
     suite_for,
     unpack,
 )
-from upstream_tests.suite import TESTS_PATCH_PREFIX, UpstreamSuite
+from upstream_tests.suite import SOURCE_LAYOUT, TESTS_PATCH_PREFIX, UpstreamSuite
 
 
 def _git(directory: Path, *args: str) -> str:
@@ -33,39 +39,56 @@ def _git(directory: Path, *args: str) -> str:
     return result.stdout
 
 
-def create_workspace(python: Path, directory: Path, cache: Path) -> UpstreamSuite:
-    """Lay out the release tests in ``directory`` as a git tree and apply the test diff on top."""
+def patch_name(suite: UpstreamSuite, *, source: bool) -> str:
+    """The diff a workspace edits: the source diff or the test diff."""
+    return suite.source_patch if source else suite.tests_patch
+
+
+def create_workspace(python: Path, directory: Path, cache: Path, *, source: bool = False) -> UpstreamSuite:
+    """
+    Lay out the release files in ``directory`` as a git tree and apply the diff on top.
+
+    :param source: the source diff (both sdists' ``src``) instead of the test diff.
+    """
     if directory.exists() and any(directory.iterdir()):
         raise UpstreamTestsError(f"{directory} is not empty; give a new directory")
     suite = suite_for(Interpreter.inspect(python))
-    tarball = fetch_sdist(python, suite, cache)
+    # Which sdist fills which directory of the workspace, and from which of its own directories.
+    layout = (
+        {top: (getattr(suite, sdist), "src") for top, sdist in SOURCE_LAYOUT.items()}
+        if source
+        else {TESTS_PATCH_PREFIX.rstrip("/"): (suite.task_sdk, "tests")}
+    )
     with tempfile.TemporaryDirectory() as scratch:
-        sdist = unpack(tarball, Path(scratch), suite)
-        component = directory / TESTS_PATCH_PREFIX
-        component.mkdir(parents=True)
-        shutil.copytree(sdist / "tests", component / "tests")
+        for top, (sdist, inner) in layout.items():
+            unpacked = unpack(fetch_sdist(python, sdist, cache), Path(scratch) / top, sdist)
+            (directory / top).mkdir(parents=True)
+            shutil.copytree(unpacked / inner, directory / top / inner)
     _git(directory, "init", "--quiet")
     _git(directory, "add", "--all")
     identity = ["-c", "user.name=upstream-tests", "-c", "user.email=upstream-tests@localhost"]
-    _git(directory, *identity, "commit", "--quiet", "-m", f"release tests of {suite.sdist_requirement}")
-    apply_tests_patch(directory / TESTS_PATCH_PREFIX, read_tests_patch(suite))
+    release = ", ".join(sdist.requirement for sdist, _ in layout.values())
+    _git(directory, *identity, "commit", "--quiet", "-m", f"release files of {release}")
+    apply_patch_text(directory, read_patch(patch_name(suite, source=source)))
     return suite
 
 
-def export_workspace(python: Path, directory: Path, output: Path | None = None) -> Path:
+def export_workspace(
+    python: Path, directory: Path, output: Path | None = None, *, source: bool = False
+) -> Path:
     """
-    Write ``git diff`` of the workspace back into the test diff, keeping its header.
+    Write ``git diff`` of the workspace back into the diff, keeping its header.
 
-    :param output: where to write it; by default the test diff this checkout ships.
+    :param output: where to write it; by default the diff this checkout ships.
+    :param source: the workspace holds the source diff, not the test diff.
     """
     suite = suite_for(Interpreter.inspect(python))
     body = _git(directory, "diff", "--full-index").encode()
     if not body:
-        raise UpstreamTestsError(f"{directory} has no changes against the release tests")
-    text = read_tests_patch(suite)
+        raise UpstreamTestsError(f"{directory} has no changes against the release files")
+    name = patch_name(suite, source=source)
+    text = read_patch(name)
     header = text[: text.find(b"diff --git")] if b"diff --git" in text else b""
-    target = output or Path(
-        str(resources.files("airflow.providers.resumable.core_patch").joinpath(suite.tests_patch))
-    )
+    target = output or Path(str(resources.files("airflow.providers.resumable.core_patch").joinpath(name)))
     target.write_bytes(header + body)
     return target

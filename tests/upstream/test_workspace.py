@@ -1,5 +1,5 @@
 # Licensed under the Apache License, Version 2.0.
-"""The documented way to edit the test diff: an unedited workspace exports the same diff."""
+"""The documented way to edit the diffs: an unedited workspace exports the same diff."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upstream_tests.runner import read_tests_patch
+from upstream_tests.runner import read_patch
 from upstream_tests.suite import SUITES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def test_an_unedited_workspace_exports_exactly_the_shipped_test_diff(tmp_path: P
     written = _upstream_tests("export", str(workspace), "--output", str(exported))
     assert written.returncode == 0, written.stdout + written.stderr
     (suite,) = SUITES.values()
-    assert exported.read_bytes() == read_tests_patch(suite)
+    assert exported.read_bytes() == read_patch(suite.tests_patch)
 
 
 def test_a_workspace_needs_an_empty_directory(tmp_path: Path):
@@ -53,3 +53,17 @@ def test_a_workspace_needs_an_empty_directory(tmp_path: Path):
     refused = _upstream_tests("--work", str(tmp_path / "work"), "workspace", str(tmp_path))
     assert refused.returncode == 2
     assert "is not empty" in refused.stderr
+
+
+def test_an_unedited_source_workspace_exports_exactly_the_shipped_source_diff(tmp_path: Path):
+    workspace = tmp_path / "pr-source"
+    laid_out = _upstream_tests("--work", str(tmp_path / "work"), "workspace", "--source", str(workspace))
+    assert laid_out.returncode == 0, laid_out.stdout + laid_out.stderr
+    assert (workspace / "airflow-core" / "src" / "airflow" / "models" / "taskinstance.py").is_file()
+    assert (workspace / "task-sdk" / "src" / "airflow" / "sdk" / "execution_time" / "supervisor.py").is_file()
+
+    exported = tmp_path / "exported.patch"
+    written = _upstream_tests("export", "--source", str(workspace), "--output", str(exported))
+    assert written.returncode == 0, written.stdout + written.stderr
+    (suite,) = SUITES.values()
+    assert exported.read_bytes() == read_patch(suite.source_patch)
