@@ -80,8 +80,8 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
     the intent, and again in every attempt that reconnects).
 
     A stock Airflow has no such path, so nothing is written there. Each attempt writes its own
-    declaration once (an attempt lost before it declares, e.g. while loading its DAG, is not
-    forgiven). A failure to write is logged and otherwise ignored (the task then fails on worker
+    declaration, one write (an attempt lost before it declares, e.g. while loading its DAG, is not
+    forgiven); call it once per attempt. A failure to write is logged and otherwise ignored (the task then fails on worker
     loss, as stock Airflow does).
 
     :param context: the running task's context.
@@ -105,12 +105,10 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
         pid=os.getpid(),
         resume_after=resume_after.total_seconds() if resume_after is not None else None,
     )
-    store = context["task_state_store"]
+    # No read first: each attempt has its own pid, so an earlier value never matches and the read
+    # would only cost a round trip. Never to expire: like the ledger, it must outlive the longest job.
     try:
-        if store.get(key) == declaration:
-            return True
-        # Never to expire: like the ledger, it must outlive the longest job (see ledger_store).
-        store.set(key, declaration, retention=NEVER_EXPIRE)
+        context["task_state_store"].set(key, declaration, retention=NEVER_EXPIRE)
     except Exception:
         log.warning(
             "Could not declare the task resumable on worker loss; if its worker is lost it fails as usual",
