@@ -390,7 +390,11 @@ def _declared(try_number: int = 1, *, pid: int = PID, resume_after: float | None
 def _running_ti(try_number: int = 1, state: str = "running") -> Any:
     """A real, unsaved TaskInstance row object (no metadata DB needed), as the scheduler holds it."""
     from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy.orm import configure_mappers
 
+    # Instrumented attributes exist only once the mappers are configured; in a process where no
+    # earlier test (or query) did it, setting one would fail.
+    configure_mappers()
     ti = TaskInstance.__mapper__.class_manager.new_instance()
     ti.id = uuid.uuid4()
     ti.dag_id, ti.task_id, ti.run_id, ti.map_index = "d", "t", "r", -1
@@ -630,6 +634,7 @@ def test_executor_reporting_a_declared_running_ti_finished_checkpoints_it():
     from airflow.utils.state import TaskInstanceState
 
     ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.runs_a_live_resumed_attempt.return_value = False
     ti.checkpoint_on_worker_loss.return_value = True
 
     executor, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
@@ -644,12 +649,151 @@ def test_executor_reporting_an_undeclared_running_ti_finished_still_fails_it():
     from airflow.utils.state import TaskInstanceState
 
     ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.runs_a_live_resumed_attempt.return_value = False
     ti.checkpoint_on_worker_loss.return_value = False
 
     _, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
 
     ti.handle_failure.assert_called_once()
     assert [c.args[0].event for c in session.add.call_args_list] == ["state mismatch"]
+
+
+def test_executor_reporting_an_earlier_attempt_finished_leaves_the_live_resumed_attempt_alone():
+    from airflow.utils.state import TaskInstanceState
+
+    ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.runs_a_live_resumed_attempt.return_value = True
+
+    executor, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
+
+    ti.runs_a_live_resumed_attempt.assert_called_once_with(session=session)
+    ti.checkpoint_on_worker_loss.assert_not_called()
+    ti.handle_failure.assert_not_called()
+    ti.set_state.assert_not_called()
+    executor.send_callback.assert_not_called()
+    session.add.assert_not_called()  # no "state mismatch" audit row
+
+
+@pytest.mark.parametrize(
+    ("state", "heartbeat_age", "reschedule_rows", "live"),
+    [
+        pytest.param("running", timedelta(seconds=3), 1, True, id="resumed-and-heartbeating"),
+        pytest.param("running", timedelta(seconds=3), 0, False, id="never-resumed"),
+        pytest.param("running", timedelta(minutes=10), 1, False, id="heartbeat-stale"),
+        pytest.param("queued", timedelta(seconds=3), 1, False, id="not-running"),
+    ],
+)
+def test_a_live_resumed_attempt_is_one_that_runs_heartbeats_and_was_resumed_in_this_try(
+    state: str, heartbeat_age: timedelta, reschedule_rows: int, live: bool, monkeypatch: pytest.MonkeyPatch
+):
+    from airflow.models import taskinstance
+
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "300")
+    ti = _running_ti(state=state)
+    ti.last_heartbeat_at = NOW - heartbeat_age
+    session = mock.MagicMock()
+    session.scalar.return_value = reschedule_rows
+
+    with mock.patch.object(taskinstance.timezone, "utcnow", return_value=NOW):
+        assert ti.runs_a_live_resumed_attempt(session=session) is live
+
+
+# ---------------------------------------------------------------- attempt fencing
+
+
+@pytest.mark.parametrize(
+    ("attempt", "hostname", "pid"),
+    [
+        pytest.param("4242@worker-1", "worker-1", 4242, id="the-attempt-the-row-records"),
+        pytest.param(None, "worker-1", 4242, id="a-client-that-predates-the-header"),
+        pytest.param("4242@worker-1", None, None, id="a-row-without-an-attempt"),
+    ],
+)
+def test_a_state_change_from_the_recorded_attempt_passes_the_fence(
+    attempt: str | None, hostname: str | None, pid: int | None
+):
+    from airflow.api_fastapi.execution_api.routes.task_instances import _fence_stale_attempt
+
+    _fence_stale_attempt(attempt, hostname=hostname, pid=pid)  # does not raise
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        pytest.param("1111@worker-1", id="another-pid-same-host"),
+        pytest.param("4242@worker-2", id="same-pid-another-host"),
+        pytest.param("garbage", id="unparseable"),
+    ],
+)
+def test_a_state_change_from_a_stale_attempt_is_refused_naming_the_live_one(attempt: str):
+    from airflow.api_fastapi.execution_api.routes.task_instances import _fence_stale_attempt
+    from fastapi import HTTPException
+
+    with pytest.raises(HTTPException) as refused:
+        _fence_stale_attempt(attempt, hostname="worker-1", pid=4242)
+
+    assert refused.value.status_code == 409
+    assert refused.value.detail == {
+        "reason": "attempt_fenced",
+        "message": "Another attempt of this task instance runs now; this attempt must not change its state",
+        "current_hostname": "worker-1",
+        "current_pid": 4242,
+    }
+
+
+def _patch_state_as(attempt: str | None) -> Any:
+    """PATCH a failure through the Execution API app onto a row that ``4242@worker-1`` runs."""
+    from airflow.api_fastapi.common.db.common import _get_session
+    from airflow.api_fastapi.execution_api.app import InProcessExecutionAPI
+    from fastapi.testclient import TestClient
+
+    app = InProcessExecutionAPI().app
+    session = mock.MagicMock()
+    # ti_update_state's row: state, try_number, max_tries, dag_id, task_id, run_id, map_index,
+    # hostname, pid, logical_date, owners.
+    session.execute.return_value.one.return_value = (
+        "running",
+        1,
+        0,
+        "d",
+        "t",
+        "r",
+        -1,
+        "worker-1",
+        4242,
+        None,
+        "o",
+    )
+
+    def one_session() -> Any:
+        yield session
+
+    app.dependency_overrides[_get_session] = one_session
+    client = TestClient(app, raise_server_exceptions=False)
+    headers = {} if attempt is None else {"Airflow-Task-Attempt": attempt}
+    return client.patch(
+        f"/task-instances/{uuid.uuid4()}/state",
+        json={"state": "failed", "end_date": "2026-01-01T00:00:00Z"},
+        headers=headers,
+    )
+
+
+def test_the_state_route_fences_on_the_header_the_supervisor_sends():
+    from airflow.api_fastapi.execution_api.routes import task_instances as routes
+    from airflow.sdk.api.client import ATTEMPT_HEADER
+
+    assert routes.ATTEMPT_HEADER == ATTEMPT_HEADER == "Airflow-Task-Attempt"  # two packages, one name
+
+    stale, live, unnamed = (
+        _patch_state_as("1111@worker-1"),
+        _patch_state_as("4242@worker-1"),
+        _patch_state_as(None),
+    )
+
+    assert stale.status_code == 409
+    assert stale.json()["detail"]["reason"] == "attempt_fenced"
+    assert live.status_code == 204
+    assert unnamed.status_code == 204
 
 
 # ---------------------------------------------------------------- worker loss: the supervisor
