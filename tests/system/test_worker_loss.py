@@ -34,7 +34,9 @@ from tests.system.dags.system_worker_loss_dags import (
     READY_KEY,
     RESUMABLE_DAG_ID,
     STALE_DAG_ID,
+    STALL_DAG_ID,
     TASK_ID,
+    release_marker,
 )
 
 pytestmark = [
@@ -54,7 +56,7 @@ FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 @pytest.fixture(scope="module")
 def stack(airflow_stack: AirflowStack) -> AirflowStack:
     airflow_stack.add_dag_file(DAG_FILE)
-    for dag_id in (RESUMABLE_DAG_ID, CONTROL_DAG_ID, STALE_DAG_ID):
+    for dag_id in (RESUMABLE_DAG_ID, CONTROL_DAG_ID, STALE_DAG_ID, STALL_DAG_ID):
         airflow_stack.wait_for_dag(dag_id)
     return airflow_stack
 
@@ -257,6 +259,94 @@ def test_a_resumed_attempt_killed_before_it_declared_again_fails_as_usual(stack:
     assert (final_ti.state, final_ti.try_number) == ("failed", 1)
     # The stored declaration still names the first attempt's process.
     assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY)["pid"] == first.task_pid
+
+
+def _busy_with(worker_pid: int, ti_id: str) -> bool:
+    """Whether a LocalExecutor worker still runs (or is frozen in) the given task instance."""
+    try:
+        title = " ".join(psutil.Process(worker_pid).cmdline())
+    except psutil.NoSuchProcess:
+        return False
+    return ti_id in title or ti_id.replace("-", "") in title
+
+
+def _task_log_text(stack: AirflowStack, dag_id: str) -> str:
+    return "\n".join(
+        path.read_text(errors="replace")
+        for path in (stack.home / "logs").rglob("*.log")
+        if f"dag_id={dag_id}" in str(path)
+    )
+
+
+def test_a_frozen_attempt_that_thaws_after_its_task_resumed_elsewhere_changes_nothing(
+    stack: AirflowStack,
+) -> None:
+    """
+    Worker and task frozen (SIGSTOP: a paused VM, a cgroup freeze) past the heartbeat timeout.
+
+    The scheduler checkpoints the declared task instance, it resumes in another worker (same task
+    instance id, same try), and only then does the frozen attempt thaw. It must change nothing: its
+    success report is refused as a stale attempt's, and its executor's "finished" event concerns an
+    attempt that is no longer the task instance's.
+    """
+    dag_id = STALL_DAG_ID
+    run_id = stack.trigger_dag(dag_id)
+    release = release_marker(stack.home, run_id)
+
+    with stack.record_ti_states(dag_id, run_id) as recorder:
+        frozen = _ready_task(stack, dag_id, run_id, run=1)
+        with _processes_killed_on_exit(frozen):
+            for pid in (frozen.task_pid, frozen.worker_pid):
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                # The 20 s heartbeat timeout, the declared 12 s resume, and slack for a loaded machine.
+                stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=60)
+                poll_until(
+                    lambda: (stack.db.task_state_value(dag_id, run_id, TASK_ID, READY_KEY) == 2) or None,
+                    timeout=60 + DECLARED_RESUME_AFTER.total_seconds(),
+                    describe=lambda: "the resumed attempt to run",
+                )
+                _, live_pid = _running_attempt(stack, dag_id, run_id)
+                assert live_pid != frozen.task_pid
+            finally:
+                # The task first: it reports its success while its supervisor is still frozen, so
+                # the supervisor forwards that report before its own heartbeat could learn that
+                # another attempt runs (as when a thawed poll finds the job done at once).
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(frozen.task_pid, signal.SIGCONT)
+                time.sleep(3)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(frozen.worker_pid, signal.SIGCONT)
+            # The thawed attempt reports success, is refused, and its worker moves on.
+            poll_until(
+                lambda: (not _busy_with(frozen.worker_pid, frozen.ti_id)) or None,
+                timeout=60,
+                describe=lambda: "the thawed worker to finish with its stale attempt",
+            )
+            # Its executor event has reached the scheduler by now; give it a few loops.
+            time.sleep(5)
+            during = stack.db.task_instance(dag_id, run_id, TASK_ID)
+            assert (during.state, _running_attempt(stack, dag_id, run_id)[1]) == ("running", live_pid)
+        release.touch()
+        final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=60)
+
+    assert final_state == "success"
+    task_states = recorder.states(TASK_ID)
+    assert task_states.count("checkpointed") == 1, task_states
+    assert not FAILURE_STATES & set(task_states), task_states
+    final_ti = stack.db.task_instance(dag_id, run_id, TASK_ID)
+    assert (final_ti.state, final_ti.try_number) == ("success", 1)
+    # Checkpointed once (the worker loss), not again for the thawed attempt's report or its event.
+    assert len(stack.db.task_reschedules(dag_id, run_id, TASK_ID)) == 1
+    runs = stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")
+    assert [run["pid"] for run in runs] == [frozen.task_pid, live_pid]
+    events = _audit_events(stack, dag_id, run_id)
+    assert events.count("worker lost") == 1, events
+    assert not {"state mismatch", "heartbeat timeout", "failed"} & set(events), events
+    # The frozen attempt did report its success, and its supervisor stood down when it was refused.
+    log_text = _task_log_text(stack, dag_id)
+    assert "its success must not reach the task instance" in log_text
+    assert "this attempt stands down without reporting a state" in log_text
 
 
 def test_a_task_the_worker_shutdown_stops_while_it_starts_is_checkpointed_not_failed(

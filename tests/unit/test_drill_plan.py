@@ -41,6 +41,7 @@ def test_by_default_only_kinds_that_need_no_retry_on_this_airflow_are_drilled():
         DisruptionKind.SIGKILL_MID_POLL,
         DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW,
         DisruptionKind.SIGTERM_DURING_STARTUP,
+        DisruptionKind.HEARTBEAT_STALL,
     ],
 )
 def test_a_lost_worker_or_a_stopped_start_costs_a_retry_only_without_the_core_patch(kind: DisruptionKind):
@@ -56,3 +57,12 @@ def test_a_sigterm_once_the_task_runs_never_costs_a_retry():
 def test_a_plan_needs_something_to_do():
     with pytest.raises(ValueError, match="at least one disruption"):
         plan_drill(disruptions_per_cloud=0, clouds=["databricks"], kinds=list(DisruptionKind), seed=1)
+
+
+def test_a_heartbeat_stall_freezes_the_worker_and_needs_no_fault_injection():
+    kind = DisruptionKind.HEARTBEAT_STALL
+    assert kind.freezes_the_worker
+    assert not kind.kills_the_worker
+    assert not kind.shuts_the_worker_down
+    assert not kind.needs_fault_injection  # a real deployment can be drilled with it too
+    assert [k for k in DisruptionKind if k.freezes_the_worker] == [kind]

@@ -167,3 +167,28 @@ def test_store_wraps_corruption_with_the_task_instance_and_the_remedy(tmp_path):
     store = LedgerStore(raw, owner=OWNER, kind="databricks.runs_submit")
     with pytest.raises(LedgerCorrupted, match=r"task_id='load'.*malformed.*'nonce'.*delete the key"):
         store.load()
+
+
+def test_hook_params_round_trip_and_survive_a_new_generation():
+    params = {"databricks_conn_id": "dbx_prod", "retry_limit": 3}
+    ledger = SubmissionLedger.begin(
+        owner=OWNER, kind="databricks.runs_submit", max_tries=2, now=NOW, hook_params=params
+    )
+
+    stored = ledger.mark_submitted("run-1", now=NOW).to_json()
+    assert stored["hook_params"] == params
+    again = SubmissionLedger.from_json(stored)
+    assert again.hook_params == params
+    assert again.next_generation(max_tries=3, now=NOW).hook_params == params
+
+
+def test_a_ledger_without_hook_params_stores_none_of_them_and_reads_back_as_none():
+    stored = _ledger().to_json()
+
+    assert "hook_params" not in stored  # what an older release wrote, and reads, is unchanged
+    assert SubmissionLedger.from_json(stored).hook_params is None
+
+
+def test_hook_params_that_are_not_an_object_are_corruption():
+    with pytest.raises(LedgerCorrupted, match="hook_params"):
+        SubmissionLedger.from_json({**_ledger().to_json(), "hook_params": "dbx_prod"})

@@ -27,12 +27,16 @@ from attempts import (
     wait_for,
 )
 
-from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.checkpoint import (
+    checkpointed_state_available,
+    worker_loss_checkpoints_available,
+)
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.fake_jobs import Fault
 from airflow.providers.resumable.testing.operators import FakeJobSubmitOperator
 
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
+WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
 
 
 def _ledger(spec) -> dict:
@@ -262,6 +266,37 @@ def test_a_stop_the_scheduler_caused_checkpoints_and_never_cancels(spec, service
     assert service.counters["cancel_requests"] == 0
     job_id = _ledger(spec)["external_id"]
     assert service.state_of(job_id) == "RUNNING"
+
+
+@pytest.mark.skipif(
+    not worker_loss_checkpoints_available(), reason="attempts declare themselves only with the core patch"
+)
+@pytest.mark.parametrize("server_state", ["success", "failed"])
+def test_a_thawed_attempt_another_took_over_neither_cancels_nor_takes_the_decision_as_its_own(
+    spec, service, server_state
+):
+    """
+    Frozen past the heartbeat timeout, then thawed: meanwhile the task resumed in another attempt.
+
+    Whatever the server now says (the later attempt finished, or a person decided about *it*) is
+    not about this attempt: the later attempt owns the job. This one stops without cancelling.
+    """
+    spec.job = {**spec.job, "run_seconds": None}
+    attempt = AttemptProcess(spec).start()
+    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    store = JsonFileTaskStateStore(spec.workdir / "state_store.json")
+    declaration = store.get(WORKER_LOSS_KEY)
+    assert declaration["pid"] == attempt.pid  # this attempt declared itself ...
+    store.set(WORKER_LOSS_KEY, {**declaration, "pid": declaration["pid"] + 1})  # ... then a later one did
+    (spec.workdir / "server_state").write_text(server_state)
+
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert service.counters["cancel_requests"] == 0
+    assert service.state_of(_ledger(spec)["external_id"]) == "RUNNING"
 
 
 def test_execution_timeout_cancels_once_and_fails(spec, service):

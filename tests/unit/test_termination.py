@@ -15,7 +15,12 @@ from airflow.sdk import TaskInstanceState
 from airflow.providers.resumable.termination import StopCause, diagnose_stop
 
 RUN, TASK = "manual__1", "load"
-MISSING = object()
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"  # a stable test id, the same in every pytest-xdist worker
+
+
+MISSING = _Missing()
 """The server's answer has no entry for this task instance: its row is gone."""
 
 TABLE: list[tuple[object, StopCause]] = [
@@ -92,3 +97,48 @@ def test_a_server_that_cannot_be_asked_does_not_cancel():
     assert diagnosis.cause is StopCause.WORKER_SHUTDOWN
     assert not diagnosis.cancels
     assert "supervisor gone" in diagnosis.evidence
+
+
+# ---------------------------------------------------------------- an attempt another one took over
+
+
+def _declared(try_number: int = 2, hostname: str = "worker-1", pid: int = 4242) -> dict:
+    return {"try_number": try_number, "hostname": hostname, "pid": pid, "resume_after": 30.0}
+
+
+@pytest.mark.parametrize(
+    ("declaration", "successor"),
+    [
+        pytest.param(_declared(), None, id="this-attempt-declared-last"),
+        pytest.param(_declared(pid=5151), "pid 5151 on worker-1", id="a-later-process-same-host"),
+        pytest.param(_declared(hostname="worker-2"), "pid 4242 on worker-2", id="same-pid-another-host"),
+        pytest.param(_declared(try_number=3, pid=5151), None, id="another-try-is-not-this-try"),
+        pytest.param(None, None, id="no-declaration"),
+        pytest.param("garbage", None, id="not-a-declaration"),
+    ],
+)
+def test_attempt_that_took_over(declaration, successor):
+    from airflow.providers.resumable.termination import attempt_that_took_over
+
+    assert attempt_that_took_over(declaration, try_number=2, hostname="worker-1", pid=4242) == successor
+
+
+@pytest.mark.parametrize("state", ["failed", "success", None, MISSING], ids=str)
+def test_a_decision_about_the_attempt_that_took_over_does_not_cancel_this_one(state):
+    diagnosis = diagnose_stop(_TaskInstance(state), taken_over_by=lambda: "pid 5151 on worker-1")
+
+    assert diagnosis.cause is StopCause.SUPERSEDED
+    assert not diagnosis.cancels
+    assert "pid 5151 on worker-1" in diagnosis.evidence
+
+
+def test_a_decision_about_this_attempt_still_cancels_it():
+    assert diagnose_stop(_TaskInstance("failed"), taken_over_by=lambda: None).cause is StopCause.USER_INTENT
+
+
+@pytest.mark.parametrize("state", ["running", "checkpointed", "paused_by_a_future_airflow"])
+def test_who_took_over_is_asked_only_when_the_answer_would_cancel(state):
+    def never() -> str | None:
+        raise AssertionError("asked although the stop does not cancel")
+
+    assert not diagnose_stop(_TaskInstance(state), taken_over_by=never).cancels

@@ -123,6 +123,33 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
     return True
 
 
+def attempt_that_took_over(context: Context) -> str | None:
+    """
+    Another attempt of this try that has declared itself since this one did, described; else ``None``.
+
+    Only meaningful in an attempt whose own :func:`declare_resumable_on_worker_loss` succeeded (a later
+    declaration then overwrote it). A store that cannot be read names nobody.
+
+    :param context: the running task's context.
+    """
+    if not worker_loss_checkpoints_available():
+        return None
+    from airflow.sdk import exceptions
+    from airflow.sdk.api.client import get_hostname
+
+    from airflow.providers.resumable import termination
+
+    key = exceptions.AirflowTaskCheckpointed.RESUME_ON_WORKER_LOSS_KEY  # type: ignore[attr-defined,unused-ignore]
+    try:
+        declaration = context["task_state_store"].get(key, default=None)
+    except Exception:
+        log.warning("Could not read which attempt declared itself last", exc_info=True)
+        return None
+    return termination.attempt_that_took_over(
+        declaration, try_number=int(context["ti"].try_number), hostname=get_hostname(), pid=os.getpid()
+    )
+
+
 @functools.cache
 def _warn_unpatched_server_once() -> None:
     log.warning(

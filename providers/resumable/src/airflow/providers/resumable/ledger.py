@@ -131,6 +131,10 @@ class SubmissionLedger:
     :param try_started_at: when that try first took it up (UTC): where the try's
         ``execution_timeout`` is counted from, so that resuming does not restart it. Both are
         optional additions to schema version 1: a release that does not know them ignores them.
+    :param hook_params: how to reach the job from outside any attempt (the cloud hook's plain,
+        JSON-serialisable arguments: connection id, region, project, ...), for the
+        :mod:`job reaper <airflow.providers.resumable.job_reaper>`; ``None`` when not recorded.
+        Another optional addition to schema version 1.
     """
 
     nonce: str
@@ -144,6 +148,7 @@ class SubmissionLedger:
     submitted_at: datetime | None = None
     try_number: int | None = None
     try_started_at: datetime | None = None
+    hook_params: dict[str, Any] | None = None
     version: int = field(default=LEDGER_SCHEMA_VERSION)
 
     @classmethod
@@ -156,6 +161,7 @@ class SubmissionLedger:
         now: datetime,
         nonce: str | None = None,
         try_number: int | None = None,
+        hook_params: dict[str, Any] | None = None,
     ) -> SubmissionLedger:
         """
         Start a ledger: generation 0, intent recorded, nothing submitted yet.
@@ -166,6 +172,7 @@ class SubmissionLedger:
         :param now: the time of the intent (UTC).
         :param nonce: the nonce to use; a fresh random one by default.
         :param try_number: the task instance's try; its clock starts ``now``.
+        :param hook_params: how to reach the job from outside any attempt (see the class).
         """
         return cls(
             nonce=nonce or uuid.uuid4().hex,
@@ -177,6 +184,7 @@ class SubmissionLedger:
             intent_at=now,
             try_number=try_number,
             try_started_at=now if try_number is not None else None,
+            hook_params=hook_params,
         )
 
     @property
@@ -266,6 +274,7 @@ class SubmissionLedger:
             "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
             "try_number": self.try_number,
             "try_started_at": self.try_started_at.isoformat() if self.try_started_at else None,
+            **({"hook_params": self.hook_params} if self.hook_params is not None else {}),
         }
 
     @classmethod
@@ -313,6 +322,9 @@ class SubmissionLedger:
             if try_number is not None and (not isinstance(try_number, int) or isinstance(try_number, bool)):
                 raise LedgerCorrupted(f"'try_number' must be an integer or null: {try_number!r}")
             try_started_at_raw = value.get("try_started_at")
+            hook_params = value.get("hook_params")
+            if hook_params is not None and not isinstance(hook_params, dict):
+                raise LedgerCorrupted(f"'hook_params' must be an object or absent: {hook_params!r:.100}")
             return cls(
                 nonce=nonce,
                 generation=generation,
@@ -325,6 +337,7 @@ class SubmissionLedger:
                 submitted_at=datetime.fromisoformat(submitted_at_raw) if submitted_at_raw else None,
                 try_number=try_number,
                 try_started_at=datetime.fromisoformat(try_started_at_raw) if try_started_at_raw else None,
+                hook_params=hook_params,
                 version=version,
             )
         except LedgerCorrupted:

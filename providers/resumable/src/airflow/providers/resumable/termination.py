@@ -18,6 +18,7 @@ running, it is the job the next attempt reconnects to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,10 @@ class StopCause(StrEnum):
     moved it on), but nobody decided the job should end."""
     UNKNOWN_STATE = "unknown_state"
     """The server says a state this release does not know: never cancel on a guess."""
+    SUPERSEDED = "superseded"
+    """Another attempt of this try has since taken the task instance over (this one was frozen or cut
+    off long enough for the scheduler to resume the task elsewhere): what the server says now is about
+    that attempt, and it owns the job. This attempt must neither cancel nor report."""
     USER_INTENT = "user_intent"
     """The server says a state only a decision sets (``failed``, ``success``, ``skipped``,
     ``removed``, ``upstream_failed``, ``restarting``, or no state or no row at all after a clear): a
@@ -89,7 +94,28 @@ def cause_of_state(state: str | None) -> StopCause:
     return StopCause.UNKNOWN_STATE
 
 
-def diagnose_stop(ti: Any) -> StopDiagnosis:
+def attempt_that_took_over(declaration: Any, *, try_number: int, hostname: str, pid: int) -> str | None:
+    """
+    The later attempt of this try that has taken the task instance over, described; else ``None``.
+
+    Every attempt of a resumable task declares itself (its try, host and pid) in the task state store
+    when it starts its job or reconnects to it, overwriting the previous attempt's declaration. So,
+    read by an attempt that has declared itself, a declaration of the same try naming another process
+    was written by an attempt that started after it.
+
+    :param declaration: the stored worker-loss declaration (``None`` when there is none).
+    :param try_number: this attempt's try.
+    :param hostname: this attempt's host, as it declared it.
+    :param pid: this attempt's task process id, as it declared it.
+    """
+    if not isinstance(declaration, dict) or declaration.get("try_number") != try_number:
+        return None
+    if (declaration.get("hostname"), declaration.get("pid")) == (hostname, pid):
+        return None
+    return f"pid {declaration.get('pid')} on {declaration.get('hostname')}"
+
+
+def diagnose_stop(ti: Any, *, taken_over_by: Callable[[], str | None] | None = None) -> StopDiagnosis:
     """
     Ask the server for this task instance's state and say why it was stopped.
 
@@ -97,6 +123,10 @@ def diagnose_stop(ti: Any) -> StopDiagnosis:
     next attempt reconnects (or, if the task was in fact cleared, cancels and starts over).
 
     :param ti: the running task instance (``context["ti"]``).
+    :param taken_over_by: when the server's answer would cancel, asked whether another attempt of
+        this try has taken over since (see :func:`attempt_that_took_over`); if it names one, the
+        answer was about that attempt and this one must not act on it. Asked only then, so a
+        worker shutdown costs no extra round trip.
     """
     map_index = getattr(ti, "map_index", -1)
     mapped = map_index is not None and map_index >= 0
@@ -117,6 +147,12 @@ def diagnose_stop(ti: Any) -> StopDiagnosis:
     state = (states or {}).get(ti.run_id, {}).get(task_key, _MISSING)
     state_value = getattr(state, "value", state)
     cause = cause_of_state(state_value)
+    if cause.cancels and taken_over_by is not None and (successor := taken_over_by()):
+        return StopDiagnosis(
+            StopCause.SUPERSEDED,
+            f"the server says this task is {state_value!r}, but another attempt of this try ({successor}) "
+            "has taken it over since: that is its state, not a decision about this attempt",
+        )
     evidence = {
         StopCause.WORKER_SHUTDOWN: "the server still says this task is running",
         StopCause.USER_INTENT: f"the server says this task is {state_value!r}, not running: a decision",

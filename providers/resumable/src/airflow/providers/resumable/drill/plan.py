@@ -24,6 +24,10 @@ class DisruptionKind(StrEnum):
     """Worker shutdown while the task polls its running job (an eviction, a deploy)."""
     SIGKILL_MID_POLL = "sigkill_mid_poll"
     """The worker and its task vanish while polling (OOM kill, node loss)."""
+    HEARTBEAT_STALL = "heartbeat_stall"
+    """The worker and its task freeze while polling (a paused VM, a cgroup freeze) past the heartbeat
+    timeout, then thaw: the scheduler has meanwhile resumed the task in another attempt, which the
+    thawed one must not disturb (no cancel, no report onto the live attempt's row)."""
     SIGKILL_IN_SUBMIT_WINDOW = "sigkill_in_submit_window"
     """The worker vanishes after the cloud committed the job but before its id was persisted."""
     THROTTLE_STORM = "throttle_storm"
@@ -50,7 +54,7 @@ class DisruptionKind(StrEnum):
         :param worker_loss_checkpoints: the core patch checkpoints a declared task whose worker is
             lost, and a task that a worker shutdown stopped while it was still starting up.
         """
-        if self is DisruptionKind.SIGTERM_DURING_STARTUP or self.kills_the_worker:
+        if self is DisruptionKind.SIGTERM_DURING_STARTUP or self.kills_the_worker or self.freezes_the_worker:
             return not worker_loss_checkpoints
         return False
 
@@ -63,6 +67,11 @@ class DisruptionKind(StrEnum):
             DisruptionKind.DROPPED_RESPONSE,
             DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW,
         )
+
+    @property
+    def freezes_the_worker(self) -> bool:
+        """A SIGSTOP past the heartbeat timeout: Airflow declares the worker lost, then it comes back."""
+        return self is DisruptionKind.HEARTBEAT_STALL
 
     @property
     def kills_the_worker(self) -> bool:

@@ -60,6 +60,10 @@ T = TypeVar("T")
 
 DRILL_JOB_SECONDS = 6.0
 """How long each fake job runs: long enough to strike while it runs, short enough for many drills."""
+DRILL_HEARTBEAT_TIMEOUT_SECONDS = 10
+"""The drill stack's task heartbeat timeout: a SIGKILLed or frozen worker is declared lost after it."""
+STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS = 15.0
+"""How long a ``heartbeat_stall`` keeps the worker frozen beyond the heartbeat timeout."""
 PER_DISRUPTION_TIMEOUT = 240.0
 """A disruption whose run has not ended by then counts as a lost run."""
 
@@ -290,7 +294,7 @@ def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int, env: Mapping
         # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
         parallelism=max(4, 2 * clouds),
         # A SIGKILLed worker is noticed after this long (workers heartbeat every 2 s).
-        task_heartbeat_timeout_seconds=10,
+        task_heartbeat_timeout_seconds=DRILL_HEARTBEAT_TIMEOUT_SECONDS,
         # A task checkpointed because its worker was lost resumes after the configured default
         # (the scheduler cannot know the operator's resume_after); the patch's minimum keeps it safe.
         # Connections and job specs of a real deployment travel in the environment: never on disk.
@@ -436,6 +440,15 @@ def _strike(
     time.sleep(min(disruption.delay, DRILL_JOB_SECONDS / 4))
     if kind is DisruptionKind.SIGTERM_MID_POLL:
         _signal(processes.worker_pid, signal.SIGTERM)
+    elif kind is DisruptionKind.HEARTBEAT_STALL:
+        # A frozen machine stops the worker and its task together; both come back together.
+        _signal(processes.worker_pid, signal.SIGSTOP)
+        _signal(processes.task_pid, signal.SIGSTOP)
+        try:
+            time.sleep(DRILL_HEARTBEAT_TIMEOUT_SECONDS + STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS)
+        finally:
+            _signal(processes.task_pid, signal.SIGCONT)
+            _signal(processes.worker_pid, signal.SIGCONT)
     else:  # SIGKILL_MID_POLL: a node loss takes the worker and its task together
         _signal(processes.worker_pid, signal.SIGKILL)
         _signal(processes.task_pid, signal.SIGKILL)

@@ -15,7 +15,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 from airflow.sdk.observability.stats import Stats
 
-from airflow.providers.resumable.checkpoint import checkpoint_exception, declare_resumable_on_worker_loss
+from airflow.providers.resumable.checkpoint import (
+    attempt_that_took_over,
+    checkpoint_exception,
+    declare_resumable_on_worker_loss,
+)
 from airflow.providers.resumable.deadline import TryDeadline
 from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
 from airflow.providers.resumable.ledger import (
@@ -51,6 +55,7 @@ _NOT_A_DECISION = {
     StopCause.WORKER_SHUTDOWN: "Worker shutdown",
     StopCause.SCHEDULER: "Stopped by the scheduler, not by a person",
     StopCause.UNKNOWN_STATE: "Stopped for a reason this release does not know",
+    StopCause.SUPERSEDED: "Another attempt has taken this task over",
 }
 """How the log names each stop that checkpoints instead of cancelling."""
 
@@ -179,6 +184,9 @@ class ResumableSubmitOperator(BaseOperator):
             factor=1.0 if self.max_poll_interval == self.poll_interval else 1.5,
         )
         self._stop = StopRequest()
+        # Whether this attempt declared itself resumable on worker loss: only then can a later
+        # declaration show that another attempt has taken this try over.
+        self._declared = False
         self._job_id: str | None = None
         self._deadline: TryDeadline | None = None
 
@@ -232,6 +240,18 @@ class ResumableSubmitOperator(BaseOperator):
             or ``None`` for the client's usual timeout. A cancel on a person's stop passes what is
             left of :data:`CANCEL_ON_STOP_BUDGET`, so it ends before the supervisor's SIGKILL.
         """
+
+    def hook_params(self) -> dict[str, Any] | None:
+        """
+        How to reach this task's job from outside any attempt: plain, JSON-serialisable arguments
+        for the cloud hook registered for :attr:`ledger_kind` (connection id, region, project, ...).
+
+        Recorded in the ledger with the intent, so the :mod:`job reaper
+        <airflow.providers.resumable.job_reaper>` can cancel the job of a task instance a person
+        ended while no attempt was running. ``None`` (the default) records nothing: such a job is
+        then only reported, not cancelled, by the reaper.
+        """
+        return None
 
     def result(self, external_id: str, state: JobState) -> Any:
         """The task's return value (pushed to XCom as ``return_value``). Default: ``None``."""
@@ -334,7 +354,7 @@ class ResumableSubmitOperator(BaseOperator):
             job_id = ledger.external_id
             if decision.action is Action.RECONNECT:
                 self._start_clock(self._take_up_for_this_try(ledger, ledgers, try_number))
-                declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+                self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
         else:
             job_id = self._start_job(
                 decision.action, ledger, ledgers, submission, max_tries, try_number, context
@@ -379,6 +399,7 @@ class ResumableSubmitOperator(BaseOperator):
                 max_tries=max_tries,
                 now=_utcnow(),
                 try_number=try_number,
+                hook_params=self.hook_params(),
             )
         elif action is Action.RESUBMIT_SAME_KEY:
             assert ledger is not None
@@ -395,7 +416,7 @@ class ResumableSubmitOperator(BaseOperator):
             self._write_intent(ledger, ledgers)
         # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
         # a lost worker can be a checkpoint rather than a failure (with the core patch).
-        declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+        self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
         try:
             job_id = self._submit_once(submission, ledger, may_exist=resend)
         except Exception as err:
@@ -620,11 +641,23 @@ class ResumableSubmitOperator(BaseOperator):
             self.log.warning("Task killed with durable=False (%s %s)", self.job_noun, job_id)
             outcome = self._cancel_on_stop(job_id, reason="task killed (durable=False)")
             raise AirflowException(f"Task killed; {self.job_noun} {job_id} {outcome} (durable=False)")
-        diagnosis = diagnose_stop(context["ti"])
+        diagnosis = diagnose_stop(
+            context["ti"], taken_over_by=(lambda: attempt_that_took_over(context)) if self._declared else None
+        )
         if diagnosis.cancels:
             self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
             outcome = self._cancel_on_stop(job_id, reason="stopped by the user")
             raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} {outcome}")
+        if diagnosis.cause is StopCause.SUPERSEDED:
+            self.log.warning(
+                "%s (%s): leaving %s %s to it. This attempt ends as a checkpoint, which the server "
+                "refuses from a superseded attempt (with the core patch), so nothing is reported",
+                _NOT_A_DECISION[diagnosis.cause],
+                diagnosis.evidence,
+                self.job_noun,
+                job_id,
+            )
+            raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
         self.log.info(
             "%s (%s): checkpointing and leaving %s %s running; resuming in %s",
             _NOT_A_DECISION[diagnosis.cause],
