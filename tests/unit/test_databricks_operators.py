@@ -31,11 +31,11 @@ from attempts import (
 )
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.hooks.databricks import run_state_to_job_state
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.operators.databricks import (
     ResumableDatabricksRunNowOperator,
     ResumableDatabricksSubmitRunOperator,
-    run_state_to_job_state,
 )
 from airflow.providers.resumable.status import RemoteStatus
 from airflow.providers.resumable.testing.databricks import (

@@ -35,17 +35,19 @@ from attempts import (
 from google.cloud import dataproc_v1
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
-from airflow.providers.resumable.ledger_store import LEDGER_KEY
-from airflow.providers.resumable.operators.dataproc import (
+from airflow.providers.resumable.hooks.dataproc import (
     KEY_LABEL,
-    ResumableDataprocCreateBatchOperator,
-    ResumableDataprocSubmitJobOperator,
     batch_to_job_state,
     derive_batch_id,
     derive_job_id,
     job_to_job_state,
     key_label,
     prefixed_batch_id,
+)
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.operators.dataproc import (
+    ResumableDataprocCreateBatchOperator,
+    ResumableDataprocSubmitJobOperator,
 )
 from airflow.providers.resumable.status import RemoteStatus
 from airflow.providers.resumable.testing.dataproc import (

@@ -33,13 +33,11 @@ from attempts import (
 )
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.hooks.emr import job_run_to_job_state, steps_to_job_state, tag_step_name
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.operators.emr import (
     ResumableEmrAddStepsOperator,
     ResumableEmrServerlessStartJobOperator,
-    job_run_to_job_state,
-    steps_to_job_state,
-    tag_step_name,
 )
 from airflow.providers.resumable.retrying import BackoffPolicy
 from airflow.providers.resumable.status import RemoteStatus
@@ -291,7 +289,7 @@ def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cl
     key = "ab" * 16 + "-0"
     intent_at = datetime.now(tz=UTC)
     tagged = {**_step("x"), "Name": tag_step_name("x", key, 1, 1)}
-    [tagged_id] = operator.client.add_job_flow_steps(JobFlowId=cluster, Steps=[tagged])["StepIds"]
+    [tagged_id] = operator.hook.client.add_job_flow_steps(JobFlowId=cluster, Steps=[tagged])["StepIds"]
     before = emr.counters["requests:ListSteps"]
 
     found = operator.find_existing(key, intent_at=intent_at)
@@ -455,7 +453,7 @@ def test_describe_in_process_follows_the_lifecycle_and_reports_missing_steps(mon
         operator = ResumableEmrAddStepsOperator(
             task_id="t", aws_conn_id="aws_inproc", job_flow_id=cluster_id, steps=[_step("a")]
         )
-        external_id = operator.submit(operator.build_submission({}), "ef" * 16 + "-0")  # type: ignore[arg-type]
+        external_id = operator.submit(operator.build_submission({}), "ef" * 16 + "-0", resend=False)  # type: ignore[arg-type]
 
         seen = [operator.describe(external_id).status]
         deadline = time.monotonic() + 10
