@@ -324,9 +324,10 @@ class EmrStepsCloud(ContractCloud):
         return self.emr.counters["requests:CancelSteps"]
 
     def running_jobs(self) -> int:
-        # EMR runs a cluster's steps one at a time: a submission is running while its first step is.
-        states = [step["State"] for step in self.emr.steps(self.cluster)]
-        return 1 if "RUNNING" in states else 0
+        # EMR runs a cluster's steps one at a time: a submission goes on while any of its steps is
+        # pending or running, and has ended (e.g. cancelled) only once none is.
+        states = {step["State"] for step in self.emr.steps(self.cluster)}
+        return 1 if states & {"PENDING", "RUNNING", "CANCEL_PENDING"} else 0
 
     def hold_next_submit(self) -> threading.Event:
         return self.server.inject("AddJobFlowSteps", Fault.hold_after_commit()).release
