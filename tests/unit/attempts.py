@@ -75,7 +75,7 @@ class StandaloneTaskInstance:
         return {self.run_id: {self.task_id: None if state == "none" else state}}
 
 
-DEFAULT_OPERATOR = "airflow.providers.resumable.testing.operators:FakeJobSubmitOperator"
+DEFAULT_OPERATOR = "airflow.providers.resumable.operators.fake_job:FakeJobSubmitOperator"
 
 
 @dataclass

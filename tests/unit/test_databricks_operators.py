@@ -24,18 +24,16 @@ from attempts import (
     AttemptProcess,
     AttemptSpec,
     JsonFileTaskStateStore,
-    assert_gave_up_cancelling_in_time,
     run_attempt,
-    stop_by_a_person,
     wait_for,
 )
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.hooks.databricks import run_state_to_job_state
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.operators.databricks import (
     ResumableDatabricksRunNowOperator,
     ResumableDatabricksSubmitRunOperator,
-    run_state_to_job_state,
 )
 from airflow.providers.resumable.status import RemoteStatus
 from airflow.providers.resumable.testing.databricks import (
@@ -168,106 +166,10 @@ def test_wait_for_termination_false_ends_the_task_once_the_run_is_submitted(subm
 # -- exactly once ---------------------------------------------------------------------------------
 
 
-def test_crash_between_submit_and_persist_leaves_exactly_one_run(submit_spec, dbx):
-    dbx.default_script = RunScript(run_seconds=2.0)
-    hold = dbx.inject("runs/submit", Fault.hold_after_commit())
-    first = AttemptProcess(submit_spec).start()
-    # Databricks has created the run; its answer is still in flight. Kill the worker now.
-    wait_for(lambda: dbx.counters["runs_created"] == 1, what="the run to be created")
-    first.signal(signal.SIGKILL)
-    assert first.join() is None
-    hold.release.set()
-    assert _ledger(submit_spec)["phase"] == "submitting", "the worker died before the id was persisted"
-
-    second = run_attempt(submit_spec)
-
-    assert second["outcome"] == "success", second["error"]
-    assert dbx.counters["runs_created"] == 1
-    assert dbx.counters["deduplicated"] == 1, "the second attempt re-sent the same token"
-    assert second["xcoms"]["run_id"] == dbx.runs()[0]["run_id"]
-
-
-def test_dropped_submit_response_is_resent_by_the_hook_with_the_same_token(submit_spec, dbx):
-    dbx.inject("runs/submit", Fault.drop_response())
-    outcome = run_attempt(submit_spec)
-
-    assert outcome["outcome"] == "success", outcome["error"]
-    assert dbx.counters["requests:runs/submit"] == 2, "the hook's own HTTP retry re-sent the body"
-    assert dbx.counters["runs_created"] == 1
-    assert dbx.counters["deduplicated"] == 1
-
-
-def test_sigkill_mid_poll_then_the_next_attempt_reconnects_to_the_same_run(submit_spec, dbx):
-    dbx.default_script = RunScript(run_seconds=None)
-    first = AttemptProcess(submit_spec).start()
-    wait_for(lambda: dbx.counters["gets"] >= 3, what="polling to start")
-    first.signal(signal.SIGKILL)
-    assert first.join() is None
-    run_id = dbx.runs()[0]["run_id"]
-
-    dbx.finish(run_id, "SUCCESS")
-    second = run_attempt(submit_spec)
-
-    assert second["outcome"] == "success", second["error"]
-    assert second["xcoms"]["run_id"] == run_id
-    assert dbx.counters["runs_created"] == 1
-    assert dbx.counters["requests:runs/submit"] == 1, "reconnected, not re-submitted"
-
-
 # -- termination ----------------------------------------------------------------------------------
 
 
-def test_sigterm_mid_poll_leaves_the_run_running_with_zero_cancel_calls(submit_spec, dbx):
-    dbx.default_script = RunScript(run_seconds=None)
-    first = AttemptProcess(submit_spec).start()
-    wait_for(lambda: dbx.counters["gets"] >= 3, what="polling to start")
-
-    first.signal(signal.SIGTERM)
-    outcome = first.join(timeout=15)
-
-    assert outcome is not None
-    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
-    assert _cancel_calls(dbx) == 0
-    run_id = dbx.runs()[0]["run_id"]
-    assert dbx.state_of(run_id) == "RUNNING"
-
-    dbx.finish(run_id, "SUCCESS")
-    resumed = run_attempt(submit_spec)
-    assert resumed["outcome"] == "success", resumed["error"]
-    assert resumed["xcoms"]["run_id"] == run_id
-    assert dbx.counters["runs_created"] == 1
-    assert _cancel_calls(dbx) == 0
-
-
-def test_user_intent_cancels_the_run_exactly_once(submit_spec, dbx):
-    dbx.default_script = RunScript(run_seconds=None)
-    attempt = AttemptProcess(submit_spec).start()
-    wait_for(lambda: dbx.counters["gets"] >= 3, what="polling to start")
-    # A person marked the task failed: the server no longer says running, then the SIGTERM comes.
-    (submit_spec.workdir / "server_state").write_text("failed")
-    attempt.signal(signal.SIGTERM)
-    outcome = attempt.join(timeout=15)
-
-    assert outcome is not None
-    assert outcome["outcome"] == "failed"
-    assert "stopped by the user" in outcome["error"]
-    assert _cancel_calls(dbx) == 1
-    assert dbx.runs()[0]["state"]["result_state"] == "CANCELED"
-
-
 # -- API faults -------------------------------------------------------------------------------------
-
-
-def test_a_slow_runs_cancel_gives_up_within_the_sigkill_window_and_logs_the_run(submit_spec, dbx, capfd):
-    dbx.default_script = RunScript(run_seconds=None)
-    dbx.inject("runs/cancel", Fault.delay(20), times=5)  # the hook would wait 180 s for each
-    attempt = AttemptProcess(submit_spec).start()
-    wait_for(lambda: dbx.counters["gets"] >= 2, what="polling to start")
-    run_id = _ledger(submit_spec)["external_id"]
-
-    outcome, took = stop_by_a_person(attempt, submit_spec, timeout=60)
-
-    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"run {run_id}")
 
 
 def test_a_429_storm_honours_retry_after_and_completes(submit_spec, dbx):

@@ -27,25 +27,25 @@ from attempts import (
     AttemptProcess,
     AttemptSpec,
     JsonFileTaskStateStore,
-    assert_gave_up_cancelling_in_time,
     run_attempt,
-    stop_by_a_person,
     wait_for,
 )
 from google.cloud import dataproc_v1
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
-from airflow.providers.resumable.ledger_store import LEDGER_KEY
-from airflow.providers.resumable.operators.dataproc import (
+from airflow.providers.resumable.hooks.dataproc import (
     KEY_LABEL,
-    ResumableDataprocCreateBatchOperator,
-    ResumableDataprocSubmitJobOperator,
     batch_to_job_state,
     derive_batch_id,
     derive_job_id,
     job_to_job_state,
     key_label,
     prefixed_batch_id,
+)
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.operators.dataproc import (
+    ResumableDataprocCreateBatchOperator,
+    ResumableDataprocSubmitJobOperator,
 )
 from airflow.providers.resumable.status import RemoteStatus
 from airflow.providers.resumable.testing.dataproc import (
@@ -211,41 +211,6 @@ def test_wait_timeout_fails_the_task_and_leaves_the_job_running(job_spec, dp):
 # -- jobs: exactly once ----------------------------------------------------------------------------
 
 
-def test_sigkill_mid_poll_then_the_next_attempt_reconnects_to_the_same_job(job_spec, dp):
-    dp.default_job_script = JobScript(run_seconds=None)
-    first = AttemptProcess(job_spec).start()
-    wait_for(lambda: dp.counters["gets"] >= 3, what="polling to start")
-    first.signal(signal.SIGKILL)
-    assert first.join() is None
-    [job] = dp.jobs()
-
-    dp.finish(job.reference.job_id)
-    second = run_attempt(job_spec)
-
-    assert second["outcome"] == "success", second["error"]
-    assert second["result"] == job.reference.job_id
-    assert dp.counters["requests:SubmitJob"] == 1, "reconnected, not re-submitted"
-
-
-def test_crash_between_submit_and_persist_leaves_exactly_one_job(job_spec, dp):
-    dp.default_job_script = JobScript(run_seconds=1.0)
-    hold = dp.inject("SubmitJob", GrpcFault.hold_after_commit())
-    first = AttemptProcess(job_spec).start()
-    # Dataproc has created the job; its answer is still in flight. Kill the worker now.
-    wait_for(lambda: dp.counters["jobs_created"] == 1, what="the job to be created")
-    first.signal(signal.SIGKILL)
-    assert first.join() is None
-    hold.release.set()
-    assert _ledger(job_spec)["phase"] == "submitting", "the worker died before the id was persisted"
-
-    second = run_attempt(job_spec)
-
-    assert second["outcome"] == "success", second["error"]
-    assert dp.counters["jobs_created"] == 1
-    assert dp.counters["deduplicated"] == 1, "the second attempt re-sent the same request_id"
-    assert second["result"] == dp.jobs()[0].reference.job_id
-
-
 def test_after_request_ids_expire_already_exists_means_the_job_is_ours(job_spec, dp):
     hold = dp.inject("SubmitJob", GrpcFault.hold_after_commit())
     first = AttemptProcess(job_spec).start()
@@ -261,16 +226,6 @@ def test_after_request_ids_expire_already_exists_means_the_job_is_ours(job_spec,
     assert dp.counters["already_exists"] == 1, "...but the derived job id is taken"
     assert dp.counters["jobs_created"] == 1
     assert second["result"] == dp.jobs()[0].reference.job_id
-
-
-def test_deadline_exceeded_after_commit_is_retried_into_the_same_job(job_spec, dp):
-    dp.inject("SubmitJob", GrpcFault.error_after_commit(grpc.StatusCode.DEADLINE_EXCEEDED))
-    outcome = run_attempt(job_spec)
-
-    assert outcome["outcome"] == "success", outcome["error"]
-    assert dp.counters["requests:SubmitJob"] == 2, "the DEADLINE_EXCEEDED submit was retried"
-    assert dp.counters["jobs_created"] == 1
-    assert dp.counters["deduplicated"] == 1
 
 
 def test_a_fixed_request_id_reused_by_another_run_is_not_adopted(job_spec, dp):
@@ -313,55 +268,6 @@ def test_a_failed_job_is_resubmitted_under_a_new_generation_with_new_ids(job_spe
 
 
 # -- jobs: termination -----------------------------------------------------------------------------
-
-
-def test_sigterm_mid_poll_leaves_the_job_running_with_zero_cancel_calls(job_spec, dp):
-    dp.default_job_script = JobScript(run_seconds=None)
-    first = AttemptProcess(job_spec).start()
-    wait_for(lambda: dp.counters["gets"] >= 3, what="polling to start")
-
-    first.signal(signal.SIGTERM)
-    outcome = first.join(timeout=15)
-
-    assert outcome is not None
-    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
-    assert dp.counters["requests:CancelJob"] == 0
-    [job] = dp.jobs()
-    assert dp.job_state(job.reference.job_id) == "RUNNING"
-
-    dp.finish(job.reference.job_id)
-    resumed = run_attempt(job_spec)
-    assert resumed["outcome"] == "success", resumed["error"]
-    assert resumed["result"] == job.reference.job_id
-    assert dp.counters["jobs_created"] == 1
-    assert dp.counters["requests:CancelJob"] == 0
-
-
-def test_user_intent_cancels_the_job_exactly_once(job_spec, dp):
-    dp.default_job_script = JobScript(run_seconds=None)
-    attempt = AttemptProcess(job_spec).start()
-    wait_for(lambda: dp.counters["gets"] >= 3, what="polling to start")
-    (job_spec.workdir / "server_state").write_text("failed")  # a person marked the task failed
-    attempt.signal(signal.SIGTERM)
-    outcome = attempt.join(timeout=15)
-
-    assert outcome is not None
-    assert outcome["outcome"] == "failed"
-    assert "stopped by the user" in outcome["error"]
-    assert dp.counters["requests:CancelJob"] == 1
-    assert dp.job_state(dp.jobs()[0].reference.job_id) == "CANCELLED"
-
-
-def test_a_slow_cancel_job_gives_up_within_the_sigkill_window_and_logs_the_job(job_spec, dp, capfd):
-    dp.default_job_script = JobScript(run_seconds=None)
-    dp.inject("CancelJob", GrpcFault.delay(20), times=5)  # gRPC itself sets no deadline
-    attempt = AttemptProcess(job_spec).start()
-    wait_for(lambda: dp.counters["gets"] >= 3, what="polling to start")
-    job_id = _ledger(job_spec)["external_id"]
-
-    outcome, took = stop_by_a_person(attempt, job_spec, timeout=90)
-
-    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"job {job_id}")
 
 
 def test_cancel_on_kill_false_leaves_the_job_running_on_user_intent(job_spec, dp):

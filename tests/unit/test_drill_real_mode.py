@@ -26,8 +26,8 @@ from airflow.providers.resumable.drill.real_clouds import (
     real_targets,
     validate_job_spec,
 )
-from airflow.providers.resumable.operators.dataproc import KEY_LABEL, key_label
-from airflow.providers.resumable.operators.emr import tag_step_name
+from airflow.providers.resumable.hooks.dataproc import KEY_LABEL, key_label
+from airflow.providers.resumable.hooks.emr import tag_step_name
 from airflow.providers.resumable.testing.databricks import FakeDatabricksServer, FakeDatabricksService
 from airflow.providers.resumable.testing.dataproc import FakeDataprocServer, FakeDataprocService, JobScript
 from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, JobRunScript, StepScript

@@ -26,20 +26,16 @@ from attempts import (
     AttemptProcess,
     AttemptSpec,
     JsonFileTaskStateStore,
-    assert_gave_up_cancelling_in_time,
     run_attempt,
-    stop_by_a_person,
     wait_for,
 )
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.hooks.emr import job_run_to_job_state, steps_to_job_state, tag_step_name
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.operators.emr import (
     ResumableEmrAddStepsOperator,
     ResumableEmrServerlessStartJobOperator,
-    job_run_to_job_state,
-    steps_to_job_state,
-    tag_step_name,
 )
 from airflow.providers.resumable.retrying import BackoffPolicy
 from airflow.providers.resumable.status import RemoteStatus
@@ -208,55 +204,6 @@ def test_job_flow_name_finds_the_one_cluster_in_the_given_states(steps_spec, emr
 # -- steps: exactly once ------------------------------------------------------------------------------
 
 
-def test_sigkill_mid_poll_then_the_next_attempt_reconnects_to_the_same_steps(steps_spec, emr, aws, cluster):
-    emr.default_step = StepScript(run_seconds=None)
-    first = AttemptProcess(steps_spec).start()
-    wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
-    first.signal(signal.SIGKILL)
-    assert first.join() is None
-    ids = [s["Id"] for s in emr.steps(cluster)]
-
-    for step_id in ids:
-        emr.finish_step(step_id)
-    second = run_attempt(steps_spec)
-
-    assert second["outcome"] == "success", second["error"]
-    assert second["result"] == ids
-    assert emr.counters["steps_added"] == 2
-    assert emr.counters["requests:AddJobFlowSteps"] == 1, "reconnected, not re-added"
-
-
-def test_crash_between_add_job_flow_steps_and_persist_finds_the_steps_by_name(steps_spec, emr, aws, cluster):
-    hold = aws.inject("AddJobFlowSteps", Fault.hold_after_commit())
-    first = AttemptProcess(steps_spec).start()
-    # EMR has added the steps; its answer is still in flight. Kill the worker now.
-    wait_for(lambda: emr.counters["steps_added"] == 2, what="the steps to be added")
-    first.signal(signal.SIGKILL)
-    assert first.join() is None
-    hold.release.set()
-    assert _ledger(steps_spec)["phase"] == "submitting", "the worker died before the ids were persisted"
-
-    second = run_attempt(steps_spec)
-
-    assert second["outcome"] == "success", second["error"]
-    assert emr.counters["steps_added"] == 2, "found by name, not added again"
-    assert emr.counters["requests:AddJobFlowSteps"] == 1
-    assert second["result"] == [s["Id"] for s in emr.steps(cluster)]
-
-
-def test_a_dropped_add_steps_response_is_retried_without_adding_the_steps_twice(
-    steps_spec, emr, aws, cluster
-):
-    aws.inject("AddJobFlowSteps", Fault.drop_response())
-    outcome = run_attempt(steps_spec)
-
-    assert outcome["outcome"] == "success", outcome["error"]
-    assert emr.counters["steps_added"] == 2
-    assert emr.counters["requests:AddJobFlowSteps"] == 1, "the retry listed the steps instead of re-sending"
-    assert emr.counters["requests:ListSteps"] >= 1
-    assert outcome["result"] == [s["Id"] for s in emr.steps(cluster)]
-
-
 @pytest.mark.parametrize("ahead", [timedelta(minutes=10), timedelta(minutes=15)])
 def test_a_worker_clock_ahead_of_emrs_still_finds_its_own_steps_after_a_lost_response(
     steps_spec, emr, aws, cluster, monkeypatch, ahead
@@ -291,7 +238,7 @@ def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cl
     key = "ab" * 16 + "-0"
     intent_at = datetime.now(tz=UTC)
     tagged = {**_step("x"), "Name": tag_step_name("x", key, 1, 1)}
-    [tagged_id] = operator.client.add_job_flow_steps(JobFlowId=cluster, Steps=[tagged])["StepIds"]
+    [tagged_id] = operator.hook.client.add_job_flow_steps(JobFlowId=cluster, Steps=[tagged])["StepIds"]
     before = emr.counters["requests:ListSteps"]
 
     found = operator.find_existing(key, intent_at=intent_at)
@@ -303,58 +250,6 @@ def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cl
 
 
 # -- steps: termination -------------------------------------------------------------------------------
-
-
-def test_sigterm_mid_poll_leaves_the_steps_running_with_zero_cancel_steps(steps_spec, emr, aws, cluster):
-    emr.default_step = StepScript(run_seconds=None)
-    first = AttemptProcess(steps_spec).start()
-    wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
-
-    first.signal(signal.SIGTERM)
-    outcome = first.join(timeout=15)
-
-    assert outcome is not None
-    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
-    assert emr.counters["requests:CancelSteps"] == 0
-    ids = [s["Id"] for s in emr.steps(cluster)]
-    assert [emr.step_state(cluster, i) for i in ids] == ["RUNNING", "PENDING"]
-
-    for step_id in ids:
-        emr.finish_step(step_id)
-    resumed = run_attempt(steps_spec)
-    assert resumed["outcome"] == "success", resumed["error"]
-    assert resumed["result"] == ids, "the step ids never changed"
-    assert emr.counters["steps_added"] == 2
-    assert emr.counters["requests:CancelSteps"] == 0
-
-
-def test_user_intent_cancels_the_steps_with_exactly_one_cancel_steps(steps_spec, emr, aws, cluster):
-    emr.default_step = StepScript(run_seconds=None)
-    attempt = AttemptProcess(steps_spec).start()
-    wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
-    (steps_spec.workdir / "server_state").write_text("failed")  # a person marked the task failed
-    attempt.signal(signal.SIGTERM)
-    outcome = attempt.join(timeout=15)
-
-    assert outcome is not None
-    assert outcome["outcome"] == "failed"
-    assert "stopped by the user" in outcome["error"]
-    assert emr.counters["requests:CancelSteps"] == 1
-    assert [s["State"] for s in emr.steps(cluster)] == ["CANCELLED", "CANCELLED"]
-
-
-def test_a_slow_cancel_steps_gives_up_within_the_sigkill_window_and_logs_the_steps(
-    steps_spec, emr, aws, cluster, capfd
-):
-    emr.default_step = StepScript(run_seconds=None)
-    aws.inject("CancelSteps", Fault.delay(20), times=5)  # botocore would wait 60 s for each
-    attempt = AttemptProcess(steps_spec).start()
-    wait_for(lambda: emr.counters["requests:ListSteps"] >= 3, what="polling to start")
-    steps_id = _ledger(steps_spec)["external_id"]
-
-    outcome, took = stop_by_a_person(attempt, steps_spec, timeout=90)
-
-    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"steps {steps_id}")
 
 
 # -- steps: API faults --------------------------------------------------------------------------------
@@ -455,7 +350,7 @@ def test_describe_in_process_follows_the_lifecycle_and_reports_missing_steps(mon
         operator = ResumableEmrAddStepsOperator(
             task_id="t", aws_conn_id="aws_inproc", job_flow_id=cluster_id, steps=[_step("a")]
         )
-        external_id = operator.submit(operator.build_submission({}), "ef" * 16 + "-0")  # type: ignore[arg-type]
+        external_id = operator.submit(operator.build_submission({}), "ef" * 16 + "-0", resend=False)  # type: ignore[arg-type]
 
         seen = [operator.describe(external_id).status]
         deadline = time.monotonic() + 10

@@ -32,8 +32,8 @@ from airflow.providers.resumable.checkpoint import (
     worker_loss_checkpoints_available,
 )
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.operators.fake_job import FakeJobSubmitOperator
 from airflow.providers.resumable.testing.fake_jobs import Fault
-from airflow.providers.resumable.testing.operators import FakeJobSubmitOperator
 
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
 WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"

@@ -46,12 +46,16 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Resumable jobs",
-                "python-modules": ["airflow.providers.resumable.hooks.dataproc"],
+                "python-modules": [
+                    "airflow.providers.resumable.hooks.databricks",
+                    "airflow.providers.resumable.hooks.dataproc",
+                    "airflow.providers.resumable.hooks.emr",
+                ],
             },
         ],
         "extra-links": [
             "airflow.providers.resumable.operators.databricks.ResumableDatabricksJobRunLink",
-            "airflow.providers.resumable.operators.dataproc.ResumableDataprocJobLink",
-            "airflow.providers.resumable.operators.dataproc.ResumableDataprocBatchLink",
+            "airflow.providers.resumable.links.dataproc.ResumableDataprocJobLink",
+            "airflow.providers.resumable.links.dataproc.ResumableDataprocBatchLink",
         ],
     }

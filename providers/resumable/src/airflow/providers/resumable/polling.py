@@ -41,3 +41,51 @@ class PollSchedule:
         while True:
             yield interval
             interval = min(self.maximum, interval * self.factor)
+
+
+@dataclass(frozen=True)
+class PollBudget:
+    """
+    How long one attempt may poll a job that is still going before it gives up (upstream's
+    ``waiter_max_attempts`` x ``waiter_delay``, or Dataproc's ``wait_timeout``).
+
+    Counted per attempt, as upstream's waiters count: a resumed attempt polls with a fresh budget.
+    Both limits compose; ``None`` is no limit.
+
+    :param max_polls: polls that find the job still going; the last one of them ends the wait.
+    :param max_seconds: seconds from the start of the wait after which a poll that finds the job
+        still going ends it.
+    """
+
+    max_polls: int | None = None
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_polls is not None and self.max_polls < 1:
+            raise ValueError(f"a poll budget needs at least one poll, got {self.max_polls}")
+
+    def start(self, now: float) -> PollAllowance:
+        """A fresh allowance for a wait starting at ``now`` (a monotonic time)."""
+        return PollAllowance(self, now)
+
+
+class PollAllowance:
+    """What is left of a :class:`PollBudget` in one wait.
+
+    :param budget: the budget.
+    :param started: when the wait started (a monotonic time).
+    """
+
+    def __init__(self, budget: PollBudget, started: float) -> None:
+        self.budget = budget
+        self.started = started
+        self.active_polls = 0
+
+    def spend(self, now: float) -> str | None:
+        """Count a poll that found the job still going; why the budget is now spent, or ``None``."""
+        self.active_polls += 1
+        if self.budget.max_polls is not None and self.active_polls >= self.budget.max_polls:
+            return f"{self.active_polls} polls"
+        if self.budget.max_seconds is not None and now - self.started > self.budget.max_seconds:
+            return f"{self.budget.max_seconds:g} s"
+        return None

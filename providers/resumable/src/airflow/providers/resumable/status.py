@@ -43,6 +43,11 @@ class JobState:
     raw_state: str
     message: str = ""
 
+    @classmethod
+    def not_found(cls, message: str) -> JobState:
+        """The cloud has no such job: ``NOT_FOUND``, with what it said in ``message``."""
+        return cls(RemoteStatus.NOT_FOUND, "NOT_FOUND", message)
+
     def __str__(self) -> str:
         text = self.status.value
         if self.raw_state and self.raw_state != self.status.value:

@@ -1,110 +1,13 @@
 # Licensed under the Apache License, Version 2.0.
 """
-What the drill needs from a cloud, fake or real: one interface, so one runner drives both.
-
-A drill cloud says which Airflow connection reaches it, which jobs it created for one drilled task
-instance, whether a job is running, and how many times a job was cancelled. Fault injection (errors,
-a lost response, a submit held open) is a separate interface that only the fakes implement: a real
-workspace cannot be made to misbehave on cue, so the kinds that need it are refused there.
+The drill's view of a cloud: the protocols (kept in :mod:`airflow.providers.resumable.testing.protocols`,
+where the fakes implementing them can import them too) and the EMR submission accounting (kept in
+:mod:`airflow.providers.resumable.hooks.emr`, next to the step tag it reads), under their old names.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from airflow.providers.resumable.hooks.emr import emr_submissions
+from airflow.providers.resumable.testing.protocols import DrillCloud, DrilledTask, FaultInjector
 
-from airflow.providers.resumable.operators.emr import StepIds, StepTag
-
-
-@dataclass(frozen=True)
-class DrilledTask:
-    """
-    One drilled task instance, as a cloud can recognise the jobs it created.
-
-    :param dag_id: the drill DAG.
-    :param run_id: the DAG run the drill triggered (Databricks and EMR Serverless runs are named after it).
-    :param nonce: the ledger's nonce, which prefixes every idempotency key the task instance sent.
-    :param since: when the drill triggered the run (UTC): nothing older can belong to it, which
-        bounds the listing on a real, busy workspace.
-    """
-
-    dag_id: str
-    run_id: str
-    nonce: str
-    since: datetime
-
-
-class FaultInjector(Protocol):
-    """A cloud that can be made to misbehave on cue: the fakes only."""
-
-    def inject(self, fault: str, *, times: int) -> None:
-        """Queue ``times`` faults: ``throttle`` (429 with Retry-After on status polls),
-        ``server_error`` (503 on submit), ``drop_submit_response`` (commit, lose the answer)."""
-        ...
-
-    def hold_next_submit(self) -> threading.Event:
-        """Commit the next submit but hold its answer until the returned event is set."""
-        ...
-
-
-class DrillCloud(Protocol):
-    """A cloud the drill runs its tasks on and accounts for, through that cloud's own API."""
-
-    name: str
-    poll_seconds: float
-    """How often the drill may ask this cloud about a job (a fake: often; a real API: gently)."""
-    run_timeout: float
-    """Seconds a drilled run may take, from trigger to its end, before it counts as lost."""
-
-    @property
-    def faults(self) -> FaultInjector | None:
-        """The fault injector, or ``None`` for a cloud that cannot be made to misbehave (a real one)."""
-        ...
-
-    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
-        """The Airflow connection (a REST ``POST /connections`` body) that reaches the cloud, under
-        ``conn_id`` or the cloud's standard connection id."""
-        ...
-
-    def jobs_of(self, task: DrilledTask) -> list[str]:
-        """External ids (as the ledger writes them) of every job the cloud created for ``task``."""
-        ...
-
-    def is_running(self, external_id: str) -> bool:
-        """Whether the job is running now (not pending, not ended)."""
-        ...
-
-    def cancellations_of(self, external_id: str) -> int:
-        """How often the job was cancelled (a fake counts requests; a real cloud shows a final state)."""
-        ...
-
-
-def emr_submissions(cluster_id: str, steps: Iterable[Mapping[str, Any]], nonce: str) -> list[str]:
-    """
-    The ``AddJobFlowSteps`` submissions of ledger ``nonce`` among ``steps``, as ledger external ids.
-
-    EMR keeps no request id, so submissions are told apart by the tag the operator writes into each
-    step's Name: the n-th step tagged with a key and an index belongs to the n-th submission under
-    that key (a duplicate submission repeats every index).
-
-    :param cluster_id: the cluster the steps are on.
-    :param steps: ``ListSteps`` entries, oldest first (the fake) or newest first (EMR): the steps of
-        one submission are put back in their tagged order either way, so an id matches the ledger's.
-    :param nonce: the ledger's nonce.
-    """
-    submissions: dict[tuple[str, int], dict[int, str]] = defaultdict(dict)
-    seen: dict[tuple[str, int], int] = defaultdict(int)
-    for step in steps:
-        tag = StepTag.of(str(step.get("Name", "")))
-        if tag is None or not tag.key.startswith(nonce):
-            continue
-        occurrence = seen[(tag.key, tag.index)]
-        seen[(tag.key, tag.index)] += 1
-        submissions[(tag.key, occurrence)][tag.index] = str(step["Id"])
-    return [
-        str(StepIds(cluster_id, tuple(ids[index] for index in sorted(ids)))) for ids in submissions.values()
-    ]
+__all__ = ["DrillCloud", "DrilledTask", "FaultInjector", "emr_submissions"]

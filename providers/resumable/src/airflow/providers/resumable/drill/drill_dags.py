@@ -20,33 +20,19 @@ from typing import Any
 
 from airflow.sdk import DAG
 
+from airflow.providers.resumable.drill.naming import (
+    DRILL_TASK_ID,
+    drill_conn_id,
+    drill_dag_id,
+    drill_job_env,
+    drill_run_name,
+)
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
 from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubmitJobOperator
 from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
 
-DRILL_TASK_ID = "job"
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=1), "resume_after": timedelta(seconds=10)}
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def drill_dag_id(cloud: str) -> str:
-    """The DAG a drill triggers for ``cloud``."""
-    return f"resumable_drill_{cloud}"
-
-
-def drill_conn_id(cloud: str) -> str:
-    """The connection the drill's task for ``cloud`` uses."""
-    return f"resumable_drill_{cloud}"
-
-
-def drill_job_env(cloud: str) -> str:
-    """The environment variable that carries a real-cloud job spec (JSON) to the drill's stack."""
-    return f"RESUMABLE_DRILL_JOB_{cloud.upper()}"
-
-
-def drill_run_name(run_id: str) -> str:
-    """The name the Databricks drill task gives its run: how a real workspace's runs are attributed."""
-    return f"drill-{run_id}"
 
 
 def _real_job(cloud: str) -> dict[str, Any] | None:

@@ -37,10 +37,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.resumable.drill.clouds import DrilledTask, FaultInjector, emr_submissions
-from airflow.providers.resumable.drill.drill_dags import drill_run_name
-from airflow.providers.resumable.operators.databricks import SINGLE_TASK_KEYS
-from airflow.providers.resumable.operators.dataproc import JOB_TYPES as DATAPROC_JOB_TYPES
+from airflow.providers.resumable.drill.naming import drill_run_name
+from airflow.providers.resumable.hooks.databricks import SINGLE_TASK_KEYS
+from airflow.providers.resumable.hooks.dataproc import JOB_TYPES as DATAPROC_JOB_TYPES
+from airflow.providers.resumable.hooks.emr import emr_submissions
+from airflow.providers.resumable.testing.protocols import DrilledTask, FaultInjector
 
 REAL_CLOUDS = ("databricks", "emr", "dataproc")
 """The clouds a drill can run against a real deployment."""
@@ -377,13 +378,13 @@ class RealEmrCloud(_RealCloud):
         return AwsBaseHook(aws_conn_id=self.conn_id, client_type="emr").conn
 
     def jobs_of(self, task: DrilledTask) -> list[str]:
-        from airflow.providers.resumable.operators.emr import steps_newest_first
+        from airflow.providers.resumable.hooks.emr import steps_newest_first
 
         steps = steps_newest_first(self.client, self.cluster_id, since=task.since)
         return emr_submissions(self.cluster_id, steps, task.nonce)
 
     def _states(self, external_id: str) -> list[str]:
-        from airflow.providers.resumable.operators.emr import StepIds
+        from airflow.providers.resumable.hooks.emr import StepIds
 
         ids = StepIds.parse(external_id)
         steps = self.client.list_steps(ClusterId=ids.cluster_id, StepIds=list(ids.step_ids[:10]))["Steps"]
@@ -480,7 +481,7 @@ class RealDataprocCloud(_RealCloud):
         return str(project)
 
     def jobs_of(self, task: DrilledTask) -> list[str]:
-        from airflow.providers.resumable.operators.dataproc import labelled_by_nonce
+        from airflow.providers.resumable.hooks.dataproc import labelled_by_nonce
 
         jobs = self.client.list_jobs(
             request={"project_id": self.project_id, "region": self.region, "cluster_name": self.cluster_name}

@@ -32,9 +32,7 @@ from types import FrameType
 from typing import TextIO, TypeVar
 
 from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
-from airflow.providers.resumable.drill import drill_dags
-from airflow.providers.resumable.drill.clouds import DrillCloud, DrilledTask
-from airflow.providers.resumable.drill.drill_dags import (
+from airflow.providers.resumable.drill.naming import (
     DRILL_TASK_ID,
     drill_conn_id,
     drill_dag_id,
@@ -54,9 +52,14 @@ from airflow.providers.resumable.testing.clouds import (
     FakeDataprocCloud,
     FakeEmrCloud,
 )
+from airflow.providers.resumable.testing.protocols import DrillCloud, DrilledTask
 from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings
 
 T = TypeVar("T")
+
+_DRILL_DAGS = Path(__file__).with_name("drill_dags.py")
+"""The drill's DAG file, copied into the stack's dags folder (found by path: importing it here would
+import the operators into the runner)."""
 
 DRILL_JOB_SECONDS = 6.0
 """How long each fake job runs: long enough to strike while it runs, short enough for many drills."""
@@ -311,7 +314,7 @@ def _deploy(
 ) -> None:
     for name, fake in fakes.items():
         stack.rest.post("/connections", json=fake.connection(drill_conn_id(name))).raise_for_status()
-    stack.add_dag_file(Path(drill_dags.__file__))
+    stack.add_dag_file(_DRILL_DAGS)
     for name in clouds:
         stack.wait_for_dag(drill_dag_id(name))
     printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from airflow.providers.resumable.testing.operators import FakeJobSubmitOperator
+from airflow.providers.resumable.operators.fake_job import FakeJobSubmitOperator
 
 with DAG(
     dag_id="example_resumable_fake_job",

@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
-from airflow.sdk.observability.stats import Stats
 
-from airflow.providers.resumable.checkpoint import (
-    attempt_that_took_over,
-    checkpoint_exception,
-    declare_resumable_on_worker_loss,
-)
+from airflow.providers.resumable.checkpoint import declare_resumable_on_worker_loss
 from airflow.providers.resumable.deadline import TryDeadline
 from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
 from airflow.providers.resumable.ledger import (
@@ -30,37 +22,36 @@ from airflow.providers.resumable.ledger import (
     SubmissionLedger,
 )
 from airflow.providers.resumable.ledger_store import LedgerStore
-from airflow.providers.resumable.polling import PollSchedule
-from airflow.providers.resumable.retrying import BackoffPolicy
+from airflow.providers.resumable.operators.job_control import (
+    JobControlOperator,
+    _StopDuringRetries,
+)
+from airflow.providers.resumable.polling import PollAllowance, PollBudget, PollSchedule
 from airflow.providers.resumable.status import JobState, RemoteStatus
 from airflow.providers.resumable.stop_request import StopRequest
-from airflow.providers.resumable.termination import StopCause, diagnose_stop
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
 T = TypeVar("T")
 
-CANCEL_ON_STOP_BUDGET = 3.0
-"""Seconds a cancel on a stop may take in all, every call and retry included.
+try:
+    from airflow.providers.common.compat.sdk import conf
 
-On a person's decision the supervisor SIGKILLs the task 5 s after its SIGTERM, and asking the server
-why takes part of that. Each cloud call gets what is left of this as its own timeout: the clients'
-defaults (botocore 60 s, the Databricks hook 180 s, gRPC none) would outlive the window."""
-_CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=CANCEL_ON_STOP_BUDGET, initial_wait=0.2, max_wait=0.5)
-_MIN_RETRY_BUDGET = 1.0
-"""No retry of a cancel starts with less than this left (after its backoff, at least 0.5 s)."""
-
-_NOT_A_DECISION = {
-    StopCause.WORKER_SHUTDOWN: "Worker shutdown",
-    StopCause.SCHEDULER: "Stopped by the scheduler, not by a person",
-    StopCause.UNKNOWN_STATE: "Stopped for a reason this release does not know",
-    StopCause.SUPERSEDED: "Another attempt has taken this task over",
-}
-"""How the log names each stop that checkpoints instead of cancelling."""
+    # Upstream's defaults for the Spark operators' OpenLineage injection, read from the same options.
+    OPENLINEAGE_PARENT_DEFAULT = conf.getboolean(
+        "openlineage", "spark_inject_parent_job_info", fallback=False
+    )
+    """``openlineage_inject_parent_job_info``'s default: ``[openlineage] spark_inject_parent_job_info``."""
+    OPENLINEAGE_TRANSPORT_DEFAULT = conf.getboolean(
+        "openlineage", "spark_inject_transport_info", fallback=False
+    )
+    """``openlineage_inject_transport_info``'s default: ``[openlineage] spark_inject_transport_info``."""
+except Exception:  # pragma: no cover - configuration unreadable: upstream's fallback
+    OPENLINEAGE_PARENT_DEFAULT = OPENLINEAGE_TRANSPORT_DEFAULT = False
 
 
-class ResumableSubmitOperator(BaseOperator):
+class ResumableSubmitOperator(JobControlOperator):
     """
     Submit one long-running remote job exactly once, poll it, and survive the worker dying.
 
@@ -85,11 +76,14 @@ class ResumableSubmitOperator(BaseOperator):
 
     **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
     cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
-    (clouds that cannot deduplicate), :meth:`result`, :meth:`on_job_known` (XComs, links),
-    :meth:`recover` (restart a failed job in place, e.g. a Databricks repair), and
-    :meth:`is_transient` / :meth:`retry_after` for their client's errors; they may turn polling off
-    with :attr:`wait_for_completion`, and cancelling on a person's stop or ``execution_timeout`` off
-    with :attr:`cancel_on_stop`. The flow stays here.
+    (clouds that cannot deduplicate), :meth:`result` and :meth:`result_without_waiting`,
+    :meth:`on_job_known` (XComs, links), :meth:`recover` (restart a failed job in place, e.g. a
+    Databricks repair), :meth:`on_poll_budget_spent`, and :meth:`is_transient` /
+    :meth:`retry_after` for their client's errors, which a cloud's hook
+    (:mod:`airflow.providers.resumable.hooks`) classifies; :meth:`hook_params` says how to rebuild
+    that hook outside the task. They may turn polling off with :attr:`wait_for_completion`, bound it
+    with :attr:`poll_budget`, and turn cancelling on a person's stop or ``execution_timeout`` off
+    with :attr:`cancel_on_stop`. The flow stays here: no subclass overrides :meth:`execute`.
 
     **What it does not do.** It does not free the worker slot while polling (deferrable operators
     do; ``deferrable=True`` is not supported yet) and does not stream remote logs.
@@ -121,22 +115,16 @@ class ResumableSubmitOperator(BaseOperator):
     ledger_kind: str = ""
     """Which operator family writes the ledger; a ledger of another kind is refused on resume."""
 
-    job_noun: str = "job"
-    """What the cloud calls the thing this operator starts, for log lines ("run", "step", ...)."""
-
-    cloud_call_backoff: BackoffPolicy = BackoffPolicy()
-    """Transient-error retries for every cloud call made while the task runs normally."""
-
-    cancel_on_stop: bool = True
-    """Whether a stop that is *not* a worker shutdown cancels the job: a person's decision (user
-    intent), ``execution_timeout``, or any kill with ``durable=False``. Subclasses set it from their
-    upstream's switch (Dataproc's ``cancel_on_kill``). A worker shutdown never cancels either way,
-    and clearing a task whose job still runs always cancels it first (never orphaned)."""
-
     wait_for_completion: bool = True
     """``False``: end the task as soon as the job is known (submitted or reconnected), without
-    polling it. Subclasses set it from their upstream's "do not wait" argument (Databricks'
-    ``wait_for_termination``); the job is still submitted exactly once."""
+    polling it, returning :meth:`result_without_waiting`. Subclasses set it from their upstream's
+    "do not wait" argument (Databricks' ``wait_for_termination``); the job is still submitted
+    exactly once."""
+
+    poll_budget: PollBudget = PollBudget()
+    """How long one attempt polls a job that is still going before :meth:`on_poll_budget_spent`
+    ends the wait (no limit by default). Subclasses set it from their upstream's limits
+    (``waiter_max_attempts``, ``wait_timeout``)."""
 
     def __init__(
         self,
@@ -202,12 +190,18 @@ class ResumableSubmitOperator(BaseOperator):
         """
 
     @abstractmethod
-    def submit(self, submission: Any, idempotency_key: str) -> str:
+    def submit(self, submission: Any, idempotency_key: str, *, resend: bool) -> str:
         """
         Submit the job and return its external id. Must be idempotent per ``idempotency_key``.
 
         Called again with the same key after an interrupted or retried submit; the cloud (or the
         adapter, via :meth:`find_existing`) must then return the job that already exists.
+
+        :param submission: what :meth:`build_submission` returned.
+        :param idempotency_key: the ledger's key for this job.
+        :param resend: this send may repeat an earlier one under the same key (an attempt died
+            mid-submit, or a response was lost): anything that must happen once per job and is not
+            deduplicated by the key (e.g. Databricks' ``cancel_previous_runs``) must be skipped.
         """
 
     def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
@@ -226,36 +220,37 @@ class ResumableSubmitOperator(BaseOperator):
         """
         return None
 
-    @abstractmethod
-    def describe(self, external_id: str) -> JobState:
-        """Return the job's normalised status, the cloud's raw state and a human message."""
-
-    @abstractmethod
-    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        """
-        Cancel the job. Cancelling a job that has already ended must not raise.
-
-        :param external_id: the job.
-        :param timeout: seconds each cloud call may take before it gives up (connection included),
-            or ``None`` for the client's usual timeout. A cancel on a person's stop passes what is
-            left of :data:`CANCEL_ON_STOP_BUDGET`, so it ends before the supervisor's SIGKILL.
-        """
-
-    def hook_params(self) -> dict[str, Any] | None:
-        """
-        How to reach this task's job from outside any attempt: plain, JSON-serialisable arguments
-        for the cloud hook registered for :attr:`ledger_kind` (connection id, region, project, ...).
-
-        Recorded in the ledger with the intent, so the :mod:`job reaper
-        <airflow.providers.resumable.job_reaper>` can cancel the job of a task instance a person
-        ended while no attempt was running. ``None`` (the default) records nothing: such a job is
-        then only reported, not cancelled, by the reaper.
-        """
-        return None
-
     def result(self, external_id: str, state: JobState) -> Any:
         """The task's return value (pushed to XCom as ``return_value``). Default: ``None``."""
         return None
+
+    def result_without_waiting(self, external_id: str) -> Any:
+        """The task's return value when it does not wait (:attr:`wait_for_completion` off). Default: ``None``."""
+        return None
+
+    def on_poll_budget_spent(self, external_id: str, state: JobState, spent: str) -> NoReturn:
+        """
+        End a wait whose :attr:`poll_budget` is spent while the job still goes: raise the task's error.
+
+        Subclasses raise their upstream's message, and may cancel the job first if upstream does.
+
+        :param external_id: the job.
+        :param state: its last status.
+        :param spent: which limit was reached, for the message (``"60 polls"``, ``"3600 s"``).
+        """
+        raise AirflowException(
+            f"{self.job_noun.capitalize()} {external_id} is still {state} after {spent} of polling"
+        )
+
+    def hook_params(self) -> dict[str, Any]:
+        """
+        The plain, serialisable arguments that rebuild this operator's cloud hook outside a task
+        attempt. Recorded in the ledger with the intent, so the :mod:`job reaper
+        <airflow.providers.resumable.job_reaper>` can cancel the job of a task instance a person
+        ended while no attempt was running. Default: ``{}`` (nothing recorded: such a job is then
+        only reported by the reaper, not cancelled).
+        """
+        return {}
 
     def on_job_known(self, external_id: str, context: Context) -> None:
         """Called once per attempt when the job's id is known (submitted or reconnected): push XComs here."""
@@ -270,28 +265,6 @@ class ResumableSubmitOperator(BaseOperator):
         ``on_prior_failure`` instead. The default recovers nothing.
         """
         return False
-
-    def is_transient(self, error: BaseException) -> bool:
-        """
-        Whether ``error`` is worth retrying (429, 5xx, connection errors, timeouts).
-
-        The default recognises socket-level failures and anything carrying an HTTP status of 429 or
-        5xx (``error.status_code`` or ``error.response.status_code``). Subclasses add their client's.
-        """
-        if isinstance(error, (ConnectionError, TimeoutError, socket.timeout)):
-            return True
-        status = _http_status(error)
-        return status is not None and (status == 429 or 500 <= status < 600)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        """Seconds the server asked us to wait before retrying ``error`` (``Retry-After``), if any."""
-        response = getattr(error, "response", None)
-        headers = getattr(response, "headers", None)
-        value = headers.get("Retry-After") if headers is not None else None
-        try:
-            return float(value) if value is not None else None
-        except (TypeError, ValueError):
-            return None
 
     # ------------------------------------------------------------------ Airflow entry points
 
@@ -320,16 +293,6 @@ class ResumableSubmitOperator(BaseOperator):
             raise
         finally:
             self._stop.close()
-
-    def on_kill(self) -> None:
-        """
-        Record that the task was asked to stop and wake the poll loop. Nothing else.
-
-        Runs inside Airflow's SIGTERM handler, so it does no I/O: the poll loop, woken at once,
-        works out whether this is a worker shutdown (checkpoint, keep the job) or a person's
-        decision (cancel the job).
-        """
-        self._stop.request()
 
     # ------------------------------------------------------------------ the flow
 
@@ -399,7 +362,7 @@ class ResumableSubmitOperator(BaseOperator):
                 max_tries=max_tries,
                 now=_utcnow(),
                 try_number=try_number,
-                hook_params=self.hook_params(),
+                hook_params=self.hook_params() or None,
             )
         elif action is Action.RESUBMIT_SAME_KEY:
             assert ledger is not None
@@ -466,69 +429,6 @@ class ResumableSubmitOperator(BaseOperator):
         )
         return ledger.next_generation(max_tries=max_tries, now=_utcnow(), try_number=try_number)
 
-    def _end_previous_job(self, ledger: SubmissionLedger) -> None:
-        """
-        Cancel the job a clear replaces and wait, bounded, until the cloud says it has ended.
-
-        Cancels are asynchronous (a Databricks run is ``TERMINATING``, an EMR step
-        ``CANCEL_PENDING``, a Dataproc job ``CANCEL_STARTED`` for a while), and a refused one leaves
-        the job running: either way, starting the new generation now would run two jobs of one task
-        instance at once. So the new job waits; if the old one cannot be ended, the task fails and
-        the ledger keeps naming it. A stop request during the wait checkpoints: the ledger still
-        names the old job, so the next attempt cancels and waits again.
-
-        :raises AirflowFailException: the cancel was refused, or the job had not ended at
-            :attr:`previous_job_stop_timeout`.
-        """
-        job_id = ledger.external_id
-        assert job_id is not None
-        try:
-            self._call(lambda: self.cancel(job_id), what=f"cancel {self.job_noun} {job_id}")
-        except _StopDuringRetries:
-            self._stop_before_submit(ledger)
-            raise
-        except Exception as err:
-            raise AirflowFailException(
-                self._previous_job_still_running(job_id, f"the cancel was refused: {err}")
-            ) from err
-        self._count("cancel")
-        self.log.warning(
-            "Cancelled %s %s (the task was cleared); waiting up to %s for it to end before submitting anew",
-            self.job_noun,
-            job_id,
-            self.previous_job_stop_timeout,
-        )
-        deadline = time.monotonic() + self.previous_job_stop_timeout.total_seconds()
-        while True:
-            try:
-                state = self._call(lambda: self.describe(job_id), what=f"describe {self.job_noun} {job_id}")
-            except _StopDuringRetries:
-                self._stop_before_submit(ledger)
-                raise
-            if state.status.is_terminal:
-                self.log.info("%s %s has ended: %s", self.job_noun.capitalize(), job_id, state)
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AirflowFailException(
-                    self._previous_job_still_running(
-                        job_id,
-                        f"{self.previous_job_stop_timeout.total_seconds():g} s after the cancel it is "
-                        f"still {state}",
-                    )
-                )
-            if self._stop.wait(min(self.poll_interval, remaining)):
-                self._stop_before_submit(ledger)
-
-    def _previous_job_still_running(self, job_id: str, what_happened: str) -> str:
-        noun = self.job_noun
-        return (
-            f"The task was cleared, but its previous {noun} {job_id} could not be stopped ({what_happened}). "
-            f"No new {noun} was started, so two never run at once, and the ledger still records {job_id}. "
-            f"Cancel {noun} {job_id} in the cloud (or check that this connection may cancel it, or wait "
-            "for it to end), then clear the task again."
-        )
-
     def _take_up_for_this_try(
         self, ledger: SubmissionLedger, ledgers: LedgerStore, try_number: int | None
     ) -> SubmissionLedger:
@@ -554,7 +454,14 @@ class ResumableSubmitOperator(BaseOperator):
     def _execute_without_ledger(self, submission: Any, context: Context) -> Any:
         # A throwaway key still makes the client's own retries of this one request safe.
         key = str(IdempotencyKey(uuid.uuid4().hex, 0))
-        job_id = self._call(lambda: self.submit(submission, key), what=f"submit {self.job_noun}")
+        sent_before = False
+
+        def attempt() -> str:
+            nonlocal sent_before
+            resend, sent_before = sent_before, True
+            return self.submit(submission, key, resend=resend)
+
+        job_id = self._call(attempt, what=f"submit {self.job_noun}")
         self._job_id = job_id
         self.log.info("Submitted %s %s (durable=False: no crash recovery)", self.job_noun, job_id)
         self.on_job_known(job_id, context)
@@ -566,13 +473,15 @@ class ResumableSubmitOperator(BaseOperator):
             self.log.info(
                 "Not waiting for %s %s to finish (wait_for_completion is off)", self.job_noun, job_id
             )
-            return None
-        final = self._poll_until_done(job_id, context)
+            return self.result_without_waiting(job_id)
+        # One budget for the whole wait of this attempt, recoveries included, as upstream's waiter.
+        allowance = self.poll_budget.start(time.monotonic())
+        final = self._poll_until_done(job_id, context, allowance)
         while final.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, final):
             self.log.warning(
                 "%s %s ended %s; recovered in place, polling it again", self.job_noun, job_id, final
             )
-            final = self._poll_until_done(job_id, context)
+            final = self._poll_until_done(job_id, context, allowance)
         return self._conclude(job_id, final)
 
     def _submit_once(self, submission: Any, ledger: SubmissionLedger, *, may_exist: bool) -> str:
@@ -590,8 +499,8 @@ class ResumableSubmitOperator(BaseOperator):
                     key,
                 )
                 return found
-            sent_before = True
-            return self.submit(submission, key)
+            resend, sent_before = sent_before, True
+            return self.submit(submission, key, resend=resend)
 
         try:
             job_id = self._call(attempt, what=f"submit {self.job_noun} with key {key}")
@@ -602,7 +511,7 @@ class ResumableSubmitOperator(BaseOperator):
         self.log.info("Submitted %s %s with key %s", self.job_noun, job_id, key)
         return job_id
 
-    def _poll_until_done(self, job_id: str, context: Context) -> JobState:
+    def _poll_until_done(self, job_id: str, context: Context, allowance: PollAllowance) -> JobState:
         last_raw: str | None = None
         for interval in self.poll_schedule.intervals():
             # Wait first: the job was just submitted, reconnected to (its state read a moment ago) or
@@ -623,6 +532,8 @@ class ResumableSubmitOperator(BaseOperator):
                 last_raw = state.raw_state
             if state.status.is_terminal:
                 return state
+            if spent := allowance.spend(time.monotonic()):
+                self.on_poll_budget_spent(job_id, state, spent)
         raise AssertionError("unreachable: the poll schedule is endless")  # pragma: no cover
 
     def _conclude(self, job_id: str, final: JobState) -> Any:
@@ -631,113 +542,6 @@ class ResumableSubmitOperator(BaseOperator):
             return self.result(job_id, final)
         raise AirflowException(f"{self.job_noun.capitalize()} {job_id} did not succeed: {final}")
 
-    def _stop_before_submit(self, ledger: SubmissionLedger | None) -> None:
-        self.log.info("Asked to stop before submitting: checkpointing; the next attempt submits")
-        self._count("checkpoint")
-        raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
-
-    def _stop_while_running(self, job_id: str, context: Context) -> None:
-        if not self.durable:
-            self.log.warning("Task killed with durable=False (%s %s)", self.job_noun, job_id)
-            outcome = self._cancel_on_stop(job_id, reason="task killed (durable=False)")
-            raise AirflowException(f"Task killed; {self.job_noun} {job_id} {outcome} (durable=False)")
-        diagnosis = diagnose_stop(
-            context["ti"], taken_over_by=(lambda: attempt_that_took_over(context)) if self._declared else None
-        )
-        if diagnosis.cancels:
-            self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
-            outcome = self._cancel_on_stop(job_id, reason="stopped by the user")
-            raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} {outcome}")
-        if diagnosis.cause is StopCause.SUPERSEDED:
-            self.log.warning(
-                "%s (%s): leaving %s %s to it. This attempt ends as a checkpoint, which the server "
-                "refuses from a superseded attempt (with the core patch), so nothing is reported",
-                _NOT_A_DECISION[diagnosis.cause],
-                diagnosis.evidence,
-                self.job_noun,
-                job_id,
-            )
-            raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
-        self.log.info(
-            "%s (%s): checkpointing and leaving %s %s running; resuming in %s",
-            _NOT_A_DECISION[diagnosis.cause],
-            diagnosis.evidence,
-            self.job_noun,
-            job_id,
-            self.resume_after,
-        )
-        self._count("checkpoint")
-        # No checkpoint data: the ledger already holds the job id the next attempt resumes from, and
-        # data would cost two metadata writes per checkpoint (written now, deleted on success).
-        raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
-
-    def _cancel_on_stop(self, job_id: str, *, reason: str) -> str:
-        """Cancel for a stop that is not a worker shutdown, unless :attr:`cancel_on_stop` is off; say which."""
-        if not self.cancel_on_stop:
-            self.log.warning(
-                "Leaving %s %s running (%s): cancelling on a stop is turned off",
-                self.job_noun,
-                job_id,
-                reason,
-            )
-            return "was left running (cancelling on a stop is turned off)"
-        if self._cancel_bounded(job_id, reason=reason):
-            return "was cancelled"
-        return "could not be cancelled (see the error in the log) and may still be running"
-
-    def _cancel_bounded(self, job_id: str, *, reason: str) -> bool:
-        """
-        Cancel within :data:`CANCEL_ON_STOP_BUDGET` seconds in all; whether the cloud accepted it.
-
-        A cancel that cannot be made in time is logged as an error naming the job (a person has to
-        cancel it by hand), never raised: the stop it serves goes on either way.
-        """
-        deadline = time.monotonic() + CANCEL_ON_STOP_BUDGET
-        try:
-            _CANCEL_RETRY.call(
-                lambda: self.cancel(job_id, timeout=deadline - time.monotonic()),
-                is_transient=self.is_transient,
-                retry_after=lambda _: None,
-                give_up=lambda: deadline - time.monotonic() < _MIN_RETRY_BUDGET,
-                logger=self.log,
-                what=f"cancel {self.job_noun} {job_id}",
-            )
-        except Exception as err:
-            self.log.exception(
-                "Could not cancel %s %s (%s; %g s allowed): %s. It may still be running: cancel it by hand.",
-                self.job_noun,
-                job_id,
-                reason,
-                CANCEL_ON_STOP_BUDGET,
-                err,
-            )
-            return False
-        self._count("cancel")
-        self.log.warning("Cancelled %s %s (%s)", self.job_noun, job_id, reason)
-        return True
-
-    def _call(self, fn: Callable[[], T], *, what: str) -> T:
-        """
-        A cloud call with transient-error retries whose backoff wakes on a stop request.
-
-        :raises _StopDuringRetries: a stop was requested while retrying a transient error; the
-            caller turns that into a checkpoint (or a cancel) rather than a failed task.
-        """
-        try:
-            return self.cloud_call_backoff.call(
-                fn,
-                is_transient=self.is_transient,
-                retry_after=self.retry_after,
-                give_up=lambda: self._stop.requested,
-                sleep=self._stop.wait,
-                logger=self.log,
-                what=what,
-            )
-        except Exception as err:
-            if self._stop.requested and self.is_transient(err):
-                raise _StopDuringRetries(what) from err
-            raise
-
     def _record_decision(self, decision: Decision, remote: JobState | None) -> None:
         if remote is not None:
             self.log.info("Decision %s: %s [%s]", decision.action.value, decision.reason, remote)
@@ -745,28 +549,9 @@ class ResumableSubmitOperator(BaseOperator):
             self.log.info("Decision %s: %s", decision.action.value, decision.reason)
         self._count(f"decision.{decision.action.value}")
 
-    def _count(self, event: str) -> None:
-        Stats.incr(f"resumable.{event}", tags={"operator": type(self).__name__})
-
     @staticmethod
     def _owner(context: Context) -> LedgerOwner:
         return LedgerOwner.of_task_instance(context["ti"])
-
-
-class _StopDuringRetries(Exception):
-    """A stop was requested while a cloud call was being retried; the call was abandoned."""
-
-
-def _http_status(error: BaseException) -> int | None:
-    # Only a status set on the instance counts: AirflowException has a *class* attribute
-    # status_code = 500 (for the REST API), which would make every AirflowException look like a 5xx.
-    for candidate in (
-        vars(error).get("status_code"),
-        getattr(getattr(error, "response", None), "status_code", None),
-    ):
-        if isinstance(candidate, int):
-            return candidate
-    return None
 
 
 def _utcnow() -> datetime:

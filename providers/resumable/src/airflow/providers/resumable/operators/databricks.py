@@ -11,119 +11,37 @@ to it. Every Databricks call goes through the real ``DatabricksHook`` and ``data
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import tenacity
-from airflow.providers.common.compat.sdk import conf
-from airflow.providers.databricks.exceptions import DatabricksApiError
-from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
-from airflow.providers.databricks.hooks.databricks_base import BaseDatabricksHook
+from airflow.providers.databricks.hooks.databricks import RunState
 from airflow.providers.databricks.operators import databricks as upstream
-from airflow.providers.databricks.utils.databricks import extract_failed_task_errors, normalise_json_content
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow.providers.resumable.operators.base import ResumableSubmitOperator
-from airflow.providers.resumable.retrying import stop_when, wait_retry_after
+from airflow.providers.resumable.hooks.databricks import ResumableDatabricksHook
+from airflow.providers.resumable.operators import databricks_payload as payload
+from airflow.providers.resumable.operators.base import (
+    OPENLINEAGE_PARENT_DEFAULT,
+    OPENLINEAGE_TRANSPORT_DEFAULT,
+    ResumableSubmitOperator,
+)
 from airflow.providers.resumable.status import JobState, RemoteStatus
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
-T = TypeVar("T")
-
 XCOM_RUN_ID_KEY = upstream.XCOM_RUN_ID_KEY
 XCOM_RUN_PAGE_URL_KEY = upstream.XCOM_RUN_PAGE_URL_KEY
-MAX_TOKEN_LENGTH = 64
-"""Databricks refuses an ``idempotency_token`` longer than this."""
-
-# Upstream's defaults, read from the same configuration options.
-_OL_PARENT_DEFAULT = conf.getboolean("openlineage", "spark_inject_parent_job_info", fallback=False)
-_OL_TRANSPORT_DEFAULT = conf.getboolean("openlineage", "spark_inject_transport_info", fallback=False)
-
-_PENDING = frozenset({"PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY"})
-_RUNNING = frozenset({"RUNNING", "TERMINATING"})
-_TERMINAL = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
-SINGLE_TASK_KEYS = (
-    "spark_jar_task",
-    "notebook_task",
-    "spark_python_task",
-    "spark_submit_task",
-    "pipeline_task",
-    "dbt_task",
-    "python_wheel_task",
-    "sql_task",
-    "run_job_task",
-    "condition_task",
-    "for_each_task",
-    "clean_rooms_notebook_task",
-    "dashboard_task",
-    "power_bi_task",
-    "gen_ai_compute_task",
-)
-"""The top-level ``*_task`` keys a single-task ``runs/submit`` body may give its work as."""
 
 
 class ResumableDatabricksJobRunLink(upstream.DatabricksJobRunLink):
     """The upstream "See Databricks Job Run" link (the ``run_page_url`` XCom), registered by this provider."""
 
 
-def run_state_to_job_state(
-    run: Mapping[str, Any], *, failed_tasks: Sequence[Mapping[str, Any]] = ()
-) -> JobState:
-    """
-    Translate a ``runs/get`` answer into the normalised status.
-
-    ``life_cycle_state`` says whether the run is going; ``result_state`` says how it ended. A
-    terminal run without a run-level ``result_state`` (seen on multi-task runs while the last task
-    winds down) takes it from its tasks: any failed task fails the run. The message carries the
-    run's ``state_message``, the errors of failed tasks and the run's page URL.
-
-    :param run: the ``runs/get`` JSON.
-    :param failed_tasks: ``extract_failed_task_errors`` output for a failed run.
-    """
-    state = run.get("state") or {}
-    life = str(state.get("life_cycle_state") or "")
-    result = str(state.get("result_state") or "")
-    if life in _TERMINAL and not result:
-        task_results = {str((t.get("state") or {}).get("result_state") or "") for t in run.get("tasks") or ()}
-        task_results.discard("")
-        if task_results:
-            result = "SUCCESS" if task_results == {"SUCCESS"} else "FAILED"
-    raw = f"{life}/{result}" if result else life
-    if life in _PENDING:
-        status = RemoteStatus.PENDING
-    elif life in _RUNNING:
-        status = RemoteStatus.RUNNING
-    elif life in _TERMINAL or result:
-        if life == "TERMINATED" and result == "SUCCESS":
-            status = RemoteStatus.SUCCEEDED
-        elif result == "CANCELED":
-            status = RemoteStatus.CANCELLED
-        else:
-            # FAILED, TIMEDOUT, SKIPPED, INTERNAL_ERROR, ...: upstream fails the task on all of them.
-            status = RemoteStatus.FAILED
-    else:
-        # A life cycle state newer than this code, with no result yet: keep polling, say so.
-        status = RemoteStatus.RUNNING
-        raw = f"{life} (unknown life_cycle_state, treated as running)"
-    parts = [str(state.get("state_message") or "")] if status.is_terminal else []
-    if failed_tasks:
-        parts.append(
-            "failed tasks: "
-            + "; ".join(f"{t['task_key']} (run {t['run_id']}): {t['error']}" for t in failed_tasks)
-        )
-    if run.get("run_page_url"):
-        parts.append(f"run page: {run['run_page_url']}")
-    return JobState(status, raw, " | ".join(p for p in parts if p))
-
-
 class _DatabricksRunOperator(ResumableSubmitOperator):
-    """What both Databricks operators share: the hook, its retries, errors, describe, cancel, XComs."""
+    """What both Databricks operators share: the hook and its retries, describe, cancel, XComs."""
 
     job_noun = "run"
     template_ext: Sequence[str] = (".json-tpl",)
@@ -166,13 +84,13 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
         self.idempotency_token = idempotency_token
         self.run_id: int | None = None
         """The Databricks run this attempt follows, as upstream keeps it."""
-        self._last_run: dict[str, Any] | None = None
 
     # -- the hook ---------------------------------------------------------------------------
 
     @cached_property
-    def _hook(self) -> DatabricksHook:
-        return DatabricksHook(
+    def hook(self) -> ResumableDatabricksHook:
+        """The Jobs API, through the Databricks provider's hook and this operator's retry."""
+        return ResumableDatabricksHook(
             self.databricks_conn_id,
             retry_limit=self.databricks_retry_limit,
             retry_delay=self.databricks_retry_delay,
@@ -180,168 +98,48 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
             caller=self._hook_caller,
         )
 
-    def _hook_retry_args(self) -> dict[Any, Any]:
-        """
-        The hook's own HTTP retry: upstream's unless the user gave ``databricks_retry_args``.
+    def hook_params(self) -> dict[str, Any]:
+        return self.hook.params()
 
-        The hook retries connection errors, timeouts, 429 and 5xx itself, re-sending the same body
-        (safe: the idempotency token is in the body). Its default wait ignores ``Retry-After``; this
-        one honours it, falls back to the hook's own exponential wait, and gives up at once when the
-        task is asked to stop, so a SIGTERM during a 429 storm checkpoints instead of sleeping on.
-        """
+    def _hook_retry_args(self) -> dict[Any, Any]:
+        """The hook's own HTTP retry: ``databricks_retry_args`` verbatim, else one that honours
+        ``Retry-After`` and gives up at once when the task is asked to stop (see the hook)."""
         if self.databricks_retry_args:
             return dict(self.databricks_retry_args)
-        limit = self.databricks_retry_limit
-        return {
-            "stop": tenacity.stop_after_attempt(limit) | stop_when(lambda: self._stop.requested),
-            "wait": wait_retry_after(
-                self.retry_after,
-                fallback=tenacity.wait_exponential(min=self.databricks_retry_delay, max=2**limit),
-                cap=self.cloud_call_backoff.max_wait,
-            ),
-            "sleep": lambda seconds: self._stop.wait(seconds) and None,
-        }
-
-    @cached_property
-    def _quick_hook_instance(self) -> DatabricksHook:
-        # retry_limit=1: no retries of its own; the caller's budget decides whether to try again.
-        return DatabricksHook(self.databricks_conn_id, retry_limit=1, caller=self._hook_caller)
-
-    def _quick_hook(self, timeout: float) -> DatabricksHook:
-        """A hook whose every request (token requests included) gives up after ``timeout`` seconds."""
-        hook = self._quick_hook_instance
-        # Instead of the hook's 180 s per request (10 s per token request). Typed int there, but it
-        # goes straight to requests, which takes seconds as a float.
-        hook.timeout_seconds = timeout  # type: ignore[assignment]
-        hook.token_timeout_seconds = timeout  # type: ignore[assignment]
-        return hook
-
-    @contextlib.contextmanager
-    def _explained_errors(self) -> Iterator[None]:
-        """Turn the hook's bare 401/403 into an error naming the connection and what to check."""
-        try:
-            yield
-        except DatabricksApiError as err:
-            if err.http_status_code in (401, 403):
-                raise AirflowException(
-                    f"Databricks refused the credentials of connection {self.databricks_conn_id!r} "
-                    f"(HTTP {err.http_status_code}). Check the connection's token (password field, no "
-                    f"login) or login/password, and its host. Databricks said: {err}"
-                ) from err
-            raise
-
-    def _api(self, fn: Callable[[DatabricksHook], T]) -> T:
-        with self._explained_errors():
-            return fn(self._hook)
-
-    # -- errors: what the hook raises, looked through ---------------------------------------
-
-    @staticmethod
-    def _causes(error: BaseException) -> Iterator[BaseException]:
-        """``error`` and what it wraps: the hook raises from a tenacity ``RetryError`` or an HTTPError."""
-        seen: set[int] = set()
-        current: BaseException | None = error
-        while current is not None and id(current) not in seen:
-            seen.add(id(current))
-            yield current
-            if isinstance(current, tenacity.RetryError):
-                current = current.last_attempt.exception()
-            else:
-                current = current.__cause__ or current.__context__
-
-    def is_transient(self, error: BaseException) -> bool:
-        for cause in self._causes(error):
-            if isinstance(cause, DatabricksApiError) and cause.http_status_code is not None:
-                if cause.http_status_code == 429 or cause.http_status_code >= 500:
-                    return True
-            elif BaseDatabricksHook._retryable_error(cause) or super().is_transient(cause):
-                return True
-        return False
-
-    def retry_after(self, error: BaseException) -> float | None:
-        for cause in self._causes(error):
-            hinted = super().retry_after(cause)
-            if hinted is not None:
-                return hinted
-        return None
+        return ResumableDatabricksHook.interruptible_retry_args(
+            limit=self.databricks_retry_limit,
+            delay=self.databricks_retry_delay,
+            max_wait=self.cloud_call_backoff.max_wait,
+            should_stop=lambda: self._stop.requested,
+            sleep=self._stop.wait,
+        )
 
     # -- the contract -------------------------------------------------------------------------
 
-    @staticmethod
-    def _with_token(submission: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
-        # A user-supplied token (named argument or inside ``json``) wins: the documented trade-off.
-        # Otherwise the ledger's key is the token, so every re-send of this submission deduplicates.
-        return {**submission, "idempotency_token": submission.get("idempotency_token") or idempotency_key}
+    def is_transient(self, error: BaseException) -> bool:
+        return ResumableDatabricksHook.is_transient(error)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        return ResumableDatabricksHook.retry_after(error)
 
     def describe(self, external_id: str) -> JobState:
-        try:
-            run = self._api(lambda hook: hook.get_run(int(external_id)))
-        except DatabricksApiError as err:
-            if _is_missing_run(err):
-                return JobState(
-                    RemoteStatus.NOT_FOUND,
-                    "NOT_FOUND",
-                    f"Databricks has no run {external_id} (expired out of its history or deleted): {err}",
-                )
-            raise
-        self._last_run = run
-        failed: list[dict[str, Any]] = []
-        state = run.get("state") or {}
-        if (
-            state.get("result_state") == "FAILED"
-            and state.get("life_cycle_state") in RunState.RUN_LIFE_CYCLE_STATES
-        ):
-            failed = self._api(lambda hook: extract_failed_task_errors(hook, run, RunState(**state)))
-        return run_state_to_job_state(run, failed_tasks=failed)
+        return self.hook.describe(external_id)
 
     def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        try:
-            if timeout is None:
-                self._api(lambda hook: hook.cancel_run(int(external_id)))
-            else:
-                with self._explained_errors():
-                    self._quick_hook(timeout).cancel_run(int(external_id))
-        except DatabricksApiError as err:
-            if not _is_missing_run(err):
-                raise
-            self.log.info("Run %s no longer exists; nothing to cancel", external_id)
+        self.hook.cancel(external_id, timeout=timeout)
 
     def on_job_known(self, external_id: str, context: Context) -> None:
         run_id = self.run_id = int(external_id)
         # A reconnect has just described the run: its page URL is at hand. A fresh submit asks once.
-        known = self._last_run or {}
-        url = known.get("run_page_url") if known.get("run_id") == run_id else None
-        if not url:
-            url = self._call(
-                lambda: self._api(lambda hook: hook.get_run_page_url(run_id)),
-                what=f"get the page URL of run {run_id}",
-            )
+        url = self._call(
+            lambda: self.hook.run_page_url(external_id), what=f"get the page URL of run {run_id}"
+        )
         if self.do_xcom_push:
             context["ti"].xcom_push(key=XCOM_RUN_ID_KEY, value=run_id)
             context["ti"].xcom_push(key=XCOM_RUN_PAGE_URL_KEY, value=url)
         self.log.info("View run status, Spark UI, and logs at %s", url)
 
-    def result(self, external_id: str, state: JobState) -> None:
-        # Upstream returns nothing: the run's id and page travel as the run_id/run_page_url XComs.
-        return None
-
-    # -- payload helpers ----------------------------------------------------------------------
-
-    def _normalised(self, json: dict[str, Any]) -> dict[str, Any]:
-        """Upstream's own type check and stringification; a bad value fails the task, not a retry."""
-        try:
-            return cast("dict[str, Any]", normalise_json_content(json))
-        except AirflowException as err:
-            raise AirflowFailException(
-                f"Invalid Databricks payload for task {self.task_id!r}: {err}"
-            ) from err
-
-    def _check_token(self, json: Mapping[str, Any]) -> None:
-        token = json.get("idempotency_token")
-        if token is not None and len(str(token)) > MAX_TOKEN_LENGTH:
-            raise AirflowFailException(
-                f"idempotency_token must be at most {MAX_TOKEN_LENGTH} characters, got {len(str(token))}"
-            )
+    # Upstream returns nothing (waited for or not): the run's id and page travel as XComs.
 
 
 class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
@@ -455,8 +253,8 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         git_source: dict[str, Any] | None = None,
         performance_target: str | None = None,
         deferrable: bool = False,
-        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
-        openlineage_inject_transport_info: bool = _OL_TRANSPORT_DEFAULT,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
+        openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
         durable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -526,9 +324,9 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
             raise AirflowFailException(
                 f"Invalid Databricks payload for task {self.task_id!r}: {err}"
             ) from err
-        self._validate_tasks_and_clusters(json)
-        self._check_token(json)
-        self._normalised(json)  # type errors surface before anything is injected or sent
+        payload.check_tasks_and_clusters(json, self.task_id)
+        payload.check_token(json)
+        payload.normalised(json, self.task_id)  # type errors surface before anything is injected or sent
         if forwardable := upstream._get_forwardable_dag_params(self.params):
             targets = json["tasks"] if isinstance(json.get("tasks"), list) else [json]
             for task in targets:
@@ -536,35 +334,7 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
                     upstream._inject_airflow_params_into_task(task, forwardable)
         if self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info:
             json = self._with_openlineage(json, context)
-        return self._normalised(json)
-
-    def _validate_tasks_and_clusters(self, json: Mapping[str, Any]) -> None:
-        tasks = json.get("tasks")
-        units: list[tuple[str, Mapping[str, Any]]]
-        if tasks:
-            if not isinstance(tasks, list):
-                raise AirflowFailException(
-                    f"'tasks' must be a list of task settings, got {type(tasks).__name__}"
-                )
-            units = [(f"tasks[{i}]", t) for i, t in enumerate(tasks) if isinstance(t, Mapping)]
-            if any(key in json for key in SINGLE_TASK_KEYS):
-                raise AirflowFailException(
-                    "Give the run's work either as 'tasks' or as one top-level *_task "
-                    f"({', '.join(k for k in SINGLE_TASK_KEYS if k in json)}), not both"
-                )
-        else:
-            if not any(key in json for key in SINGLE_TASK_KEYS):
-                raise AirflowFailException(
-                    f"Task {self.task_id!r} gives Databricks nothing to run: set 'tasks' or one of "
-                    "notebook_task, spark_jar_task, spark_python_task, spark_submit_task, pipeline_task, "
-                    "dbt_task (directly or in 'json')"
-                )
-            units = [("the run", json)]
-        for where, unit in units:
-            if "new_cluster" in unit and "existing_cluster_id" in unit:
-                raise AirflowFailException(
-                    f"{where} sets both 'existing_cluster_id' and 'new_cluster': choose one cluster"
-                )
+        return payload.normalised(json, self.task_id)
 
     def _with_openlineage(self, json: dict[str, Any], context: Context) -> dict[str, Any]:
         # Same two steps and the same "never fail the run over lineage" policy as upstream.
@@ -597,19 +367,8 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
             )
             return json
 
-    def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
-        payload = self._with_token(submission, idempotency_key)
-        pipeline = payload.get("pipeline_task")
-        if (
-            isinstance(pipeline, Mapping)
-            and pipeline.get("pipeline_id") is None
-            and pipeline.get("pipeline_name")
-        ):
-            name = pipeline["pipeline_name"]
-            pipeline_id = self._api(lambda hook: hook.find_pipeline_id_by_name(name))
-            payload["pipeline_task"] = {k: v for k, v in pipeline.items() if k != "pipeline_name"}
-            payload["pipeline_task"]["pipeline_id"] = pipeline_id
-        return str(self._api(lambda hook: hook.submit_run(payload)))
+    def submit(self, submission: dict[str, Any], idempotency_key: str, *, resend: bool) -> str:
+        return self.hook.submit_run(submission, idempotency_key)
 
 
 class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
@@ -699,7 +458,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         do_xcom_push: bool = True,
         wait_for_termination: bool = True,
         deferrable: bool = False,
-        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         repair_run: bool = False,
         databricks_repair_reason_new_settings: dict[str, Any] | None = None,
         cancel_previous_runs: bool = False,
@@ -737,7 +496,6 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         self.cancel_previous_runs = cancel_previous_runs
         self.forward_dag_params = forward_dag_params
         self._merged_json: dict[str, Any] = {}
-        self._resent_keys: set[str] = set()
 
     def _named_json_parameters(self) -> dict[str, Any]:
         return {
@@ -767,8 +525,8 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
             raise AirflowFailException(
                 f"Task {self.task_id!r} needs job_id or job_name to know which job to run"
             )
-        self._check_token(json)
-        json = self._normalised(json)
+        payload.check_token(json)
+        json = payload.normalised(json, self.task_id)
         slots = upstream._RUN_NOW_PARAM_SLOTS_CONFLICTING_WITH_JOB_PARAMETERS
         if (
             self.forward_dag_params
@@ -805,33 +563,17 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
             )
             return json
 
-    def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
-        # Databricks deduplicates run-now by token, so nothing needs finding. The base consults this
-        # before every send that may repeat an earlier one: remember it, so a repeat never runs
-        # cancel_previous_runs (which would cancel the run the first send may have created).
-        self._resent_keys.add(idempotency_key)
-        return None
-
-    def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
-        payload = self._with_token(submission, idempotency_key)
-        if payload.get("job_name"):
-            name = payload.pop("job_name")
-            found = self._api(lambda hook: hook.find_job_id_by_name(name))
-            if found is None:
-                raise AirflowFailException(
-                    f"No Databricks job is named {name!r} (connection {self.databricks_conn_id!r})"
-                )
-            payload["job_id"] = found
-        self._merged_json = payload
-        if self.cancel_previous_runs and idempotency_key not in self._resent_keys:
-            job_id = payload["job_id"]
-            self.log.info("cancel_previous_runs: cancelling the active runs of job %s", job_id)
-            self._api(lambda hook: hook.cancel_all_runs(job_id))
-        return str(self._api(lambda hook: hook.run_now(payload)))
+    def submit(self, submission: dict[str, Any], idempotency_key: str, *, resend: bool) -> str:
+        payload = self._merged_json = self.hook.resolve_job(submission)
+        # Never on a re-send: it would cancel the run the first send of this key may have triggered.
+        cancel_previous = self.cancel_previous_runs and not resend
+        if cancel_previous:
+            self.log.info("cancel_previous_runs: cancelling the active runs of job %s", payload["job_id"])
+        return self.hook.run_now(payload, idempotency_key, cancel_previous_runs=cancel_previous)
 
     def recover(self, external_id: str, state: JobState) -> bool:
         """Repair the run once (``repair_run``), as upstream does after a run ends unsuccessfully."""
-        run = self._last_run or {}
+        run = self.hook.last_run or {}
         if not self.repair_run or state.status is RemoteStatus.NOT_FOUND or "state" not in run:
             return False
         run_state = RunState(**run["state"])
@@ -842,22 +584,15 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         self.repair_run = False  # once per attempt, like upstream
         run_id = int(external_id)
         job_id = int(run.get("job_id") or self._merged_json["job_id"])
-        with self._explained_errors():
-            upstream.update_job_for_repair(self, self._hook, job_id, run_state)
-            latest = self._hook.get_latest_repair_id(run_id)
+        api = self.hook.api
+        with self.hook.explained_errors():
+            upstream.update_job_for_repair(self, api, job_id, run_state)
+            latest = api.get_latest_repair_id(run_id)
             repair: dict[str, Any] = {"run_id": run_id, "rerun_all_failed_tasks": True}
             if latest is not None:
                 repair["latest_repair_id"] = latest
             if "job_parameters" in self._merged_json:
                 repair["job_parameters"] = self._merged_json["job_parameters"]
-            self._hook.repair_run(repair)
+            api.repair_run(repair)
         self.log.warning("Run %s ended %s; repaired it (repair_run=True)", run_id, state)
         return True
-
-
-def _is_missing_run(error: DatabricksApiError) -> bool:
-    """Whether Databricks says the run does not exist (404, or 400 'Run N does not exist.')."""
-    if error.http_status_code == 404:
-        return True
-    text = str(error)
-    return error.http_status_code == 400 and ("does not exist" in text or "RESOURCE_DOES_NOT_EXIST" in text)

@@ -4,8 +4,9 @@ Resumable drop-in replacements for the amazon provider's ``EmrAddStepsOperator``
 ``EmrServerlessStartJobOperator``.
 
 Same constructor arguments, template fields, return values (XCom ``return_value``), extra XComs and
-links as the pinned upstream operators. Every AWS call goes through the amazon provider's own hooks
-(``EmrHook``, ``EmrServerlessHook``) built from ``aws_conn_id``, ``region_name``, ``verify`` and
+links as the pinned upstream operators. Every AWS call goes through
+:mod:`airflow.providers.resumable.hooks.emr`, over the amazon provider's own hooks (``EmrHook``,
+``EmrServerlessHook``) built from ``aws_conn_id``, ``region_name``, ``verify`` and
 ``botocore_config``, so a connection (keys, role assumption, ``endpoint_url`` in its extras) behaves
 exactly as it does for the operators being replaced.
 
@@ -18,203 +19,47 @@ from __future__ import annotations
 
 import ast
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.amazon.aws.hooks.emr import EmrHook, EmrServerlessHook
-from airflow.providers.amazon.aws.links.emr import EmrClusterLink, EmrLogsLink, get_log_uri
+from airflow.providers.amazon.aws.links.emr import EmrClusterLink, EmrLogsLink
 from airflow.providers.amazon.aws.operators import emr as upstream
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
 from airflow.providers.common.compat.openlineage.utils.spark import (
     inject_parent_job_information_into_emr_serverless_properties,
     inject_transport_information_into_emr_serverless_properties,
 )
-from airflow.providers.common.compat.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from airflow.providers.resumable.operators.base import ResumableSubmitOperator
-from airflow.providers.resumable.status import JobState, RemoteStatus
+from airflow.providers.resumable.hooks import emr as emr_hooks
+from airflow.providers.resumable.hooks.emr import (
+    ACTIONS_ON_FAILURE,
+    MAX_CLIENT_TOKEN_LENGTH,
+    MAX_STEP_NAME_LENGTH,
+    EmrServerlessJobRunHook,
+    EmrStepsHook,
+    StepIds,
+    tag_step_name,
+)
+from airflow.providers.resumable.operators.base import (
+    OPENLINEAGE_PARENT_DEFAULT,
+    OPENLINEAGE_TRANSPORT_DEFAULT,
+    ResumableSubmitOperator,
+)
+from airflow.providers.resumable.polling import PollBudget
+from airflow.providers.resumable.status import JobState
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
-_OL_PARENT_DEFAULT = conf.getboolean("openlineage", "spark_inject_parent_job_info", fallback=False)
-_OL_TRANSPORT_DEFAULT = conf.getboolean("openlineage", "spark_inject_transport_info", fallback=False)
-
-_NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
-"""Our own backoff retries every call instead: it wakes on a stop request, and it never re-sends
-``AddJobFlowSteps`` without first looking for the steps a lost response may have created."""
-
-_THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-    }
-)
-_SERVER_ERROR_CODES = frozenset(
-    {"InternalServerError", "InternalServerException", "InternalFailure", "ServiceUnavailable"}
-)
-
-# -- EMR steps ---------------------------------------------------------------------------------------
-
-ACTIONS_ON_FAILURE = ("TERMINATE_JOB_FLOW", "TERMINATE_CLUSTER", "CANCEL_AND_WAIT", "CONTINUE")
-_STOPS_LATER_STEPS = frozenset({"TERMINATE_JOB_FLOW", "TERMINATE_CLUSTER", "CANCEL_AND_WAIT"})
 _STEP_KEYS = frozenset({"Name", "ActionOnFailure", "HadoopJarStep", "StepMonitoringConfiguration"})
-_ACTIVE_STEP_STATES = frozenset({"PENDING", "RUNNING", "CANCEL_PENDING"})
-_FAILED_STEP_STATES = frozenset({"FAILED", "INTERRUPTED"})
-_GONE_CLUSTER_STATES = frozenset({"TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"})
-MAX_STEP_NAME_LENGTH = 256
-"""EMR refuses a step Name longer than this; the key tag counts."""
-LIST_STEPS_MAX_IDS = 10
-"""``ListSteps`` filters by at most ten ``StepIds`` per call."""
-SIGV4_MAX_CLOCK_SKEW = timedelta(minutes=15)
-"""AWS refuses a request whose SigV4 signature time is further than this from its own clock
-(``SignatureDoesNotMatch``/``RequestTimeTooSkewed``), and botocore does not correct a signer's clock."""
-STEP_LISTING_CLOCK_SKEW = SIGV4_MAX_CLOCK_SKEW + timedelta(minutes=5)
-"""How far before the ledger's intent time ``find_existing`` still looks at steps.
-
-The intent time comes from the clock of the worker that wrote it; EMR stamps a step's creation time
-with its own. A worker whose ``AddJobFlowSteps`` was accepted signed it within
-:data:`SIGV4_MAX_CLOCK_SKEW` of AWS's clock, and wrote the intent just before, so its steps cannot be
-older than the intent time less that much. The extra 5 minutes cover the request's own latency and
-retries. A worker further off cannot have added steps at all."""
-_TAG = re.compile(r" \(resumable (?P<key>[0-9a-f]{32}-\d+) (?P<index>\d+)/(?P<count>\d+)\)$")
-
-
-def tag_step_name(name: str, key: str, index: int, count: int) -> str:
-    """The Name a step is added under: the user's name, then ``(resumable <key> <i>/<n>)``."""
-    return f"{name} (resumable {key} {index}/{count})"
-
-
-@dataclass(frozen=True)
-class StepTag:
-    """What :func:`tag_step_name` wrote into a step's Name: the key, and the step's place in its request."""
-
-    key: str
-    index: int
-    count: int
-
-    @classmethod
-    def of(cls, name: str) -> StepTag | None:
-        """The tag in a step Name, or ``None`` for a step these operators did not add."""
-        match = _TAG.search(name)
-        return cls(match["key"], int(match["index"]), int(match["count"])) if match else None
-
-
-def steps_newest_first(
-    client: Any, cluster_id: str, *, since: datetime | None
-) -> Iterator[Mapping[str, Any]]:
-    """
-    Page ``ListSteps`` (newest first, as EMR lists them) and stop at the first step older than ``since``.
-
-    :param client: a boto3 EMR client.
-    :param cluster_id: the cluster.
-    :param since: the oldest creation time of interest, less :data:`STEP_LISTING_CLOCK_SKEW` (the
-        clock ``since`` was read from may run ahead of EMR's); ``None`` lists every step.
-    """
-    oldest = since - STEP_LISTING_CLOCK_SKEW if since is not None else None
-    for page in client.get_paginator("list_steps").paginate(ClusterId=cluster_id):
-        for step in page["Steps"]:
-            created = (step["Status"].get("Timeline") or {}).get("CreationDateTime")
-            if oldest is not None and isinstance(created, datetime) and _aware(created) < oldest:
-                return  # newest first: everything after this is older still
-            yield step
-
-
-def steps_to_job_state(steps: Sequence[Mapping[str, Any]]) -> JobState:
-    """
-    Aggregate the steps one task added into one status, honouring each step's ``ActionOnFailure``.
-
-    - A failed (or interrupted) step whose ``ActionOnFailure`` stops the steps after it
-      (``CANCEL_AND_WAIT``, ``TERMINATE_CLUSTER``, ``TERMINATE_JOB_FLOW``) fails the whole at once:
-      EMR cancels the rest, so there is nothing left to wait for.
-    - Otherwise, while any step is pending or running the whole is running (pending if none has
-      started): a step failed with ``CONTINUE`` lets the later ones run, and the task waits for them
-      so a retry never runs beside them.
-    - Once every step has ended: any failed -> ``FAILED``; else any cancelled -> ``CANCELLED``; else
-      all completed -> ``SUCCEEDED``.
-
-    The message names each failed or cancelled step with its reason, message and log file.
-
-    :param steps: ``StepSummary`` objects (``ListSteps``) or ``Step`` objects (``DescribeStep``), in
-        the order they were added.
-    """
-    states = [str(step["Status"]["State"]) for step in steps]
-    failed = [step for step in steps if step["Status"]["State"] in _FAILED_STEP_STATES]
-    cancelled = [step for step in steps if step["Status"]["State"] == "CANCELLED"]
-    stopping = any(step.get("ActionOnFailure", "TERMINATE_CLUSTER") in _STOPS_LATER_STEPS for step in failed)
-    raw = ",".join(states)
-    if not stopping and any(state in _ACTIVE_STEP_STATES for state in states):
-        started = any(state in ("RUNNING", "CANCEL_PENDING") for state in states)
-        return JobState(RemoteStatus.RUNNING if started else RemoteStatus.PENDING, raw)
-    if failed:
-        status = RemoteStatus.FAILED
-    elif cancelled:
-        status = RemoteStatus.CANCELLED
-    else:
-        status = RemoteStatus.SUCCEEDED
-    message = "; ".join(_explain_step(step) for step in (*failed, *cancelled))
-    return JobState(status, raw, message)
-
-
-def _explain_step(step: Mapping[str, Any]) -> str:
-    status = step["Status"]
-    text = f"step {step.get('Id')} ({step.get('Name')}) {status['State']}"
-    if step.get("ActionOnFailure"):
-        text += f" [ActionOnFailure={step['ActionOnFailure']}]"
-    details = status.get("FailureDetails") or {}
-    parts = [
-        f"reason: {details['Reason']}" if details.get("Reason") else "",
-        f"message: {details['Message']}" if details.get("Message") else "",
-        f"log file: {details['LogFile']}" if details.get("LogFile") else "",
-    ]
-    change = (status.get("StateChangeReason") or {}).get("Message")
-    if change and not details:
-        parts.append(str(change))
-    explained = ", ".join(p for p in parts if p)
-    return f"{text}: {explained}" if explained else text
-
-
-@dataclass(frozen=True)
-class StepIds:
-    """The ledger's external id of one task's steps: ``"<cluster id>:<step id>,<step id>,..."``."""
-
-    cluster_id: str
-    step_ids: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.cluster_id}:{','.join(self.step_ids)}"
-
-    @classmethod
-    def parse(cls, external_id: str) -> StepIds:
-        cluster_id, _, steps = external_id.partition(":")
-        if not cluster_id or not steps:
-            raise AirflowFailException(f"Not an EMR steps id recorded by this operator: {external_id!r}")
-        return cls(cluster_id, tuple(steps.split(",")))
-
-
-# -- the shared AWS plumbing ----------------------------------------------------------------------
 
 
 class _ResumableAwsOperator(ResumableSubmitOperator):
-    """What both EMR operators share: the amazon provider's hook, botocore errors, the waiter budget."""
-
-    _hook_class: type[EmrHook] | type[EmrServerlessHook]
+    """What both EMR operators share: the hook's arguments, botocore errors, the waiter budget."""
 
     def __init__(
         self,
@@ -240,83 +85,26 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
         self.wait_for_completion = wait_for_completion
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
-        self._polls_left: int | None = None
+        # Per attempt, as upstream's waiter: a resumed attempt polls with a fresh budget.
+        self.poll_budget = PollBudget(max_polls=waiter_max_attempts)
 
-    @cached_property
-    def hook(self) -> Any:
-        """The amazon provider's hook, built exactly as ``AwsBaseOperator`` builds it."""
-        return self._hook_class(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-
-    @cached_property
-    def client(self) -> Any:
-        """The hook's boto3 client with botocore's retries off: :attr:`cloud_call_backoff` retries."""
-        config = self.hook.config or Config()
-        return self.hook.get_client_type(
-            region_name=self.hook.region_name, config=config.merge(_NO_BOTOCORE_RETRIES)
-        )
-
-    def _client_for(self, timeout: float | None) -> Any:
-        """:attr:`client`, or one whose calls give up after ``timeout`` seconds (botocore's default is 60)."""
-        if timeout is None:
-            return self.client
-        config = (self.hook.config or Config()).merge(_NO_BOTOCORE_RETRIES)
-        return self.hook.get_client_type(
-            region_name=self.hook.region_name,
-            config=config.merge(Config(connect_timeout=timeout, read_timeout=timeout)),
-        )
-
-    # -- errors -----------------------------------------------------------------------------
+    def _aws_args(self) -> dict[str, Any]:
+        return {
+            "aws_conn_id": self.aws_conn_id,
+            "region_name": self.region_name,
+            "verify": self.verify,
+            "botocore_config": self.botocore_config,
+        }
 
     def is_transient(self, error: BaseException) -> bool:
-        if isinstance(error, (BotocoreConnectionError, HTTPClientError)):
-            return True  # connection refused or reset, a lost response, a timeout
-        if isinstance(error, ClientError):
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            return code in _THROTTLING_CODES or code in _SERVER_ERROR_CODES or status == 429 or status >= 500
-        return super().is_transient(error)
+        return emr_hooks.is_transient(error)
 
-    @staticmethod
-    def _error_code(error: ClientError) -> str:
-        return str(error.response.get("Error", {}).get("Code", ""))
-
-    # -- polling budget: upstream's waiter_max_attempts -------------------------------------------
-
-    def describe(self, external_id: str) -> JobState:
-        state = self._describe(external_id)
-        if self._polls_left is not None and state.status.is_active:
-            self._polls_left -= 1
-            if self._polls_left <= 0:
-                self._on_waiter_exhausted(external_id)
-                raise AirflowException(
-                    f"Waiter error: max attempts reached: {self.job_noun} {external_id} is still {state} "
-                    f"after {self.waiter_max_attempts} polls {self.waiter_delay}s apart "
-                    "(waiter_max_attempts x waiter_delay)"
-                )
-        return state
-
-    def _describe(self, external_id: str) -> JobState:
-        raise NotImplementedError
-
-    def _on_waiter_exhausted(self, external_id: str) -> None:
-        """What upstream does when its waiter gives up; by default, nothing."""
-
-    def _start_waiter_budget(self) -> None:
-        # Per attempt, as upstream's waiter: a resumed attempt polls with a fresh budget.
-        self._polls_left = self.waiter_max_attempts
-
-    def execute(self, context: Context) -> Any:
-        value = super().execute(context)
-        # Upstream returns the ids whether or not it waited; the base returns nothing when not waiting.
-        return value if self.wait_for_completion else self._ids_to_return()
-
-    def _ids_to_return(self) -> Any:
-        raise NotImplementedError
+    def on_poll_budget_spent(self, external_id: str, state: JobState, spent: str) -> NoReturn:
+        raise AirflowException(
+            f"Waiter error: max attempts reached: {self.job_noun} {external_id} is still {state} "
+            f"after {self.waiter_max_attempts} polls {self.waiter_delay}s apart "
+            "(waiter_max_attempts x waiter_delay)"
+        )
 
 
 # -- ResumableEmrAddStepsOperator --------------------------------------------------------------------
@@ -353,10 +141,11 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
     **Status of several steps.** Any failed or cancelled step makes the task fail, with the
     step's failure reason, message and log file; all completed is success. A step failed with
     ``ActionOnFailure=CONTINUE`` lets the steps after it run, and the task waits for them before
-    failing, so that a retry never runs beside them (see :func:`steps_to_job_state`).
+    failing, so that a retry never runs beside them (see
+    :func:`~airflow.providers.resumable.hooks.emr.steps_to_job_state`).
 
     **Limits.** Steps added by hand with a Name that imitates the tag would be adopted. Steps older
-    than the intent time minus :data:`STEP_LISTING_CLOCK_SKEW` are not looked at. The tag makes
+    than the intent time minus :data:`~airflow.providers.resumable.hooks.emr.STEP_LISTING_CLOCK_SKEW` are not looked at. The tag makes
     names up to 62 characters longer (EMR allows 256 in all).
 
     :param job_flow_id: the cluster to add the steps to; exclusive with ``job_flow_name``. (templated)
@@ -388,7 +177,6 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
 
     ledger_kind = "emr.add_steps"
     job_noun = "steps"
-    _hook_class = EmrHook
     template_fields: Sequence[str] = upstream.EmrAddStepsOperator.template_fields
     template_ext: Sequence[str] = upstream.EmrAddStepsOperator.template_ext
     template_fields_renderers = upstream.EmrAddStepsOperator.template_fields_renderers
@@ -407,7 +195,7 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         waiter_max_attempts: int = 60,
         execution_role_arn: str | None = None,
         deferrable: bool = False,
-        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -499,130 +287,51 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
     def _bad_steps(self, problem: str) -> AirflowFailException:
         return AirflowFailException(f"Invalid EMR steps for task {self.task_id!r}: {problem}")
 
-    # -- the cluster ----------------------------------------------------------------------------
+    # -- the hook and the cluster ---------------------------------------------------------------
+
+    @cached_property
+    def hook(self) -> EmrStepsHook:
+        """The EMR calls, through the amazon provider's ``EmrHook``."""
+        return EmrStepsHook(**self._aws_args())
+
+    def hook_params(self) -> dict[str, Any]:
+        return self.hook.params()
 
     def _resolve_cluster(self) -> str:
         """The cluster's id: ``job_flow_id``, or the one cluster named ``job_flow_name`` in ``cluster_states``."""
-        if self._cluster_id is not None:
-            return self._cluster_id
-        if self.job_flow_id:
-            self._cluster_id = str(self.job_flow_id)
-            return self._cluster_id
-        pages = self.client.get_paginator("list_clusters").paginate(ClusterStates=self.cluster_states)
-        matches = [c["Id"] for page in pages for c in page["Clusters"] if c["Name"] == self.job_flow_name]
-        states = f" in states {self.cluster_states}" if self.cluster_states else ""
-        if not matches:
-            raise AirflowFailException(
-                f"No cluster found for name: {self.job_flow_name}{states}; no steps added"
-            )
-        if len(matches) > 1:
-            raise AirflowFailException(
-                f"More than one cluster found for name {self.job_flow_name}{states}: {sorted(matches)}; "
-                "no steps added. Pass job_flow_id, or narrow cluster_states."
-            )
-        self._cluster_id = str(matches[0])
-        self.log.info("Found cluster name = %s id = %s", self.job_flow_name, self._cluster_id)
+        if self._cluster_id is None:
+            if self.job_flow_id:
+                self._cluster_id = str(self.job_flow_id)
+            else:
+                self._cluster_id = self.hook.find_cluster(str(self.job_flow_name), self.cluster_states)
+                self.log.info("Found cluster name = %s id = %s", self.job_flow_name, self._cluster_id)
         return self._cluster_id
-
-    def _check_cluster_accepts_steps(self, cluster_id: str) -> None:
-        try:
-            cluster = self.client.describe_cluster(ClusterId=cluster_id)["Cluster"]
-        except ClientError as err:
-            if self._error_code(err) in ("InvalidRequestException", "ValidationException"):
-                raise AirflowFailException(f"EMR has no cluster {cluster_id}; no steps added: {err}") from err
-            raise
-        state = cluster["Status"]["State"]
-        if state in _GONE_CLUSTER_STATES:
-            reason = (cluster["Status"].get("StateChangeReason") or {}).get("Message", "")
-            raise AirflowFailException(
-                f"EMR cluster {cluster_id} is {state} and takes no more steps; no steps added"
-                + (f" ({reason})" if reason else "")
-            )
 
     # -- the contract ---------------------------------------------------------------------------
 
-    def submit(self, submission: _StepsSubmission, idempotency_key: str) -> str:
+    def submit(self, submission: _StepsSubmission, idempotency_key: str, *, resend: bool) -> str:
         cluster_id = self._resolve_cluster()
-        self._check_cluster_accepts_steps(cluster_id)
-        count = len(submission.steps)
-        tagged = [
-            {**step, "Name": tag_step_name(step["Name"], idempotency_key, i, count)}
-            for i, step in enumerate(submission.steps, start=1)
-        ]
-        extra = {"ExecutionRoleArn": self.execution_role_arn} if self.execution_role_arn else {}
+        self.hook.check_cluster_accepts_steps(cluster_id)
         self.log.info("Adding steps to %s", cluster_id)
-        response = self.client.add_job_flow_steps(JobFlowId=cluster_id, Steps=tagged, **extra)
-        return str(StepIds(cluster_id, tuple(response["StepIds"])))
+        return self.hook.add_steps(
+            cluster_id, submission.steps, idempotency_key, execution_role_arn=self.execution_role_arn
+        )
 
     def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
         """Page ``ListSteps`` newest first back to the intent time; adopt the steps tagged with the key."""
-        cluster_id = self._resolve_cluster()
-        found: dict[int, str] = {}
-        expected: int | None = None
-        for step in steps_newest_first(self.client, cluster_id, since=intent_at):
-            tag = StepTag.of(str(step.get("Name", "")))
-            if tag and tag.key == idempotency_key:
-                found[tag.index] = str(step["Id"])
-                expected = tag.count
-        if not found:
-            return None
-        if len(found) != expected:
-            # AddJobFlowSteps adds all of a request's steps or none; a partial set means they were not all listed.
-            raise AirflowException(
-                f"Found {len(found)} of {expected} steps tagged with key {idempotency_key} on {cluster_id}; "
-                "refusing to add them again or to adopt a partial set"
-            )
-        return str(StepIds(cluster_id, tuple(found[i] for i in sorted(found))))
+        return self.hook.find_steps(self._resolve_cluster(), idempotency_key, since=intent_at)
 
-    def _describe(self, external_id: str) -> JobState:
-        ids = StepIds.parse(external_id)
-        try:
-            listed = {step["Id"]: step for step in self._list_steps(ids)}
-        except ClientError as err:
-            if self._error_code(err) in ("InvalidRequestException", "ValidationException"):
-                return JobState(
-                    RemoteStatus.NOT_FOUND, "NOT_FOUND", f"EMR has no cluster {ids.cluster_id}: {err}"
-                )
-            raise
-        missing = [step_id for step_id in ids.step_ids if step_id not in listed]
-        if missing:
-            return JobState(
-                RemoteStatus.NOT_FOUND,
-                "NOT_FOUND",
-                f"EMR no longer lists steps {missing} on {ids.cluster_id}",
-            )
-        return steps_to_job_state([listed[step_id] for step_id in ids.step_ids])
-
-    def _list_steps(self, ids: StepIds) -> Iterable[Mapping[str, Any]]:
-        for start in range(0, len(ids.step_ids), LIST_STEPS_MAX_IDS):
-            chunk = list(ids.step_ids[start : start + LIST_STEPS_MAX_IDS])
-            for page in self.client.get_paginator("list_steps").paginate(
-                ClusterId=ids.cluster_id, StepIds=chunk
-            ):
-                yield from page["Steps"]
+    def describe(self, external_id: str) -> JobState:
+        return self.hook.describe(external_id)
 
     def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         """One ``CancelSteps`` call for all the steps; steps that have ended are reported, not raised."""
-        ids = StepIds.parse(external_id)
-        try:
-            response = self._client_for(timeout).cancel_steps(
-                ClusterId=ids.cluster_id, StepIds=list(ids.step_ids), StepCancellationOption="SEND_INTERRUPT"
-            )
-        except ClientError as err:
-            if self._error_code(err) not in ("InvalidRequestException", "ValidationException"):
-                raise
-            self.log.info("Cluster %s no longer takes requests; nothing to cancel: %s", ids.cluster_id, err)
-            return
-        for info in response.get("CancelStepsInfoList", []):
-            self.log.info(
-                "CancelSteps %s: %s %s", info.get("StepId"), info.get("Status"), info.get("Reason", "")
-            )
+        self.hook.cancel(external_id, timeout=timeout)
 
     def on_job_known(self, external_id: str, context: Context) -> None:
         ids = StepIds.parse(external_id)
         self._cluster_id = ids.cluster_id
         self.step_ids = list(ids.step_ids)
-        self._start_waiter_budget()
         self.log.info("Steps %s on cluster %s", self.step_ids, ids.cluster_id)
         if not self.do_xcom_push:
             return
@@ -636,7 +345,7 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
             job_flow_id=ids.cluster_id,
         )
         log_uri = self._call(
-            lambda: get_log_uri(emr_client=self.client, job_flow_id=ids.cluster_id),
+            lambda: self.hook.log_uri(ids.cluster_id),
             what=f"read the log URI of cluster {ids.cluster_id}",
         )
         EmrLogsLink.persist(
@@ -652,42 +361,12 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         """The step ids, as upstream returns them (XCom ``return_value``)."""
         return list(StepIds.parse(external_id).step_ids)
 
-    def _ids_to_return(self) -> list[str]:
-        return list(self.step_ids)
+    def result_without_waiting(self, external_id: str) -> list[str]:
+        """The step ids, as upstream returns them without waiting."""
+        return list(StepIds.parse(external_id).step_ids)
 
 
 # -- ResumableEmrServerlessStartJobOperator ------------------------------------------------------------
-
-_JOB_RUN_PENDING = frozenset({"SUBMITTED", "PENDING", "SCHEDULED", "QUEUED"})
-_JOB_RUN_RUNNING = frozenset({"RUNNING", "CANCELLING"})
-MAX_CLIENT_TOKEN_LENGTH = 64
-"""EMR Serverless refuses a ``clientToken`` longer than this."""
-
-
-def job_run_to_job_state(job_run: Mapping[str, Any]) -> JobState:
-    """
-    Translate a ``GetJobRun`` ``jobRun`` into the normalised status.
-
-    ``SUBMITTED``/``PENDING``/``SCHEDULED``/``QUEUED`` are pending, ``RUNNING``/``CANCELLING``
-    running, ``SUCCESS`` succeeded, ``FAILED`` failed, ``CANCELLED`` cancelled. An unknown state is
-    treated as running and said so. The message carries ``stateDetails``.
-
-    :param job_run: the ``jobRun`` object of ``GetJobRun``.
-    """
-    state = str(job_run.get("state") or "")
-    details = str(job_run.get("stateDetails") or "")
-    if state in _JOB_RUN_PENDING:
-        return JobState(RemoteStatus.PENDING, state)
-    if state in _JOB_RUN_RUNNING:
-        return JobState(RemoteStatus.RUNNING, state)
-    terminal = {
-        "SUCCESS": RemoteStatus.SUCCEEDED,
-        "FAILED": RemoteStatus.FAILED,
-        "CANCELLED": RemoteStatus.CANCELLED,
-    }
-    if state in terminal:
-        return JobState(terminal[state], state, details)
-    return JobState(RemoteStatus.RUNNING, f"{state} (unknown job run state, treated as running)")
 
 
 @dataclass(frozen=True)
@@ -748,7 +427,6 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
 
     ledger_kind = "emr_serverless.start_job_run"
     job_noun = "job run"
-    _hook_class = EmrServerlessHook
     template_fields: Sequence[str] = upstream.EmrServerlessStartJobOperator.template_fields
     template_fields_renderers = upstream.EmrServerlessStartJobOperator.template_fields_renderers
     operator_extra_links = upstream.EmrServerlessStartJobOperator.operator_extra_links
@@ -770,8 +448,8 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         deferrable: bool = False,
         enable_application_ui_links: bool = False,
         cancel_on_kill: bool = True,
-        openlineage_inject_parent_job_info: bool = _OL_PARENT_DEFAULT,
-        openlineage_inject_transport_info: bool = _OL_TRANSPORT_DEFAULT,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
+        openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -839,58 +517,37 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
             args["configurationOverrides"] = overrides
         return _JobRunSubmission(args, name)
 
-    def _ensure_application_started(self) -> None:
-        state = self.client.get_application(applicationId=self.application_id)["application"]["state"]
-        if state in EmrServerlessHook.APPLICATION_SUCCESS_STATES:
-            return
-        self.log.info("Application state is %s; starting application %s", state, self.application_id)
-        self.client.start_application(applicationId=self.application_id)
-        wait(
-            waiter=self.hook.get_waiter("serverless_app_started"),
-            waiter_max_attempts=self.waiter_max_attempts,
-            waiter_delay=self.waiter_delay,
-            args={"applicationId": self.application_id},
-            failure_message="Serverless Application failed to start",
-            status_message="Serverless Application status is",
-            status_args=["application.state", "application.stateDetails"],
-        )
+    @cached_property
+    def hook(self) -> EmrServerlessJobRunHook:
+        """The EMR Serverless calls, through the amazon provider's ``EmrServerlessHook``."""
+        return EmrServerlessJobRunHook(application_id=self.application_id, **self._aws_args())
 
-    def submit(self, submission: _JobRunSubmission, idempotency_key: str) -> str:
-        self._ensure_application_started()
+    def hook_params(self) -> dict[str, Any]:
+        return self.hook.params()
+
+    def submit(self, submission: _JobRunSubmission, idempotency_key: str, *, resend: bool) -> str:
+        self.hook.ensure_application_started(
+            waiter_max_attempts=self.waiter_max_attempts, waiter_delay=self.waiter_delay
+        )
         token = self.client_request_token or idempotency_key
         name = submission.name or f"emr_serverless_job_airflow_{idempotency_key}"
         self.log.info("Starting job on Application: %s (clientToken %s)", self.application_id, token)
-        response = self.client.start_job_run(clientToken=token, name=name, **submission.args)
-        return str(response["jobRunId"])
+        return self.hook.start_job_run(submission.args, name=name, client_token=token)
 
-    def _describe(self, external_id: str) -> JobState:
-        try:
-            job_run = self.client.get_job_run(applicationId=self.application_id, jobRunId=external_id)[
-                "jobRun"
-            ]
-        except ClientError as err:
-            if self._error_code(err) == "ResourceNotFoundException":
-                return JobState(
-                    RemoteStatus.NOT_FOUND, "NOT_FOUND", f"EMR Serverless has no job run {external_id}"
-                )
-            raise
-        return job_run_to_job_state(job_run)
+    def describe(self, external_id: str) -> JobState:
+        return self.hook.describe(external_id)
 
     def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        try:
-            self._client_for(timeout).cancel_job_run(applicationId=self.application_id, jobRunId=external_id)
-        except ClientError as err:
-            if self._error_code(err) not in ("ResourceNotFoundException", "ValidationException"):
-                raise
-            self.log.info("Job run %s cannot be cancelled (%s); nothing to do", external_id, err)
+        self.hook.cancel(external_id, timeout=timeout)
 
-    def _on_waiter_exhausted(self, external_id: str) -> None:
+    def on_poll_budget_spent(self, external_id: str, state: JobState, spent: str) -> NoReturn:
+        # As upstream: the job run is cancelled when its waiter gives up.
         self.log.info("Cancelling EMR Serverless job %s due to max waiter attempts reached", external_id)
         self._cancel_bounded(external_id, reason="waiter_max_attempts reached")
+        super().on_poll_budget_spent(external_id, state, spent)
 
     def on_job_known(self, external_id: str, context: Context) -> None:
         self.job_id = external_id
-        self._start_waiter_budget()
         self.log.info("EMR serverless job started: %s", external_id)
         upstream.EmrServerlessStartJobOperator.persist_links(self, context)  # type: ignore[arg-type]
 
@@ -898,9 +555,6 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         """The job run id, as upstream returns it (XCom ``return_value``)."""
         return external_id
 
-    def _ids_to_return(self) -> str | None:
-        return self.job_id
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    def result_without_waiting(self, external_id: str) -> str:
+        """The job run id, as upstream returns it without waiting."""
+        return external_id

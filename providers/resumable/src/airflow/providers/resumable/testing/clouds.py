@@ -6,7 +6,7 @@ An adapter starts its fake, says which Airflow connection reaches it, counts wha
 (per idempotency key, so concurrent task instances are told apart), and injects the faults the
 drill needs: throttling, server errors, a lost submit response, and a submit held open after the
 fake committed it (so a worker can be killed at exactly that moment). Each is a
-:class:`~airflow.providers.resumable.drill.clouds.DrillCloud`, the interface the drill's real-cloud
+:class:`~airflow.providers.resumable.testing.protocols.DrillCloud`, the interface the drill's real-cloud
 adapters (:mod:`airflow.providers.resumable.drill.real_clouds`) implement too; the fault injection
 is the fakes' alone.
 """
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from airflow.providers.resumable.drill.clouds import DrillCloud, DrilledTask, FaultInjector, emr_submissions
+from airflow.providers.resumable.hooks.emr import emr_submissions
 from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksServer,
     FakeDatabricksService,
@@ -32,6 +32,7 @@ from airflow.providers.resumable.testing.dataproc import (
 )
 from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, StepScript
 from airflow.providers.resumable.testing.fake_jobs import Fault
+from airflow.providers.resumable.testing.protocols import DrillCloud, DrilledTask, FaultInjector
 
 REMOTE_JOB_SECONDS = 40.0
 """How long every fake job runs in the demo: long enough to shut a worker down under it and resume."""

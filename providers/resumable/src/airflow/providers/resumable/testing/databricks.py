@@ -467,6 +467,15 @@ class _Handler(FaultingJsonHandler):
     def do_GET(self) -> None:
         url = urlparse(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        # The hook's async calls (aiohttp) send a GET's parameters as a JSON body, not a query.
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            try:
+                body = json.loads(self.rfile.read(length))
+            except json.JSONDecodeError:
+                body = None
+            if isinstance(body, dict):
+                query = {**body, **query}
         self._dispatch("GET", url.path, query)
 
     def do_POST(self) -> None:

@@ -8,7 +8,8 @@ Three parts, each usable alone:
   lifecycle, per-key deduplication that a test can switch off, counters, and fault injection.
 - :class:`FakeJobServer`: serves a service over HTTP on 127.0.0.1, so an operator running in
   another process (a real child process a test can SIGTERM or SIGKILL) reaches the same jobs.
-- :class:`FakeJobClient`: the HTTP client the test operator uses.
+- :class:`FakeJobClient`: the HTTP client the fake-job operator uses (it lives in
+  :mod:`airflow.providers.resumable.hooks.fake_job`, below the operator; re-exported here).
 
 Faults are the ones that make duplicates and lost jobs in real clouds: an error status (429 with
 ``Retry-After``, 5xx), latency, and "the request succeeded but the response was lost", including a
@@ -30,7 +31,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import requests
+from airflow.providers.resumable.hooks.fake_job import FakeJobApiError, FakeJobClient
+
+__all__ = [
+    "TERMINAL_OUTCOMES",
+    "FakeJob",
+    "FakeJobApiError",
+    "FakeJobClient",
+    "FakeJobServer",
+    "FakeJobService",
+    "Fault",
+    "FaultingJsonHandler",
+    "discard_queued_faults",
+]
+
 
 TERMINAL_OUTCOMES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -424,57 +438,3 @@ class FakeJobServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class FakeJobApiError(Exception):
-    """The fake answered with an error status; carries the response like ``requests.HTTPError``."""
-
-    def __init__(self, response: requests.Response) -> None:
-        self.response = response
-        self.status_code = response.status_code
-        super().__init__(
-            f"{response.status_code} from {response.request.method} {response.url}: {response.text}"
-        )
-
-
-class FakeJobClient:
-    """
-    The client of :class:`FakeJobServer`.
-
-    :param base_url: the server's :attr:`FakeJobServer.url`.
-    :param timeout: seconds per request.
-    """
-
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self._session = requests.Session()
-
-    def submit(self, payload: dict[str, Any], key: str) -> str:
-        return str(self._request("POST", "/jobs", json={"payload": payload, "key": key})["job_id"])
-
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        try:
-            return self._request("GET", f"/jobs/{job_id}")
-        except FakeJobApiError as err:
-            if err.status_code == HTTPStatus.NOT_FOUND:
-                return None
-            raise
-
-    def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
-        """Cancel a job; ``timeout`` replaces the client's per-request timeout for this request."""
-        self._request("POST", f"/jobs/{job_id}/cancel", json={}, timeout=timeout)
-
-    def find(self, key: str) -> list[str]:
-        return [str(i) for i in self._request("GET", "/jobs", params={"key": key})["job_ids"]]
-
-    def counters(self) -> dict[str, int]:
-        return dict(self._request("GET", "/counters"))
-
-    def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
-        response = self._session.request(
-            method, self.base_url + path, timeout=timeout if timeout is not None else self.timeout, **kwargs
-        )
-        if response.status_code >= 400:
-            raise FakeJobApiError(response)
-        return response.json()

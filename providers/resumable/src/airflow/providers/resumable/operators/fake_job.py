@@ -8,23 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import requests
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow.providers.resumable.hooks.fake_job import FakeJobHook
 from airflow.providers.resumable.operators.base import ResumableSubmitOperator
-from airflow.providers.resumable.status import JobState, RemoteStatus
-from airflow.providers.resumable.testing.fake_jobs import FakeJobClient
+from airflow.providers.resumable.status import JobState
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
-
-_STATES = {
-    "PENDING": RemoteStatus.PENDING,
-    "RUNNING": RemoteStatus.RUNNING,
-    "SUCCEEDED": RemoteStatus.SUCCEEDED,
-    "FAILED": RemoteStatus.FAILED,
-    "CANCELLED": RemoteStatus.CANCELLED,
-}
 
 
 class FakeJobSubmitOperator(ResumableSubmitOperator):
@@ -37,6 +28,8 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
     :param use_find_existing: look jobs up by key before any repeated submit, as an adapter for a
         cloud without server-side deduplication must.
     :param request_timeout: seconds per HTTP request.
+    :param kwargs: :class:`~airflow.providers.resumable.operators.base.ResumableSubmitOperator` and
+        ``BaseOperator`` arguments.
     """
 
     template_fields: Sequence[str] = ("endpoint", "job")
@@ -59,8 +52,12 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
         self.request_timeout = request_timeout
 
     @functools.cached_property
-    def client(self) -> FakeJobClient:
-        return FakeJobClient(self.endpoint, timeout=self.request_timeout)
+    def hook(self) -> FakeJobHook:
+        """The fake service's hook."""
+        return FakeJobHook(self.endpoint, request_timeout=self.request_timeout)
+
+    def hook_params(self) -> dict[str, Any]:
+        return self.hook.params()
 
     def build_submission(self, context: Context) -> dict[str, Any]:
         job = self.job
@@ -78,32 +75,26 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
             )
         return dict(job)
 
-    def submit(self, submission: dict[str, Any], idempotency_key: str) -> str:
-        return self.client.submit(submission, idempotency_key)
+    def submit(self, submission: dict[str, Any], idempotency_key: str, *, resend: bool) -> str:
+        return self.hook.submit(submission, idempotency_key)
 
     def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
-        if not self.use_find_existing:
-            return None
-        found = self.client.find(idempotency_key)
-        return found[0] if found else None
+        return self.hook.find(idempotency_key) if self.use_find_existing else None
 
     def describe(self, external_id: str) -> JobState:
-        job = self.client.get(external_id)
-        if job is None:
-            return JobState(RemoteStatus.NOT_FOUND, "NOT_FOUND", f"the service has no job {external_id}")
-        return JobState(_STATES[job["state"]], job["state"], job.get("message") or "")
+        return self.hook.describe(external_id)
 
     def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        self.client.cancel(external_id, timeout=timeout)
+        self.hook.cancel(external_id, timeout=timeout)
 
     def result(self, external_id: str, state: JobState) -> Any:
-        job = self.client.get(external_id)
-        return {"job_id": external_id, "output": job.get("output") if job else None}
+        return {"job_id": external_id, "output": self.hook.output(external_id)}
 
     def on_job_known(self, external_id: str, context: Context) -> None:
         context["ti"].xcom_push(key="job_id", value=external_id)
 
     def is_transient(self, error: BaseException) -> bool:
-        if isinstance(error, (requests.ConnectionError, requests.Timeout)):
-            return True
-        return super().is_transient(error)
+        return self.hook.is_transient(error)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        return self.hook.retry_after(error)
