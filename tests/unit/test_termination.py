@@ -15,6 +15,8 @@ from airflow.sdk import TaskInstanceState
 from airflow.providers.resumable.termination import StopCause, diagnose_stop
 
 RUN, TASK = "manual__1", "load"
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"  # a stable test id, the same in every pytest-xdist worker

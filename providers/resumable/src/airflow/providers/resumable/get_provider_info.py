@@ -58,4 +58,47 @@ def get_provider_info() -> dict[str, Any]:
             "airflow.providers.resumable.links.dataproc.ResumableDataprocJobLink",
             "airflow.providers.resumable.links.dataproc.ResumableDataprocBatchLink",
         ],
+        "plugins": [
+            {
+                "name": "resumable_job_reaper",
+                "plugin-class": "airflow.providers.resumable.plugins.job_reaper.ResumableJobReaperPlugin",
+            }
+        ],
+        "config": {
+            "resumable": {
+                "description": "The job reaper: cancels, in the scheduler, the jobs of task instances a "
+                "person ended while no attempt was running (see the provider's concepts page).",
+                "options": {
+                    "reaper_enabled": {
+                        "description": "Run the job reaper in the scheduler.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": None,
+                        "default": "True",
+                    },
+                    "reaper_interval": {
+                        "description": "Seconds between two sweeps of the ledgers.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": None,
+                        "default": "5.0",
+                    },
+                    "reaper_grace_period": {
+                        "description": "Seconds after a task instance finished before the reaper "
+                        "acts on its job: a running attempt cancels its own job within this time.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": None,
+                        "default": "15.0",
+                    },
+                    "reaper_lookback_hours": {
+                        "description": "Only task instances that finished this recently are swept.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": None,
+                        "default": "24.0",
+                    },
+                },
+            }
+        },
     }

@@ -1,0 +1,471 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+The reaper: cancels, through their ledgers, the jobs of task instances a decision ended while no
+attempt was running to cancel them (see :mod:`~airflow.providers.resumable.reaping` for which).
+
+**Where it runs.** In the scheduler, as a daemon thread the provider's plugin starts when the
+scheduler job starts (:mod:`~airflow.providers.resumable.plugins`): the scheduler is the one
+component every deployment runs, it reads the metadata database, and it can reach the connections.
+Every ``[resumable] reaper_interval`` seconds it reads the ledgers of task instances in a finished
+state, and for each that :func:`~airflow.providers.resumable.reaping.judge_ledger` says to cancel,
+it builds the cloud's hook from what the ledger recorded (:data:`JOB_HOOKS`), looks the job up,
+cancels it unless it has ended, and records the outcome in the ledger.
+
+**At most once.** Before touching the cloud a sweep claims the ledger with a compare-and-swap on the
+stored value (the write succeeds only if nobody changed it since it was read), so two schedulers
+never both cancel; a claim whose sweep died is taken over after :data:`CLAIM_TIMEOUT`. A cancel the
+cloud refuses is retried on later sweeps, at most :data:`MAX_CANCEL_ATTEMPTS` times, then reported
+as an error naming the job.
+
+**A deleted dag run.** Deleting a dag run deletes its ledgers with it (the task state store's
+foreign key). The reaper remembers, from one sweep to the next, the ledgers of task instances waiting
+to run again; one that vanished with its task instance had its run deleted, and its job is cancelled
+from that memory.
+
+**Known limitations.** A ledger of a kind this release has no hook for, or written before ledgers
+recorded how to reach their job (``hook_params``), is reported, not acted on. A dag run deleted while
+no scheduler runs (or within one sweep of the task's checkpoint) is not seen: fail the run, wait for
+the reaper, then delete it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from airflow.providers.resumable.ledger import SubmissionLedger
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.reaping import (
+    REAPED_FIELD,
+    REAPED_STATES,
+    ReapAction,
+    judge_ledger,
+    settled,
+)
+from airflow.providers.resumable.status import JobState
+
+log = logging.getLogger(__name__)
+
+CLAIM_TIMEOUT = timedelta(minutes=5)
+"""A claim older than this belongs to a sweep that died (a scheduler restarted mid-cancel)."""
+MAX_CANCEL_ATTEMPTS = 3
+"""Sweeps that may try to cancel one job before the reaper reports it for a person to cancel."""
+CANCEL_TIMEOUT_SECONDS = 30.0
+"""One cancel call's limit: the reaper runs beside the scheduler loop, not in the SIGKILL window."""
+
+
+class JobHandle(Protocol):
+    """What the reaper needs of a cloud's hook for one kind of job."""
+
+    def describe(self, external_id: str) -> JobState: ...
+
+    def cancel(self, external_id: str, *, timeout: float | None = None) -> None: ...
+
+
+JobHandleFactory = Callable[..., JobHandle]
+
+JOB_HOOKS: dict[str, str] = {
+    "databricks.runs_submit": "airflow.providers.resumable.hooks.databricks:ResumableDatabricksHook",
+    "databricks.run_now": "airflow.providers.resumable.hooks.databricks:ResumableDatabricksHook",
+    "emr.add_steps": "airflow.providers.resumable.hooks.emr:EmrStepsHook",
+    "emr_serverless.start_job_run": "airflow.providers.resumable.hooks.emr:EmrServerlessJobRunHook",
+    "dataproc.submit_job": "airflow.providers.resumable.hooks.dataproc:DataprocJobHook",
+    "dataproc.create_batch": "airflow.providers.resumable.hooks.dataproc:DataprocBatchHook",
+    "testing.fake_jobs": "airflow.providers.resumable.hooks.fake_job:FakeJobHook",
+}
+"""Ledger kind → the hook class (``module:Class``) that reaches that kind's jobs, built with the
+ledger's ``hook_params`` as keyword arguments. Imported only when a ledger of the kind needs it, so
+a scheduler without a cloud's packages loads nothing of that cloud."""
+
+_REGISTERED: dict[str, JobHandleFactory] = {}
+
+
+def register_job_handle(kind: str, factory: JobHandleFactory) -> None:
+    """
+    Let the reaper act on ledgers of ``kind`` (for an operator of your own; see the guide).
+
+    :param kind: the ledger kind (your operator's ``ledger_kind``).
+    :param factory: called with the ledger's ``hook_params`` as keyword arguments; returns an object
+        with ``describe(external_id)`` and ``cancel(external_id, *, timeout)``.
+    """
+    _REGISTERED[kind] = factory
+
+
+def job_handle_factory(kind: str) -> JobHandleFactory | None:
+    """The factory for ``kind``: registered, else the bundled hook class; ``None`` if there is none here."""
+    if kind in _REGISTERED:
+        return _REGISTERED[kind]
+    target = JOB_HOOKS.get(kind)
+    if target is None:
+        return None
+    import importlib
+
+    module, _, name = target.partition(":")
+    try:
+        factory: JobHandleFactory = getattr(importlib.import_module(module), name)
+    except ImportError as err:  # that cloud's packages are not installed in this component
+        log.error("Reaper: cannot load the hook for %s ledgers (%s)", kind, err)
+        return None
+    return factory
+
+
+@dataclass(frozen=True)
+class ReaperSettings:
+    """
+    How the reaper sweeps.
+
+    :param interval: seconds between sweeps.
+    :param grace: how long after a task instance finished the reaper leaves its job to a running
+        attempt, which cancels its own job on a person's decision within its SIGKILL window.
+    :param lookback: only task instances that finished this recently are swept (the first sweep
+        after an upgrade does not walk the whole history).
+    """
+
+    interval: float = 5.0
+    grace: timedelta = timedelta(seconds=15)
+    lookback: timedelta = timedelta(days=1)
+
+    @classmethod
+    def from_config(cls) -> ReaperSettings:
+        """Read ``[resumable] reaper_interval``, ``reaper_grace_period`` and ``reaper_lookback_hours``."""
+        from airflow.configuration import conf
+
+        return cls(
+            interval=conf.getfloat("resumable", "reaper_interval", fallback=5.0),
+            grace=timedelta(seconds=conf.getfloat("resumable", "reaper_grace_period", fallback=15.0)),
+            lookback=timedelta(hours=conf.getfloat("resumable", "reaper_lookback_hours", fallback=24.0)),
+        )
+
+
+@dataclass(frozen=True)
+class _Row:
+    store_id: int
+    raw: str
+    ti_state: str | None
+    finished_at: datetime | None
+    where: str
+
+
+class JobReaper:
+    """
+    One sweep at a time over the ledgers of finished task instances.
+
+    :param settings: how often and how far back to sweep.
+    :param now: the clock (UTC).
+    """
+
+    def __init__(self, settings: ReaperSettings, *, now: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self._now = now or (lambda: datetime.now(tz=UTC))
+        self._remembered: dict[tuple[str, str, str, int], tuple[dict[str, Any], str]] = {}
+        self._reported: set[int] = set()
+
+    def sweep(self) -> dict[str, int]:
+        """Act on every ledger that needs it; how many ledgers ended each way."""
+        from airflow.utils.session import create_session
+
+        counts: dict[str, int] = {}
+        with create_session() as session:
+            rows = self._candidates(session)
+            waiting = self._waiting(session)
+            forgotten = set(self._remembered) - set(waiting)
+            vanished = forgotten - self._still_stored(session, forgotten)
+        for row in rows:
+            outcome = self._handle(row)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        for ti_key in vanished:
+            outcome = self._reap_vanished(*self._remembered[ti_key])
+            counts[outcome] = counts.get(outcome, 0) + 1
+        self._remembered = waiting
+        return counts
+
+    def _waiting(self, session: Any) -> dict[tuple[str, str, str, int], tuple[dict[str, Any], str]]:
+        """
+        The ledgers of task instances waiting to run again (checkpointed, rescheduled, queued, ...).
+
+        Remembered until the next sweep: if a ledger vanishes with its task instance in between (its
+        dag run was deleted), the memory is the only record of the job left to cancel.
+        """
+        from airflow.models.task_state_store import TaskStateStoreModel as Store
+        from airflow.models.taskinstance import TaskInstance as TI
+        from sqlalchemy import or_, select
+
+        query = (
+            select(Store.value, Store.dag_id, Store.run_id, Store.task_id, Store.map_index)
+            .join(TI, _same_task_instance(TI, Store))
+            .where(Store.key == LEDGER_KEY, or_(TI.state.is_(None), TI.state.in_(sorted(WAITING_STATES))))
+        )
+        waiting = {}
+        for row in session.execute(query):
+            try:
+                stored = json.loads(row.value)
+            except ValueError:
+                continue
+            if isinstance(stored, dict) and isinstance(stored.get("hook_params"), dict):
+                ti_key = (row.dag_id, row.run_id, row.task_id, row.map_index)
+                waiting[ti_key] = (stored, _where(*ti_key))
+        return waiting
+
+    def _still_stored(
+        self, session: Any, keys: set[tuple[str, str, str, int]]
+    ) -> set[tuple[str, str, str, int]]:
+        from airflow.models.task_state_store import TaskStateStoreModel as Store
+        from sqlalchemy import select, tuple_
+
+        if not keys:
+            return set()
+        query = select(Store.dag_id, Store.run_id, Store.task_id, Store.map_index).where(
+            Store.key == LEDGER_KEY,
+            tuple_(Store.dag_id, Store.run_id, Store.task_id, Store.map_index).in_(sorted(keys)),
+        )
+        return {(r.dag_id, r.run_id, r.task_id, r.map_index) for r in session.execute(query)}
+
+    def _reap_vanished(self, stored: dict[str, Any], where: str) -> str:
+        """Cancel the job of a waiting task instance whose ledger was deleted with its dag run."""
+        try:
+            ledger = SubmissionLedger.from_json(stored)
+        except Exception:
+            return "refused"
+        factory = job_handle_factory(ledger.kind)
+        params = stored.get("hook_params")
+        job_id = ledger.external_id
+        if factory is None or not isinstance(params, dict) or job_id is None:
+            return "refused"
+        try:
+            handle = factory(**params)
+            if handle.describe(job_id).status.is_terminal:
+                return "settled"
+            log.warning(
+                "Reaper: %s: its dag run was deleted while it waited; cancelling job %s", where, job_id
+            )
+            handle.cancel(job_id, timeout=CANCEL_TIMEOUT_SECONDS)
+        except Exception:
+            log.exception(
+                "Reaper: %s: its dag run was deleted while it waited, and its job (%s) could not be "
+                "cancelled; cancel it by hand",
+                where,
+                ledger.external_id or f"key {ledger.key}",
+            )
+            return "failed"
+        _count_cancel()
+        return "cancelled"
+
+    def _candidates(self, session: Any) -> list[_Row]:
+        from airflow.models.task_state_store import TaskStateStoreModel as Store
+        from airflow.models.taskinstance import TaskInstance as TI
+        from sqlalchemy import or_, select
+
+        horizon = self._now() - self.settings.lookback
+        query = (
+            select(
+                Store.id,
+                Store.value,
+                TI.state,
+                TI.end_date,
+                Store.dag_id,
+                Store.run_id,
+                Store.task_id,
+                Store.map_index,
+            )
+            .join(TI, _same_task_instance(TI, Store))
+            .where(Store.key == LEDGER_KEY, TI.state.in_(sorted(REAPED_STATES)))
+            .where(or_(TI.end_date.is_(None), TI.end_date >= horizon))
+        )
+        return [
+            _Row(
+                store_id=row.id,
+                raw=row.value,
+                ti_state=str(getattr(row.state, "value", row.state)),
+                finished_at=row.end_date,
+                where=_where(row.dag_id, row.run_id, row.task_id, row.map_index),
+            )
+            for row in session.execute(query)
+        ]
+
+    def _handle(self, row: _Row) -> str:
+        try:
+            stored = json.loads(row.raw)
+        except ValueError:
+            stored = row.raw
+        now = self._now()
+        if isinstance(stored, dict) and _claim_is_live(stored.get(REAPED_FIELD), now):
+            return "ignored"
+        unsettled, tried = _without_stale_claim(stored)
+        verdict = judge_ledger(
+            unsettled, ti_state=row.ti_state, finished_at=row.finished_at, now=now, grace=self.settings.grace
+        )
+        if verdict.action is ReapAction.REFUSE:
+            if row.store_id not in self._reported:  # once, not every sweep
+                self._reported.add(row.store_id)
+                log.warning("Reaper: not acting on the ledger of %s: %s", row.where, verdict.reason)
+            return "refused"
+        if verdict.action is not ReapAction.CANCEL:
+            return verdict.action.value
+        assert verdict.ledger is not None and isinstance(unsettled, dict)
+        return self._reap(row, unsettled, verdict.ledger, verdict.reason, attempts=tried + 1)
+
+    def _reap(
+        self, row: _Row, stored: dict[str, Any], ledger: SubmissionLedger, why: str, *, attempts: int
+    ) -> str:
+        factory = job_handle_factory(ledger.kind)
+        params = stored.get("hook_params")
+        if factory is None or not isinstance(params, dict) or ledger.external_id is None:
+            missing = (
+                "no hook for its kind here"
+                if factory is None
+                else "it does not record how to reach its job"
+                if not isinstance(params, dict)
+                else f"its job's id was never recorded (look for a job with key {ledger.key})"
+            )
+            log.error(
+                "Reaper: %s, but its ledger (%s, job %s) cannot be acted on: %s. Cancel the job by hand if "
+                "it still runs.",
+                row.where,
+                ledger.kind,
+                ledger.external_id or f"with key {ledger.key}",
+                missing,
+            )
+            self._settle(row, stored, f"not cancelled: {missing}")
+            return "refused"
+        claim = {
+            **stored,
+            REAPED_FIELD: {"outcome": "cancelling", "at": self._now().isoformat(), "attempts": attempts},
+        }
+        if not self._swap(row, json.dumps(claim)):
+            return "ignored"  # another sweep (another scheduler) changed it first
+        claimed = _Row(row.store_id, json.dumps(claim), row.ti_state, row.finished_at, row.where)
+        try:
+            handle = factory(**params)
+            job_id = ledger.external_id
+            state = handle.describe(job_id)
+            if state.status.is_terminal:
+                log.info("Reaper: %s: job %s has ended (%s); nothing to cancel", row.where, job_id, state)
+                self._settle(claimed, stored, f"already ended: {state.status.value}")
+                return "settled"
+            log.warning("Reaper: %s: cancelling job %s (%s)", row.where, job_id, why)
+            handle.cancel(job_id, timeout=CANCEL_TIMEOUT_SECONDS)
+        except Exception as err:
+            if attempts >= MAX_CANCEL_ATTEMPTS:
+                log.exception(
+                    "Reaper: %s: could not cancel the job of ledger %s after %d attempts; cancel it by hand",
+                    row.where,
+                    ledger.external_id or ledger.key,
+                    attempts,
+                )
+                self._settle(claimed, stored, f"cancel failed {attempts} times: {err}")
+                return "failed"
+            log.warning("Reaper: %s: cancelling failed (attempt %d): %s", row.where, attempts, err)
+            self._swap(
+                claimed, json.dumps({**stored, REAPED_FIELD: {"outcome": "retry", "attempts": attempts}})
+            )
+            return "failed"
+        _count_cancel()
+        log.warning("Reaper: %s: cancelled job %s", row.where, job_id)
+        self._settle(claimed, stored, f"cancelled {job_id}")
+        return "cancelled"
+
+    def _settle(self, row: _Row, stored: dict[str, Any], outcome: str) -> None:
+        plain = {k: v for k, v in stored.items() if k != REAPED_FIELD}
+        if not self._swap(row, json.dumps(settled(plain, outcome=outcome, now=self._now()))):
+            log.warning("Reaper: %s: the ledger changed while settling it (%s)", row.where, outcome)
+
+    def _swap(self, row: _Row, new: str) -> bool:
+        """Replace the stored value only if it is still what this sweep read (compare-and-swap)."""
+        from airflow.models.task_state_store import TaskStateStoreModel as Store
+        from airflow.utils.session import create_session
+        from sqlalchemy import update
+
+        with create_session() as session:
+            result = session.execute(
+                update(Store)
+                .where(Store.id == row.store_id, Store.value == row.raw)
+                .values(value=new)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+
+WAITING_STATES = frozenset(
+    {"checkpointed", "up_for_reschedule", "up_for_retry", "scheduled", "queued", "deferred"}
+)
+"""States of a task instance waiting for its next attempt (and no state: cleared, not yet scheduled)."""
+
+
+def _same_task_instance(ti: Any, store: Any) -> Any:
+    from sqlalchemy import and_
+
+    return and_(
+        ti.dag_id == store.dag_id,
+        ti.run_id == store.run_id,
+        ti.task_id == store.task_id,
+        ti.map_index == store.map_index,
+    )
+
+
+def _where(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    return f"{dag_id}.{task_id} (run {run_id}" + (f", map_index {map_index})" if map_index >= 0 else ")")
+
+
+def _claim_is_live(reaped: Any, now: datetime) -> bool:
+    """A sweep is cancelling this job right now (its claim is recent)."""
+    if not isinstance(reaped, dict) or reaped.get("outcome") != "cancelling":
+        return False
+    try:
+        at = datetime.fromisoformat(str(reaped.get("at")))
+    except ValueError:
+        return False
+    return now - at < CLAIM_TIMEOUT
+
+
+def _without_stale_claim(stored: Any) -> tuple[Any, int]:
+    """
+    The ledger as the judge should see it, and how many cancels were tried already.
+
+    A ledger whose last claim died, or whose cancel is to be retried, is judged as unsettled.
+    """
+    reaped = stored.get(REAPED_FIELD) if isinstance(stored, dict) else None
+    if not isinstance(reaped, dict) or reaped.get("outcome") not in ("cancelling", "retry"):
+        return stored, 0
+    attempts = reaped.get("attempts")
+    unsettled = {k: v for k, v in stored.items() if k != REAPED_FIELD}
+    return unsettled, attempts if isinstance(attempts, int) else 0
+
+
+def _count_cancel() -> None:
+    from airflow.sdk.observability.stats import Stats
+
+    Stats.incr("resumable.reaper.cancelled")
+
+
+class ReaperThread(threading.Thread):
+    """Sweeps every ``settings.interval`` seconds until stopped; a failed sweep is logged, never fatal."""
+
+    def __init__(self, reaper: JobReaper) -> None:
+        super().__init__(name="resumable-job-reaper", daemon=True)
+        self.reaper = reaper
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        log.info(
+            "Resumable job reaper started: sweeping every %g s (grace %s)",
+            self.reaper.settings.interval,
+            self.reaper.settings.grace,
+        )
+        while not self._stopped.wait(self.reaper.settings.interval):
+            started = time.monotonic()
+            try:
+                counts = self.reaper.sweep()
+            except Exception:
+                log.exception("Resumable job reaper: the sweep failed; trying again next time")
+                continue
+            if counts.get("cancelled") or counts.get("failed"):
+                log.info("Resumable job reaper: %s in %.1f s", counts, time.monotonic() - started)
+
+    def stop(self) -> None:
+        self._stopped.set()

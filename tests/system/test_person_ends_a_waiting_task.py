@@ -1,0 +1,159 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+A person ends a task instance while it waits to resume: its job is cancelled once, from outside.
+
+No attempt runs while a task instance is ``checkpointed`` (or, on a stock Airflow,
+``up_for_reschedule``), so nobody is told when a person marks it failed or success, fails its dag
+run, or when ``dagrun_timeout`` fails the run. The provider's job reaper (in the scheduler) cancels
+the job through the ledger: within 30 s, exactly once. A clear is the next attempt's to handle: it
+cancels the old job and submits a new one.
+
+All five decisions run side by side, one dag run each, on both flavours.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.databricks import (
+    FakeDatabricksServer,
+    FakeDatabricksService,
+    RunScript,
+)
+from airflow.providers.resumable.testing.stack import AirflowStack, FlavouredStack, poll_until
+from tests.system.dags.system_person_stop_dags import CONN_ID, DAG_ID, DAGRUN_TIMEOUT, TASK_ID, TIMEOUT_DAG_ID
+
+pytestmark = pytest.mark.system
+
+DAG_FILE = Path(__file__).parent / "dags" / "system_person_stop_dags.py"
+CANCELLED_WITHIN = 30.0
+"""The promise: a person's decision reaches the job within this many seconds."""
+
+
+@pytest.fixture
+def databricks(checkpoint_flavour: FlavouredStack) -> Iterator[FakeDatabricksService]:
+    """A fake workspace whose runs go on until cancelled, and a real connection to it."""
+    service = FakeDatabricksService(default_script=RunScript(run_seconds=None))
+    with FakeDatabricksServer(service) as server:
+        connection = {
+            "connection_id": CONN_ID,
+            "conn_type": "databricks",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "schema": "http",
+            "password": service.token,
+        }
+        stack = checkpoint_flavour.stack
+        response = stack.rest.post("/connections", json=connection)
+        if response.status_code == 409:
+            stack.rest.json("PATCH", f"/connections/{CONN_ID}", json=connection)
+        else:
+            assert not response.is_error, response.text
+        yield service
+
+
+def _mark_ti(state: str) -> Callable[[AirflowStack, str], None]:
+    def mark(stack: AirflowStack, run_id: str) -> None:
+        stack.rest.json(
+            "PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}", json={"new_state": state}
+        )
+
+    return mark
+
+
+def _fail_dag_run(stack: AirflowStack, run_id: str) -> None:
+    stack.rest.json("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
+
+
+def _clear(stack: AirflowStack, run_id: str) -> None:
+    stack.rest.json(
+        "POST",
+        f"/dags/{DAG_ID}/clearTaskInstances",
+        json={"dag_run_id": run_id, "task_ids": [TASK_ID], "dry_run": False, "only_failed": False},
+    )
+
+
+DECISIONS: dict[str, tuple[str, Callable[[AirflowStack, str], None] | None, str, str]] = {
+    # name: (dag, what the person does, the task instance's state after it, the dag run's)
+    "mark_failed": (DAG_ID, _mark_ti("failed"), "failed", "failed"),
+    "mark_success": (DAG_ID, _mark_ti("success"), "success", "success"),
+    "dag_run_failed": (DAG_ID, _fail_dag_run, "failed", "failed"),
+    "dagrun_timeout": (TIMEOUT_DAG_ID, None, "skipped", "failed"),
+    "clear": (DAG_ID, _clear, "success", "success"),
+}
+
+
+def test_a_person_ending_a_waiting_task_cancels_its_job_once_within_30_s(
+    checkpoint_flavour: FlavouredStack, databricks: FakeDatabricksService
+) -> None:
+    stack, wait_state = checkpoint_flavour.stack, checkpoint_flavour.wait_state
+    stack.add_dag_file(DAG_FILE)
+    for dag_id in (DAG_ID, TIMEOUT_DAG_ID):
+        stack.wait_for_dag(dag_id)
+
+    # Every task submits its run, then its worker shuts down: the task instance waits to resume.
+    runs: dict[str, str] = {}
+    jobs: dict[str, int] = {}
+    for name, (dag_id, _, _, _) in DECISIONS.items():
+        run_id = stack.trigger_dag(dag_id)
+        processes = stack.find_task_processes(dag_id, TASK_ID, run_id=run_id, timeout=60)
+        jobs[name] = poll_until(
+            lambda d=dag_id, r=run_id: (stack.db.task_state_value(d, r, TASK_ID, LEDGER_KEY) or {}).get(
+                "external_id"
+            ),
+            timeout=60,
+            describe=lambda n=name: f"{n}: the run to be recorded",
+        )
+        time.sleep(1.5)  # polling
+        os.kill(processes.worker_pid, signal.SIGTERM)
+        stack.wait_for_ti_state(dag_id, run_id, TASK_ID, wait_state, timeout=60)
+        runs[name] = run_id
+    assert all(databricks.state_of(job) == "RUNNING" for job in jobs.values())
+    assert databricks.counters["cancel_requests"] == 0
+
+    # A person decides, while no attempt runs (the timeout decides by itself).
+    decided_at = {}
+    for name, (_, decide, _, _) in DECISIONS.items():
+        if decide is not None:
+            decide(stack, runs[name])
+            decided_at[name] = time.monotonic()
+    timeout_run = runs["dagrun_timeout"]
+    stack.wait_for_dag_run(TIMEOUT_DAG_ID, timeout_run, timeout=DAGRUN_TIMEOUT.total_seconds() + 60)
+    decided_at["dagrun_timeout"] = time.monotonic()
+
+    cancelled_after = {}
+    for name, job in jobs.items():
+        poll_until(
+            lambda j=job: databricks.cancellations_of(j) >= 1 or None,
+            timeout=max(1.0, decided_at[name] + CANCELLED_WITHIN - time.monotonic()),
+            describe=lambda n=name, j=job: f"{n}: run {j} to be cancelled (now {databricks.state_of(j)})",
+        )
+        cancelled_after[name] = time.monotonic() - decided_at[name]
+    sys.stderr.write(
+        "\n[person stop] cancelled after: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cancelled_after.items())
+        + "\n"
+    )
+
+    # The cleared task instance started its next generation: a new run, which the test lets finish.
+    new_runs = [run for run in databricks.runs() if str(run["run_id"]) not in {str(j) for j in jobs.values()}]
+    assert len(new_runs) == 1, new_runs
+    databricks.finish(new_runs[0]["run_id"], "SUCCESS")
+
+    for name, (dag_id, _, ti_state, dag_run_state) in DECISIONS.items():
+        assert stack.wait_for_dag_run(dag_id, runs[name], timeout=60) == dag_run_state, name
+        assert stack.db.task_instance(dag_id, runs[name], TASK_ID).state == ti_state, name
+    time.sleep(12)  # two more sweeps of the reaper, and a grace period: nothing more is cancelled
+    assert {name: databricks.cancellations_of(job) for name, job in jobs.items()} == dict.fromkeys(jobs, 1), (
+        cancelled_after
+    )
+    assert databricks.cancellations_of(new_runs[0]["run_id"]) == 0
+    assert databricks.counters["runs_created"] == len(jobs) + 1
