@@ -59,6 +59,7 @@ def test_real_mode_drill_counts_through_the_api_and_agrees_with_the_cloud(worksp
     assert exit_code == 0, story
     assert "databricks: your deployment, through connection 'my_workspace' (databricks)" in story
     assert "drill PASSED: 2/2 disruptions ok; duplicates 0, shutdown cancellations 0" in story
+    assert "orphans 0" in story
     assert workspace.service.token not in story, "the connection's secret is never printed"
     # The adapter counted through the API; the fake's own books must say the same.
     counts = workspace.counts()

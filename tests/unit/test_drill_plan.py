@@ -66,3 +66,24 @@ def test_a_heartbeat_stall_freezes_the_worker_and_needs_no_fault_injection():
     assert not kind.shuts_the_worker_down
     assert not kind.needs_fault_injection  # a real deployment can be drilled with it too
     assert [k for k in DisruptionKind if k.freezes_the_worker] == [kind]
+
+
+def test_a_persons_decision_ends_the_run_failed_with_its_job_cancelled_on_the_try_it_implies():
+    mark = DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED.expected
+    clear = DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED.expected
+    assert (mark.dag_run_state, mark.job_cancelled, mark.try_number) == ("failed", True, 1)
+    assert (clear.dag_run_state, clear.job_cancelled, clear.try_number) == ("failed", True, 2)
+    others = [k for k in DisruptionKind if not k.is_a_persons_decision]
+    assert {(k.expected.dag_run_state, k.expected.job_cancelled, k.expected.try_number) for k in others} == {
+        ("success", False, 1)
+    }
+
+
+def test_only_the_refused_cancel_needs_a_fake_among_a_persons_decisions():
+    assert DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED.needs_fault_injection
+    assert not DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED.needs_fault_injection
+    for kind in (
+        DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED,
+        DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED,
+    ):
+        assert not kind.costs_a_retry(worker_loss_checkpoints=False)  # the job reaper needs no patch

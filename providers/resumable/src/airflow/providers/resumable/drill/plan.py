@@ -28,6 +28,13 @@ class DisruptionKind(StrEnum):
     """The worker and its task freeze while polling (a paused VM, a cgroup freeze) past the heartbeat
     timeout, then thaw: the scheduler has meanwhile resumed the task in another attempt, which the
     thawed one must not disturb (no cancel, no report onto the live attempt's row)."""
+    MARK_FAILED_WHILE_CHECKPOINTED = "mark_failed_while_checkpointed"
+    """A worker shutdown checkpoints the task, then a person marks it failed while no attempt runs:
+    the job reaper must cancel the job, once, through the ledger."""
+    CLEAR_WHILE_RUNNING_CANCEL_REFUSED = "clear_while_running_cancel_refused"
+    """A person clears the task while its job runs, and the cloud refuses the cancels (HTTP 403,
+    twice): no second job may start beside the first, the task fails naming it, and the job reaper
+    cancels it once the cloud accepts."""
     SIGKILL_IN_SUBMIT_WINDOW = "sigkill_in_submit_window"
     """The worker vanishes after the cloud committed the job but before its id was persisted."""
     THROTTLE_STORM = "throttle_storm"
@@ -66,7 +73,26 @@ class DisruptionKind(StrEnum):
             DisruptionKind.SERVER_ERRORS,
             DisruptionKind.DROPPED_RESPONSE,
             DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW,
+            DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED,
         )
+
+    @property
+    def is_a_persons_decision(self) -> bool:
+        """A person ends the task: its job is to be cancelled, not completed."""
+        return self in (
+            DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED,
+            DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED,
+        )
+
+    @property
+    def expected(self) -> Expectation:
+        """How a run under this disruption must end for the promise to hold."""
+        if self is DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED:
+            return Expectation(dag_run_state="failed", job_cancelled=True, try_number=1)
+        if self is DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED:
+            # The clear starts a new try, which fails at once rather than start a second job.
+            return Expectation(dag_run_state="failed", job_cancelled=True, try_number=2)
+        return Expectation()
 
     @property
     def freezes_the_worker(self) -> bool:
@@ -77,6 +103,22 @@ class DisruptionKind(StrEnum):
     def kills_the_worker(self) -> bool:
         """A SIGKILL: nothing in the task runs; only the next attempt can pick up."""
         return self in (DisruptionKind.SIGKILL_MID_POLL, DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """
+    How a drilled run must end.
+
+    :param dag_run_state: the dag run's final state.
+    :param job_cancelled: the one job ends cancelled (a person's decision); otherwise it is never
+        cancelled and the run succeeds with it.
+    :param try_number: the task instance's try at the end: 1 (no retry used), 2 after a clear.
+    """
+
+    dag_run_state: str = "success"
+    job_cancelled: bool = False
+    try_number: int = 1
 
 
 @dataclass(frozen=True)

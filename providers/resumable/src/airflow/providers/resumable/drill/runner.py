@@ -38,7 +38,7 @@ from airflow.providers.resumable.drill.naming import (
     drill_dag_id,
     drill_job_env,
 )
-from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
+from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, Expectation, plan_drill
 from airflow.providers.resumable.drill.real_clouds import (
     DrillConfigError,
     RealTarget,
@@ -67,6 +67,9 @@ DRILL_HEARTBEAT_TIMEOUT_SECONDS = 10
 """The drill stack's task heartbeat timeout: a SIGKILLed or frozen worker is declared lost after it."""
 STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS = 15.0
 """How long a ``heartbeat_stall`` keeps the worker frozen beyond the heartbeat timeout."""
+ORPHAN_WAIT_SECONDS = 45.0
+"""How long after its task instance ended a job may still run before it counts as orphaned: the job
+reaper's grace period (15 s) and sweep (5 s), with room for a loaded machine."""
 PER_DISRUPTION_TIMEOUT = 240.0
 """A disruption whose run has not ended by then counts as a lost run."""
 
@@ -96,19 +99,33 @@ class DisruptionResult:
     """Times the attempt ended as a checkpoint (``checkpointed`` or the ``up_for_reschedule`` fallback)."""
     seconds: float
     error: str | None = None
+    orphans: int = 0
+    """Jobs still running :data:`ORPHAN_WAIT_SECONDS` after their task instance ended."""
 
     @property
     def duplicates(self) -> int:
         return max(0, len(self.jobs) - 1)
 
     @property
+    def expected(self) -> Expectation:
+        return self.disruption.kind.expected
+
+    @property
     def retries_used(self) -> int:
-        return max(0, self.try_number - 1)
+        return max(0, self.try_number - self.expected.try_number)
+
+    @property
+    def shutdown_cancellations(self) -> int:
+        """Cancels nobody asked for: any cancel, unless a person's decision ended the task."""
+        return 0 if self.expected.job_cancelled else self.cancellations
 
     @property
     def lost(self) -> bool:
-        """The run did not end in success with the job the ledger records."""
-        return self.final_state != "success" or self.job_in_ledger not in self.jobs
+        """The run did not end as it must: in success with the job the ledger records, or (after a
+        person's decision) in failure with its one job cancelled exactly once."""
+        if self.final_state != self.expected.dag_run_state or self.job_in_ledger not in self.jobs:
+            return True
+        return self.expected.job_cancelled and self.cancellations != 1
 
     @property
     def missed(self) -> bool:
@@ -121,8 +138,9 @@ class DisruptionResult:
             self.error is None
             and not self.missed
             and self.duplicates == 0
-            and self.cancellations == 0
+            and self.shutdown_cancellations == 0
             and self.retries_used == 0
+            and self.orphans == 0
             and not self.lost
         )
 
@@ -131,8 +149,9 @@ class DisruptionResult:
             return "ok"
         problems = [
             f"{self.duplicates} duplicate(s)" if self.duplicates else "",
-            f"{self.cancellations} cancellation(s)" if self.cancellations else "",
+            f"{self.shutdown_cancellations} cancellation(s)" if self.shutdown_cancellations else "",
             f"{self.retries_used} retry(ies) used" if self.retries_used else "",
+            f"{self.orphans} orphaned job(s)" if self.orphans else "",
             "run lost" if self.lost else "",
             "no checkpoint after the SIGTERM" if self.missed else "",
             self.error or "",
@@ -271,8 +290,9 @@ def run_drill(
     printer.line(
         f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; "
         f"duplicates {sum(r.duplicates for r in results)}, shutdown "
-        f"cancellations {sum(r.cancellations for r in results)}, lost runs {sum(r.lost for r in results)}, "
-        f"retries used {sum(r.retries_used for r in results)} (seed {seed})"
+        f"cancellations {sum(r.shutdown_cancellations for r in results)}, lost runs "
+        f"{sum(r.lost for r in results)}, retries used {sum(r.retries_used for r in results)}, "
+        f"orphans {sum(r.orphans for r in results)} (seed {seed})"
     )
     return 0 if not failed else 1
 
@@ -362,6 +382,11 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
         faults.inject("server_error", times=disruption.times)
     elif faults is not None and kind is DisruptionKind.DROPPED_RESPONSE:
         faults.inject("drop_submit_response", times=1)
+    elif faults is not None and kind is DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED:
+        # The attempt's cancel on the clear, and the next try's before it would start another job.
+        faults.inject("cancel_refused", times=2)
+    if faults is not None and kind.is_a_persons_decision:
+        faults.jobs_run_until_cancelled(True)  # else the job might end before anyone decides
     held = (
         faults.hold_next_submit()
         if faults is not None and kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW
@@ -378,12 +403,15 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
     finally:
         if held is not None:
             held.set()
+        if faults is not None and kind.is_a_persons_decision:
+            faults.jobs_run_until_cancelled(False)
     ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY) if run_id else None
     jobs: tuple[str, ...] = ()
-    cancellations = 0
+    cancellations = orphans = 0
     if ledger:
         try:
             jobs = tuple(cloud.jobs_of(DrilledTask(dag_id, run_id, ledger["nonce"], triggered_at)))
+            orphans = _orphans(cloud, jobs)
             cancellations = sum(cloud.cancellations_of(job) for job in jobs)
         except Exception as err:  # a real cloud's API can fail too: report it, never pass unaccounted
             error = error or f"accounting failed: {type(err).__name__}: {err}"
@@ -400,7 +428,18 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
         checkpoints=len(stack.db.task_reschedules(dag_id, run_id, DRILL_TASK_ID)) if run_id else 0,
         seconds=time.monotonic() - started,
         error=error,
+        orphans=orphans,
     )
+
+
+def _orphans(cloud: DrillCloud, jobs: Sequence[str]) -> int:
+    """Jobs of an ended task instance still running :data:`ORPHAN_WAIT_SECONDS` later."""
+    deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
+    while running := [job for job in jobs if cloud.is_running(job)]:
+        if time.monotonic() > deadline:
+            return len(running)
+        time.sleep(max(cloud.poll_seconds, 0.5))
+    return 0
 
 
 def _strike(
@@ -432,6 +471,37 @@ def _strike(
         _signal(processes.task_pid, signal.SIGKILL)
         assert held is not None
         held.set()
+        return
+    if kind is DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED:
+        _wait_for(
+            lambda: _running_job(stack, cloud, dag_id, run_id),
+            what="the job to be running",
+            timeout=max(90.0, cloud.run_timeout / 2),
+            interval=cloud.poll_seconds,
+        )
+        _signal(processes.worker_pid, signal.SIGTERM)
+        stack.wait_for_ti_state(
+            dag_id, run_id, DRILL_TASK_ID, ("checkpointed", "up_for_reschedule"), timeout=60
+        )
+        # Nobody runs the task now: only the job reaper can act on the person's decision.
+        stack.rest.json(
+            "PATCH",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{DRILL_TASK_ID}",
+            json={"new_state": "failed"},
+        )
+        return
+    if kind is DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED:
+        _wait_for(
+            lambda: _running_job(stack, cloud, dag_id, run_id),
+            what="the job to be running",
+            timeout=max(90.0, cloud.run_timeout / 2),
+            interval=cloud.poll_seconds,
+        )
+        stack.rest.json(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            json={"dag_run_id": run_id, "task_ids": [DRILL_TASK_ID], "dry_run": False, "only_failed": False},
+        )
         return
     # A real job may wait for cluster capacity: give it the run's own time limit, polled gently.
     _wait_for(
@@ -492,6 +562,7 @@ def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disr
         "jobs",
         "cancels",
         "retries",
+        "orphans",
         "checkpoints",
         "final state",
         "seconds",
@@ -505,6 +576,7 @@ def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disr
             str(len(r.jobs)),
             str(r.cancellations),
             str(r.retries_used),
+            str(r.orphans),
             str(r.checkpoints),
             r.final_state,
             f"{r.seconds:.0f}",
@@ -514,7 +586,7 @@ def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disr
     ]
     ran = {r.disruption.number for r in results}
     rows += [
-        (str(d.number), d.cloud, d.kind.value, "-", "-", "-", "-", "not run", "-", "FAILED: out of time")
+        (str(d.number), d.cloud, d.kind.value, "-", "-", "-", "-", "-", "not run", "-", "FAILED: out of time")
         for d in plan
         if d.number not in ran
     ]

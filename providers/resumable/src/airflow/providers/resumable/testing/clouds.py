@@ -88,6 +88,9 @@ class _DrillableFake:
     def hold_next_submit(self) -> threading.Event:
         raise NotImplementedError
 
+    def jobs_run_until_cancelled(self, endless: bool) -> None:
+        raise NotImplementedError
+
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         raise NotImplementedError
 
@@ -111,6 +114,7 @@ class FakeDatabricksCloud(_DrillableFake):
     task_id = "databricks_etl"
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+        self._run_seconds = run_seconds
         self.service = FakeDatabricksService(default_script=RunScript(run_seconds=run_seconds))
         self._server = FakeDatabricksServer(self.service)
 
@@ -161,8 +165,13 @@ class FakeDatabricksCloud(_DrillableFake):
             self.service.inject("runs/submit", Fault.error(503), times=times)
         elif fault == "drop_submit_response":
             self.service.inject("runs/submit", Fault.drop_response(), times=times)
+        elif fault == "cancel_refused":
+            self.service.inject("runs/cancel", Fault.error(403), times=times)
         else:
             raise ValueError(f"unknown fault {fault!r}")
+
+    def jobs_run_until_cancelled(self, endless: bool) -> None:
+        self.service.default_script = RunScript(run_seconds=None if endless else self._run_seconds)
 
     def hold_next_submit(self) -> threading.Event:
         return self.service.inject("runs/submit", Fault.hold_after_commit()).release
@@ -178,6 +187,7 @@ class FakeDataprocCloud(_DrillableFake):
     task_id = "dataproc_etl"
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+        self._run_seconds = run_seconds
         self.service = FakeDataprocService(default_job_script=JobScript(run_seconds=run_seconds))
         self._server = FakeDataprocServer(self.service)
 
@@ -222,8 +232,13 @@ class FakeDataprocCloud(_DrillableFake):
             self.service.inject("SubmitJob", GrpcFault.error(grpc.StatusCode.UNAVAILABLE), times=times)
         elif fault == "drop_submit_response":
             self.service.inject("SubmitJob", GrpcFault.error_after_commit(), times=times)
+        elif fault == "cancel_refused":
+            self.service.inject("CancelJob", GrpcFault.error(grpc.StatusCode.PERMISSION_DENIED), times=times)
         else:
             raise ValueError(f"unknown fault {fault!r}")
+
+    def jobs_run_until_cancelled(self, endless: bool) -> None:
+        self.service.default_job_script = JobScript(run_seconds=None if endless else self._run_seconds)
 
     def hold_next_submit(self) -> threading.Event:
         return self.service.inject("SubmitJob", GrpcFault.hold_after_commit()).release
@@ -243,6 +258,7 @@ class FakeEmrCloud(_DrillableFake):
     cluster_name = "resumable-cluster"
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+        self._run_seconds = run_seconds
         self._server = FakeEmrServer(FakeEmr(default_step=StepScript(run_seconds=run_seconds)))
         self.cluster_id = ""
 
@@ -295,8 +311,13 @@ class FakeEmrCloud(_DrillableFake):
             self._server.inject("AddJobFlowSteps", Fault.error(503), times=times)
         elif fault == "drop_submit_response":
             self._server.inject("AddJobFlowSteps", Fault.drop_response(), times=times)
+        elif fault == "cancel_refused":
+            self._server.inject("CancelSteps", Fault.error(403), times=times)
         else:
             raise ValueError(f"unknown fault {fault!r}")
+
+    def jobs_run_until_cancelled(self, endless: bool) -> None:
+        self.emr.default_step = StepScript(run_seconds=None if endless else self._run_seconds)
 
     def hold_next_submit(self) -> threading.Event:
         return self._server.inject("AddJobFlowSteps", Fault.hold_after_commit()).release

@@ -43,7 +43,12 @@ class FaultInjector(Protocol):
 
     def inject(self, fault: str, *, times: int) -> None:
         """Queue ``times`` faults: ``throttle`` (429 with Retry-After on status polls),
-        ``server_error`` (503 on submit), ``drop_submit_response`` (commit, lose the answer)."""
+        ``server_error`` (503 on submit), ``drop_submit_response`` (commit, lose the answer),
+        ``cancel_refused`` (403, or ``PERMISSION_DENIED``, on cancel)."""
+        ...
+
+    def jobs_run_until_cancelled(self, endless: bool) -> None:
+        """From now on, new jobs run until cancelled (``True``) or for the fake's usual time."""
         ...
 
     def hold_next_submit(self) -> threading.Event:
