@@ -20,6 +20,11 @@ from types import FrameType
 import pytest
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.testing.databricks import (
+    FakeDatabricksServer,
+    FakeDatabricksService,
+    RunScript,
+)
 from airflow.providers.resumable.testing.stack import (
     AirflowStack,
     FlavouredStack,
@@ -165,3 +170,24 @@ def pytest_runtest_makereport(
     if isinstance(report, pytest.TestReport) and report.failed and isinstance(stack, AirflowStack):
         report.sections.append(("Airflow stack logs", stack.diagnostics()))
     return report
+
+
+@contextmanager
+def fake_databricks_behind(stack: AirflowStack, conn_id: str) -> Iterator[FakeDatabricksService]:
+    """A fake workspace whose runs go on until the test ends them, and a connection ``conn_id`` to it."""
+    service = FakeDatabricksService(default_script=RunScript(run_seconds=None))
+    with FakeDatabricksServer(service) as server:
+        connection = {
+            "connection_id": conn_id,
+            "conn_type": "databricks",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "schema": "http",
+            "password": service.token,
+        }
+        response = stack.rest.post("/connections", json=connection)
+        if response.status_code == 409:
+            stack.rest.json("PATCH", f"/connections/{conn_id}", json=connection)
+        else:
+            assert not response.is_error, response.text
+        yield service

@@ -22,12 +22,9 @@ from pathlib import Path
 import pytest
 
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
-from airflow.providers.resumable.testing.databricks import (
-    FakeDatabricksServer,
-    FakeDatabricksService,
-    RunScript,
-)
+from airflow.providers.resumable.testing.databricks import FakeDatabricksService
 from airflow.providers.resumable.testing.stack import FlavouredStack
+from tests.system.conftest import fake_databricks_behind
 from tests.system.dags.system_databricks_dags import CONN_ID, DAG_ID, TASK_ID
 
 pytestmark = pytest.mark.system
@@ -39,22 +36,7 @@ FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 @pytest.fixture
 def databricks(checkpoint_flavour: FlavouredStack) -> Iterator[FakeDatabricksService]:
     """A fake workspace whose runs go on until the test ends them, and a real connection to it."""
-    service = FakeDatabricksService(default_script=RunScript(run_seconds=None))
-    with FakeDatabricksServer(service) as server:
-        connection = {
-            "connection_id": CONN_ID,
-            "conn_type": "databricks",
-            "host": "127.0.0.1",
-            "port": server.port,
-            "schema": "http",
-            "password": service.token,
-        }
-        stack = checkpoint_flavour.stack
-        response = stack.rest.post("/connections", json=connection)
-        if response.status_code == 409:
-            stack.rest.json("PATCH", f"/connections/{CONN_ID}", json=connection)
-        else:
-            assert not response.is_error, response.text
+    with fake_databricks_behind(checkpoint_flavour.stack, CONN_ID) as service:
         yield service
 
 

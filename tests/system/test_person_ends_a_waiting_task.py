@@ -5,10 +5,12 @@ A person ends a task instance while it waits to resume: its job is cancelled onc
 No attempt runs while a task instance is ``checkpointed`` (or, on a stock Airflow,
 ``up_for_reschedule``), so nobody is told when a person marks it failed or success, fails its dag
 run, or when ``dagrun_timeout`` fails the run. The provider's job reaper (in the scheduler) cancels
-the job through the ledger: within 30 s, exactly once. A clear is the next attempt's to handle: it
-cancels the old job and submits a new one.
+the job through the ledger: within 30 s, exactly once; so it does when the dag run is failed and
+deleted at once (its ledger goes with it: the reaper cancels from what it saw in its previous
+sweep). A clear is the next
+attempt's to handle: it cancels the old job and submits a new one.
 
-All five decisions run side by side, one dag run each, on both flavours.
+All six decisions run side by side, one dag run each, on both flavours.
 """
 
 from __future__ import annotations
@@ -23,12 +25,9 @@ from pathlib import Path
 import pytest
 
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
-from airflow.providers.resumable.testing.databricks import (
-    FakeDatabricksServer,
-    FakeDatabricksService,
-    RunScript,
-)
+from airflow.providers.resumable.testing.databricks import FakeDatabricksService
 from airflow.providers.resumable.testing.stack import AirflowStack, FlavouredStack, poll_until
+from tests.system.conftest import fake_databricks_behind
 from tests.system.dags.system_person_stop_dags import CONN_ID, DAG_ID, DAGRUN_TIMEOUT, TASK_ID, TIMEOUT_DAG_ID
 
 pytestmark = pytest.mark.system
@@ -40,23 +39,8 @@ CANCELLED_WITHIN = 30.0
 
 @pytest.fixture
 def databricks(checkpoint_flavour: FlavouredStack) -> Iterator[FakeDatabricksService]:
-    """A fake workspace whose runs go on until cancelled, and a real connection to it."""
-    service = FakeDatabricksService(default_script=RunScript(run_seconds=None))
-    with FakeDatabricksServer(service) as server:
-        connection = {
-            "connection_id": CONN_ID,
-            "conn_type": "databricks",
-            "host": "127.0.0.1",
-            "port": server.port,
-            "schema": "http",
-            "password": service.token,
-        }
-        stack = checkpoint_flavour.stack
-        response = stack.rest.post("/connections", json=connection)
-        if response.status_code == 409:
-            stack.rest.json("PATCH", f"/connections/{CONN_ID}", json=connection)
-        else:
-            assert not response.is_error, response.text
+    """A fake workspace whose runs go on until the test ends them, and a real connection to it."""
+    with fake_databricks_behind(checkpoint_flavour.stack, CONN_ID) as service:
         yield service
 
 
@@ -71,6 +55,14 @@ def _mark_ti(state: str) -> Callable[[AirflowStack, str], None]:
 
 def _fail_dag_run(stack: AirflowStack, run_id: str) -> None:
     stack.rest.json("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
+
+
+def _fail_and_delete_dag_run(stack: AirflowStack, run_id: str) -> None:
+    # Airflow deletes only a dag run that is not running: a person fails it, then deletes it at once,
+    # before the reaper's grace period is over. The ledger goes with the run.
+    _fail_dag_run(stack, run_id)
+    response = stack.rest.delete(f"/dags/{DAG_ID}/dagRuns/{run_id}")
+    assert response.status_code == 204, response.text
 
 
 def _clear(stack: AirflowStack, run_id: str) -> None:
@@ -88,6 +80,8 @@ DECISIONS: dict[str, tuple[str, Callable[[AirflowStack, str], None] | None, str,
     "dag_run_failed": (DAG_ID, _fail_dag_run, "failed", "failed"),
     "dagrun_timeout": (TIMEOUT_DAG_ID, None, "skipped", "failed"),
     "clear": (DAG_ID, _clear, "success", "success"),
+    # The dag run, its task instance and its ledger are gone: the reaper cancels from its memory.
+    "fail_and_delete_dag_run": (DAG_ID, _fail_and_delete_dag_run, "", ""),
 }
 
 
@@ -119,7 +113,10 @@ def test_a_person_ending_a_waiting_task_cancels_its_job_once_within_30_s(
     assert all(databricks.state_of(job) == "RUNNING" for job in jobs.values())
     assert databricks.counters["cancel_requests"] == 0
 
-    # A person decides, while no attempt runs (the timeout decides by itself).
+    # A person decides, while no attempt runs (the timeout decides by itself). Not at the very
+    # moment of the checkpoint: the reaper must have seen the task instance once (one 5 s sweep) to
+    # know its job when a deletion takes the ledger with it.
+    time.sleep(6)
     decided_at = {}
     for name, (_, decide, _, _) in DECISIONS.items():
         if decide is not None:
@@ -149,6 +146,9 @@ def test_a_person_ending_a_waiting_task_cancels_its_job_once_within_30_s(
     databricks.finish(new_runs[0]["run_id"], "SUCCESS")
 
     for name, (dag_id, _, ti_state, dag_run_state) in DECISIONS.items():
+        if name == "fail_and_delete_dag_run":
+            assert stack.db.dag_run_state(dag_id, runs[name]) is None, "the dag run was deleted"
+            continue
         assert stack.wait_for_dag_run(dag_id, runs[name], timeout=60) == dag_run_state, name
         assert stack.db.task_instance(dag_id, runs[name], TASK_ID).state == ti_state, name
     time.sleep(12)  # two more sweeps of the reaper, and a grace period: nothing more is cancelled

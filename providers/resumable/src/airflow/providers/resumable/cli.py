@@ -79,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "drill",
         help="disrupt resumable tasks on a real Airflow stack and check every one for exactly-once",
         description="Starts a private Airflow stack (127.0.0.1 only) and fake clouds, then runs seeded "
-        "disruptions (worker SIGTERM at random points, throttling, 5xx, lost responses; SIGKILLs on "
-        "request) one task at a time per cloud, clouds side by side. With --conn and --job it drills "
-        "your own workspace, account or project instead (real jobs, worker SIGTERM/SIGKILL only). "
+        "disruptions (worker SIGTERM at random points, SIGKILL, a frozen worker, throttling, 5xx, lost "
+        "responses, a person marking a checkpointed task failed, a clear whose cancel the cloud "
+        "refuses) one task at a time per cloud, clouds side by side. With --conn and --job it drills "
+        "your own workspace, account or project instead (real jobs, no injected faults). "
         "Exits 1 if any disruption produced a duplicate submission, a cancellation on shutdown, a lost "
-        "run or a used retry; 2 if the drill cannot run as asked (nothing is started then).",
+        "run, a used retry or an orphaned job; 2 if the drill cannot run as asked (nothing is started "
+        "then).",
     )
     drill.add_argument(
         "--disruptions",

@@ -143,6 +143,10 @@ class ReaperSettings:
         )
 
 
+TIKey = tuple[str, str, str, int]
+"""A task instance: dag_id, run_id, task_id, map_index."""
+
+
 @dataclass(frozen=True)
 class _Row:
     store_id: int
@@ -150,6 +154,7 @@ class _Row:
     ti_state: str | None
     finished_at: datetime | None
     where: str
+    ti_key: TIKey
 
 
 class JobReaper:
@@ -163,7 +168,7 @@ class JobReaper:
     def __init__(self, settings: ReaperSettings, *, now: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self._now = now or (lambda: datetime.now(tz=UTC))
-        self._remembered: dict[tuple[str, str, str, int], tuple[dict[str, Any], str]] = {}
+        self._remembered: dict[TIKey, tuple[dict[str, Any], str]] = {}
         self._reported: set[int] = set()
 
     def sweep(self) -> dict[str, int]:
@@ -179,13 +184,17 @@ class JobReaper:
         for row in rows:
             outcome = self._handle(row)
             counts[outcome] = counts.get(outcome, 0) + 1
+            if outcome == ReapAction.WAIT.value and isinstance(stored := _parsed(row.raw), dict):
+                # Finished, but left to a running attempt for now: if its run is deleted before the
+                # next sweep, the memory is all that is left of its job.
+                waiting[row.ti_key] = (stored, row.where)
         for ti_key in vanished:
             outcome = self._reap_vanished(*self._remembered[ti_key])
             counts[outcome] = counts.get(outcome, 0) + 1
         self._remembered = waiting
         return counts
 
-    def _waiting(self, session: Any) -> dict[tuple[str, str, str, int], tuple[dict[str, Any], str]]:
+    def _waiting(self, session: Any) -> dict[TIKey, tuple[dict[str, Any], str]]:
         """
         The ledgers of task instances waiting to run again (checkpointed, rescheduled, queued, ...).
 
@@ -212,9 +221,7 @@ class JobReaper:
                 waiting[ti_key] = (stored, _where(*ti_key))
         return waiting
 
-    def _still_stored(
-        self, session: Any, keys: set[tuple[str, str, str, int]]
-    ) -> set[tuple[str, str, str, int]]:
+    def _still_stored(self, session: Any, keys: set[TIKey]) -> set[TIKey]:
         from airflow.models.task_state_store import TaskStateStoreModel as Store
         from sqlalchemy import select, tuple_
 
@@ -284,15 +291,13 @@ class JobReaper:
                 ti_state=str(getattr(row.state, "value", row.state)),
                 finished_at=row.end_date,
                 where=_where(row.dag_id, row.run_id, row.task_id, row.map_index),
+                ti_key=(row.dag_id, row.run_id, row.task_id, row.map_index),
             )
             for row in session.execute(query)
         ]
 
     def _handle(self, row: _Row) -> str:
-        try:
-            stored = json.loads(row.raw)
-        except ValueError:
-            stored = row.raw
+        stored = _parsed(row.raw)
         now = self._now()
         if isinstance(stored, dict) and _claim_is_live(stored.get(REAPED_FIELD), now):
             return "ignored"
@@ -339,7 +344,7 @@ class JobReaper:
         }
         if not self._swap(row, json.dumps(claim)):
             return "ignored"  # another sweep (another scheduler) changed it first
-        claimed = _Row(row.store_id, json.dumps(claim), row.ti_state, row.finished_at, row.where)
+        claimed = _Row(row.store_id, json.dumps(claim), row.ti_state, row.finished_at, row.where, row.ti_key)
         try:
             handle = factory(**params)
             job_id = ledger.external_id
@@ -395,6 +400,14 @@ WAITING_STATES = frozenset(
     {"checkpointed", "up_for_reschedule", "up_for_retry", "scheduled", "queued", "deferred"}
 )
 """States of a task instance waiting for its next attempt (and no state: cleared, not yet scheduled)."""
+
+
+def _parsed(raw: str) -> Any:
+    """The stored JSON value, or the raw text when it is not JSON (the judge refuses it then)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
 def _same_task_instance(ti: Any, store: Any) -> Any:

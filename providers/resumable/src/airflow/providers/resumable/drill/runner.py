@@ -473,12 +473,7 @@ def _strike(
         held.set()
         return
     if kind is DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED:
-        _wait_for(
-            lambda: _running_job(stack, cloud, dag_id, run_id),
-            what="the job to be running",
-            timeout=max(90.0, cloud.run_timeout / 2),
-            interval=cloud.poll_seconds,
-        )
+        _wait_for_running_job(stack, cloud, dag_id, run_id)
         _signal(processes.worker_pid, signal.SIGTERM)
         stack.wait_for_ti_state(
             dag_id, run_id, DRILL_TASK_ID, ("checkpointed", "up_for_reschedule"), timeout=60
@@ -491,25 +486,14 @@ def _strike(
         )
         return
     if kind is DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED:
-        _wait_for(
-            lambda: _running_job(stack, cloud, dag_id, run_id),
-            what="the job to be running",
-            timeout=max(90.0, cloud.run_timeout / 2),
-            interval=cloud.poll_seconds,
-        )
+        _wait_for_running_job(stack, cloud, dag_id, run_id)
         stack.rest.json(
             "POST",
             f"/dags/{dag_id}/clearTaskInstances",
             json={"dag_run_id": run_id, "task_ids": [DRILL_TASK_ID], "dry_run": False, "only_failed": False},
         )
         return
-    # A real job may wait for cluster capacity: give it the run's own time limit, polled gently.
-    _wait_for(
-        lambda: _running_job(stack, cloud, dag_id, run_id),
-        what="the job to be running",
-        timeout=max(90.0, cloud.run_timeout / 2),
-        interval=cloud.poll_seconds,
-    )
+    _wait_for_running_job(stack, cloud, dag_id, run_id)
     time.sleep(min(disruption.delay, DRILL_JOB_SECONDS / 4))
     if kind is DisruptionKind.SIGTERM_MID_POLL:
         _signal(processes.worker_pid, signal.SIGTERM)
@@ -525,6 +509,16 @@ def _strike(
     else:  # SIGKILL_MID_POLL: a node loss takes the worker and its task together
         _signal(processes.worker_pid, signal.SIGKILL)
         _signal(processes.task_pid, signal.SIGKILL)
+
+
+def _wait_for_running_job(stack: AirflowStack, cloud: DrillCloud, dag_id: str, run_id: str) -> str:
+    # A real job may wait for cluster capacity: give it the run's own time limit, polled gently.
+    return _wait_for(
+        lambda: _running_job(stack, cloud, dag_id, run_id),
+        what="the job to be running",
+        timeout=max(90.0, cloud.run_timeout / 2),
+        interval=cloud.poll_seconds,
+    )
 
 
 def _ledger_nonce(stack: AirflowStack, dag_id: str, run_id: str) -> str | None:

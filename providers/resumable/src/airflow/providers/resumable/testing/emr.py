@@ -549,9 +549,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         return 200, json_type, json.dumps({"CancelStepsInfoList": infos}).encode()
 
     def _reply_error(self, fault: Fault) -> None:
-        # 400/429 are AWS throttling; 5xx a service error. Both shapes botocore parses for either protocol.
-        code = "ThrottlingException" if fault.status in (400, 429) else "InternalServerError"
-        message = "Rate exceeded" if code == "ThrottlingException" else "injected service error"
+        # 400/429 are AWS throttling; 403 a refusal (the IAM policy denies the action); 5xx a service
+        # error. Shapes botocore parses for either protocol.
+        code, message = {
+            400: ("ThrottlingException", "Rate exceeded"),
+            429: ("ThrottlingException", "Rate exceeded"),
+            403: ("AccessDeniedException", "User is not authorized to perform this action"),
+        }.get(fault.status, ("InternalServerError", "injected service error"))
         payload = json.dumps({"__type": code, "message": message, "Message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
         if fault.retry_after is not None:

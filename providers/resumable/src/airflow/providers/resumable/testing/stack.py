@@ -392,6 +392,9 @@ class RestClient:
     def patch(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.patch(path, **kwargs)
 
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.delete(path, **kwargs)
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request and return its JSON body; raise with the body on any non-2xx answer."""
         response = self.http.request(method, path, **kwargs)
