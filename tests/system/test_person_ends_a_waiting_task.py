@@ -122,18 +122,25 @@ def test_a_person_ending_a_waiting_task_cancels_its_job_once_within_30_s(
         if decide is not None:
             decide(stack, runs[name])
             decided_at[name] = time.monotonic()
-    timeout_run = runs["dagrun_timeout"]
-    stack.wait_for_dag_run(TIMEOUT_DAG_ID, timeout_run, timeout=DAGRUN_TIMEOUT.total_seconds() + 60)
-    decided_at["dagrun_timeout"] = time.monotonic()
 
-    cancelled_after = {}
-    for name, job in jobs.items():
-        poll_until(
-            lambda j=job: databricks.cancellations_of(j) >= 1 or None,
-            timeout=max(1.0, decided_at[name] + CANCELLED_WITHIN - time.monotonic()),
-            describe=lambda n=name, j=job: f"{n}: run {j} to be cancelled (now {databricks.state_of(j)})",
-        )
-        cancelled_after[name] = time.monotonic() - decided_at[name]
+    # Watch every run at once, so each decision's latency is its own; the timeout decides when the
+    # scheduler fails its dag run.
+    timeout_by = time.monotonic() + DAGRUN_TIMEOUT.total_seconds() + 60
+    cancelled_after: dict[str, float] = {}
+    while len(cancelled_after) < len(jobs):
+        now = time.monotonic()
+        if "dagrun_timeout" not in decided_at:
+            if stack.db.dag_run_state(TIMEOUT_DAG_ID, runs["dagrun_timeout"]) == "failed":
+                decided_at["dagrun_timeout"] = now
+            assert now < timeout_by, "dagrun_timeout never failed the dag run"
+        for name, job in jobs.items():
+            if name not in cancelled_after and databricks.cancellations_of(job) >= 1:
+                assert name in decided_at, f"{name}: cancelled before anyone decided"
+                cancelled_after[name] = now - decided_at[name]
+        late = [n for n in decided_at if n not in cancelled_after and now > decided_at[n] + CANCELLED_WITHIN]
+        assert not late, {n: databricks.state_of(jobs[n]) for n in late}
+        time.sleep(0.2)
+    assert max(cancelled_after.values()) <= CANCELLED_WITHIN, cancelled_after
     sys.stderr.write(
         "\n[person stop] cancelled after: "
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cancelled_after.items())
