@@ -1,7 +1,7 @@
 # Licensed under the Apache License, Version 2.0.
 """
-The one scenario every real-cloud system test runs, as ``tests/system/test_databricks_sigterm.py``
-runs it on a fake: the task's worker is SIGTERMed while the real job runs.
+The one scenario every real-cloud system test runs, as ``tests/system/test_worker_sigterm.py``
+runs it on the fakes: the task's worker is SIGTERMed while the real job runs.
 
 Accounting goes through the cloud's own API with the drill's real-cloud adapters
 (:mod:`airflow.providers.resumable.drill.real_clouds`), filtered to this DAG run: one job, never
