@@ -18,14 +18,15 @@ cloud refuses is retried on later sweeps, at most :data:`MAX_CANCEL_ATTEMPTS` ti
 as an error naming the job.
 
 **A deleted dag run.** Deleting a dag run deletes its ledgers with it (the task state store's
-foreign key). The reaper remembers, from one sweep to the next, the ledgers of task instances waiting
-to run again; one that vanished with its task instance had its run deleted, and its job is cancelled
-from that memory.
+foreign key), and Airflow deletes only a dag run that is not running: a person fails it, then deletes
+it. The reaper remembers, from one sweep to the next, the ledgers of task instances waiting to run
+again and of finished ones it still leaves to a running attempt (the grace period); one that
+vanished with its task instance had its run deleted, and its job is cancelled from that memory.
 
 **Known limitations.** A ledger of a kind this release has no hook for, or written before ledgers
 recorded how to reach their job (``hook_params``), is reported, not acted on. A dag run deleted while
-no scheduler runs (or within one sweep of the task's checkpoint) is not seen: fail the run, wait for
-the reaper, then delete it.
+no scheduler runs, or within one sweep (5 s) of its task's last change, is not seen: fail the run,
+wait for the reaper, then delete it.
 """
 
 from __future__ import annotations
