@@ -220,10 +220,16 @@ def test_sigterm_is_noticed_at_once_even_with_a_long_poll_interval(spec, service
     assert service.counters["gets"] == 0
 
 
-def test_user_intent_cancels_the_job_exactly_once(spec, service):
+def _polling_an_endless_job(spec, service) -> AttemptProcess:
+    """An attempt in a child process, polling a job that runs until cancelled."""
     spec.job = {**spec.job, "run_seconds": None}
     attempt = AttemptProcess(spec).start()
     wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    return attempt
+
+
+def test_user_intent_cancels_the_job_exactly_once(spec, service):
+    attempt = _polling_an_endless_job(spec, service)
     # A person marked the task failed: the server no longer says running, then the SIGTERM comes.
     (spec.workdir / "server_state").write_text("failed")
     attempt.signal(signal.SIGTERM)
@@ -237,10 +243,8 @@ def test_user_intent_cancels_the_job_exactly_once(spec, service):
 
 
 def test_a_cancel_the_cloud_is_slow_to_answer_gives_up_within_the_sigkill_window(spec, service, capfd):
-    spec.job = {**spec.job, "run_seconds": None}
     service.inject("cancel", Fault.delay(20), times=5)  # the cloud holds every cancel for 20 s
-    attempt = AttemptProcess(spec).start()
-    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    attempt = _polling_an_endless_job(spec, service)
     job_id = _ledger(spec)["external_id"]
 
     outcome, took = stop_by_a_person(attempt, spec, timeout=30)
@@ -252,9 +256,7 @@ def test_a_cancel_the_cloud_is_slow_to_answer_gives_up_within_the_sigkill_window
     "server_state", ["up_for_retry", "queued", "checkpointed", "deferred", "a_state_from_the_future"]
 )
 def test_a_stop_the_scheduler_caused_checkpoints_and_never_cancels(spec, service, server_state):
-    spec.job = {**spec.job, "run_seconds": None}
-    attempt = AttemptProcess(spec).start()
-    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    attempt = _polling_an_endless_job(spec, service)
     # The scheduler moved this task instance on (e.g. a heartbeat timeout made it up_for_retry while
     # this attempt still polls): nobody decided the job should end.
     (spec.workdir / "server_state").write_text(server_state)
@@ -281,9 +283,7 @@ def test_a_thawed_attempt_another_took_over_neither_cancels_nor_takes_the_decisi
     Whatever the server now says (the later attempt finished, or a person decided about *it*) is
     not about this attempt: the later attempt owns the job. This one stops without cancelling.
     """
-    spec.job = {**spec.job, "run_seconds": None}
-    attempt = AttemptProcess(spec).start()
-    wait_for(lambda: service.counters["gets"] >= 2, what="polling to start")
+    attempt = _polling_an_endless_job(spec, service)
     store = JsonFileTaskStateStore(spec.workdir / "state_store.json")
     declaration = store.get(WORKER_LOSS_KEY)
     assert declaration["pid"] == attempt.pid  # this attempt declared itself ...
