@@ -177,3 +177,45 @@ def test_clock_restart_runs_new_phases_from_now():
     clock.finish("FAILED", now=102.0)
     clock.restart(200.0, phases=[("RUNNING", 1.0)], final="REPAIRED")
     assert [clock.state(t) for t in (200.5, 201.0)] == ["RUNNING", "REPAIRED"]
+
+
+# -- the drill's fake-cloud adapters, on the kit ----------------------------------------------------
+
+
+def test_fake_cloud_adapters_route_each_drill_fault_to_their_wire_and_refuse_unknown_ones():
+    import grpc
+
+    from airflow.providers.resumable.testing.clouds import FakeDatabricksCloud, FakeDataprocCloud
+    from airflow.providers.resumable.testing.dataproc import GrpcFault
+
+    databricks = FakeDatabricksCloud(run_seconds=1)
+    databricks.inject("throttle", times=2)
+    databricks.inject("cancel_refused", times=1)
+    queue = databricks.service.fault_queue
+    assert (queue.pending("runs/get"), queue.pending("runs/cancel")) == (2, 1)
+    throttle = queue.take("runs/get")
+    assert throttle is not None
+    assert (throttle.status, throttle.retry_after) == (429, 1)
+    held = databricks.hold_next_submit()
+    assert queue.take("runs/submit").release is held  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="unknown fault 'nope'"):
+        databricks.inject("nope", times=1)
+
+    dataproc = FakeDataprocCloud(run_seconds=1)
+    dataproc.inject("drop_submit_response", times=1)
+    dropped = dataproc.service.fault_queue.take("SubmitJob")
+    assert isinstance(dropped, GrpcFault)
+    assert (dropped.kind, dropped.code) == (FaultKind.DROP_RESPONSE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    dataproc.hold_next_submit()
+    held_call = dataproc.service.fault_queue.take("SubmitJob")
+    assert isinstance(held_call, GrpcFault)
+    assert held_call.kind is FaultKind.HOLD_AFTER_COMMIT
+
+
+def test_fake_cloud_adapter_counts_sum_their_counters():
+    from airflow.providers.resumable.testing.clouds import FakeDatabricksCloud
+
+    cloud = FakeDatabricksCloud(run_seconds=1)
+    cloud.service.counters.update({"runs_created": 2, "cancel_requests": 1, "cancel_all_requests": 3})
+    counts = cloud.counts()
+    assert (counts.submissions, counts.cancellations) == (2, 4)

@@ -87,6 +87,8 @@ class _DrillableFake:
     run_timeout = 240.0
     submit_operation: str
     """The operation a submit is (``runs/submit``, ``SubmitJob``, ``AddJobFlowSteps``)."""
+    fault_type: type[InjectedFault] = Fault
+    """The fault class of the fake's wire."""
     submission_counters: tuple[str, ...]
     """The fake's counters whose sum is the jobs it created."""
     cancellation_counters: tuple[str, ...]
@@ -136,7 +138,7 @@ class _DrillableFake:
         self._fault_target().inject(operation, injected, times=times)
 
     def hold_next_submit(self) -> threading.Event:
-        held = self._drill_faults()["drop_submit_response"][1].hold_after_commit()
+        held = self.fault_type.hold_after_commit()
         return self._fault_target().inject(self.submit_operation, held).release
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
@@ -223,6 +225,7 @@ class FakeDataprocCloud(_DrillableFake):
     name = "dataproc"
     task_id = "dataproc_etl"
     submit_operation = "SubmitJob"
+    fault_type = GrpcFault
     submission_counters = ("jobs_created",)
     cancellation_counters = ("cancel_requests",)
 
