@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,8 +32,9 @@ from airflow.providers.resumable.testing.dataproc import (
     JobScript,
 )
 from airflow.providers.resumable.testing.emr import FakeEmr, FakeEmrServer, StepScript
-from airflow.providers.resumable.testing.fake_jobs import Fault
+from airflow.providers.resumable.testing.faults import Fault, InjectedFault, InjectsFaults
 from airflow.providers.resumable.testing.protocols import DrillCloud, DrilledTask, FaultInjector
+from airflow.providers.resumable.testing.servers import BackgroundServer
 
 REMOTE_JOB_SECONDS = 40.0
 """How long every fake job runs in the demo: long enough to shut a worker down under it and resume."""
@@ -73,23 +75,71 @@ class FakeCloud(DrillCloud, FaultInjector, Protocol):
 
 
 class _DrillableFake:
-    """What every fake adapter answers the drill the same way: from the fake's own records."""
+    """
+    What every fake adapter does the same way: start and stop its server, inject the drill's faults
+    into its fault queue, hold a submit, and answer the drill from the fake's own records.
+
+    An adapter says where its faults go (:meth:`_fault_target`), which operation submits, and how each
+    drill fault looks on its wire (:meth:`_drill_faults`).
+    """
 
     poll_seconds = 0.05
     run_timeout = 240.0
+    submit_operation: str
+    """The operation a submit is (``runs/submit``, ``SubmitJob``, ``AddJobFlowSteps``)."""
+    fault_type: type[InjectedFault] = Fault
+    """The fault class of the fake's wire."""
+    submission_counters: tuple[str, ...]
+    """The fake's counters whose sum is the jobs it created."""
+    cancellation_counters: tuple[str, ...]
+    """The fake's counters whose sum is the cancellations it was asked for."""
+    _server: BackgroundServer
+    _run_seconds: float
+
+    def _counters(self) -> Counter[str]:
+        raise NotImplementedError
+
+    def _set_run_seconds(self, run_seconds: float | None) -> None:
+        """Make new jobs run ``run_seconds`` (``None``: until cancelled)."""
+        raise NotImplementedError
+
+    def counts(self) -> CloudCounts:
+        counters = self._counters()
+        return CloudCounts(
+            submissions=sum(counters[name] for name in self.submission_counters),
+            cancellations=sum(counters[name] for name in self.cancellation_counters),
+        )
+
+    def jobs_run_until_cancelled(self, endless: bool) -> None:
+        self._set_run_seconds(None if endless else self._run_seconds)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
 
     @property
     def faults(self) -> FaultInjector:
         return self
 
-    def inject(self, fault: str, *, times: int) -> None:
+    def _fault_target(self) -> InjectsFaults[Any]:
         raise NotImplementedError
+
+    def _drill_faults(self) -> dict[str, tuple[str, InjectedFault]]:
+        """Each drill fault as (operation, the fault on this wire)."""
+        raise NotImplementedError
+
+    def inject(self, fault: str, *, times: int) -> None:
+        try:
+            operation, injected = self._drill_faults()[fault]
+        except KeyError:
+            raise ValueError(f"unknown fault {fault!r}") from None
+        self._fault_target().inject(operation, injected, times=times)
 
     def hold_next_submit(self) -> threading.Event:
-        raise NotImplementedError
-
-    def jobs_run_until_cancelled(self, endless: bool) -> None:
-        raise NotImplementedError
+        held = self.fault_type.hold_after_commit()
+        return self._fault_target().inject(self.submit_operation, held).release
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         raise NotImplementedError
@@ -112,17 +162,14 @@ class FakeDatabricksCloud(_DrillableFake):
 
     name = "databricks"
     task_id = "databricks_etl"
+    submit_operation = "runs/submit"
+    submission_counters = ("runs_created",)
+    cancellation_counters = ("cancel_requests", "cancel_all_requests")
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
         self._run_seconds = run_seconds
         self.service = FakeDatabricksService(default_script=RunScript(run_seconds=run_seconds))
-        self._server = FakeDatabricksServer(self.service)
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
+        self._server: FakeDatabricksServer = FakeDatabricksServer(self.service)
 
     @property
     def address(self) -> str:
@@ -138,12 +185,8 @@ class FakeDatabricksCloud(_DrillableFake):
             "password": self.service.token,
         }
 
-    def counts(self) -> CloudCounts:
-        counters = self.service.counters
-        return CloudCounts(
-            submissions=counters["runs_created"],
-            cancellations=counters["cancel_requests"] + counters["cancel_all_requests"],
-        )
+    def _counters(self) -> Counter[str]:
+        return self.service.counters
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         return [
@@ -158,23 +201,19 @@ class FakeDatabricksCloud(_DrillableFake):
     def job_state(self, external_id: str) -> str:
         return self.service.state_of(external_id)
 
-    def inject(self, fault: str, *, times: int) -> None:
-        if fault == "throttle":
-            self.service.inject("runs/get", Fault.error(429, retry_after=1), times=times)
-        elif fault == "server_error":
-            self.service.inject("runs/submit", Fault.error(503), times=times)
-        elif fault == "drop_submit_response":
-            self.service.inject("runs/submit", Fault.drop_response(), times=times)
-        elif fault == "cancel_refused":
-            self.service.inject("runs/cancel", Fault.error(403), times=times)
-        else:
-            raise ValueError(f"unknown fault {fault!r}")
+    def _fault_target(self) -> InjectsFaults[Any]:
+        return self.service
 
-    def jobs_run_until_cancelled(self, endless: bool) -> None:
-        self.service.default_script = RunScript(run_seconds=None if endless else self._run_seconds)
+    def _drill_faults(self) -> dict[str, tuple[str, InjectedFault]]:
+        return {
+            "throttle": ("runs/get", Fault.error(429, retry_after=1)),
+            "server_error": ("runs/submit", Fault.error(503)),
+            "drop_submit_response": ("runs/submit", Fault.drop_response()),
+            "cancel_refused": ("runs/cancel", Fault.error(403)),
+        }
 
-    def hold_next_submit(self) -> threading.Event:
-        return self.service.inject("runs/submit", Fault.hold_after_commit()).release
+    def _set_run_seconds(self, run_seconds: float | None) -> None:
+        self.service.default_script = RunScript(run_seconds=run_seconds)
 
 
 class FakeDataprocCloud(_DrillableFake):
@@ -185,17 +224,15 @@ class FakeDataprocCloud(_DrillableFake):
 
     name = "dataproc"
     task_id = "dataproc_etl"
+    submit_operation = "SubmitJob"
+    fault_type = GrpcFault
+    submission_counters = ("jobs_created",)
+    cancellation_counters = ("cancel_requests",)
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
         self._run_seconds = run_seconds
         self.service = FakeDataprocService(default_job_script=JobScript(run_seconds=run_seconds))
-        self._server = FakeDataprocServer(self.service)
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
+        self._server: FakeDataprocServer = FakeDataprocServer(self.service)
 
     @property
     def address(self) -> str:
@@ -208,9 +245,8 @@ class FakeDataprocCloud(_DrillableFake):
             "extra": json.dumps(self._server.connection_extras()),
         }
 
-    def counts(self) -> CloudCounts:
-        counters = self.service.counters
-        return CloudCounts(submissions=counters["jobs_created"], cancellations=counters["cancel_requests"])
+    def _counters(self) -> Counter[str]:
+        return self.service.counters
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         return self.service.job_ids_with_request_id_prefix(prefix)
@@ -221,27 +257,21 @@ class FakeDataprocCloud(_DrillableFake):
     def job_state(self, external_id: str) -> str:
         return self.service.job_state(external_id)
 
-    def inject(self, fault: str, *, times: int) -> None:
+    def _fault_target(self) -> InjectsFaults[Any]:
+        return self.service
+
+    def _drill_faults(self) -> dict[str, tuple[str, InjectedFault]]:
         import grpc
 
-        if fault == "throttle":
-            self.service.inject(
-                "GetJob", GrpcFault.error(grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay=1), times=times
-            )
-        elif fault == "server_error":
-            self.service.inject("SubmitJob", GrpcFault.error(grpc.StatusCode.UNAVAILABLE), times=times)
-        elif fault == "drop_submit_response":
-            self.service.inject("SubmitJob", GrpcFault.error_after_commit(), times=times)
-        elif fault == "cancel_refused":
-            self.service.inject("CancelJob", GrpcFault.error(grpc.StatusCode.PERMISSION_DENIED), times=times)
-        else:
-            raise ValueError(f"unknown fault {fault!r}")
+        return {
+            "throttle": ("GetJob", GrpcFault.error(grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay=1)),
+            "server_error": ("SubmitJob", GrpcFault.error(grpc.StatusCode.UNAVAILABLE)),
+            "drop_submit_response": ("SubmitJob", GrpcFault.error_after_commit()),
+            "cancel_refused": ("CancelJob", GrpcFault.error(grpc.StatusCode.PERMISSION_DENIED)),
+        }
 
-    def jobs_run_until_cancelled(self, endless: bool) -> None:
-        self.service.default_job_script = JobScript(run_seconds=None if endless else self._run_seconds)
-
-    def hold_next_submit(self) -> threading.Event:
-        return self.service.inject("SubmitJob", GrpcFault.hold_after_commit()).release
+    def _set_run_seconds(self, run_seconds: float | None) -> None:
+        self.service.default_job_script = JobScript(run_seconds=run_seconds)
 
 
 class FakeEmrCloud(_DrillableFake):
@@ -255,11 +285,14 @@ class FakeEmrCloud(_DrillableFake):
 
     name = "emr"
     task_id = "emr_steps"
+    submit_operation = "AddJobFlowSteps"
+    submission_counters = ("add_job_flow_steps",)
+    cancellation_counters = ("cancel_steps",)
     cluster_name = "resumable-cluster"
 
     def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
         self._run_seconds = run_seconds
-        self._server = FakeEmrServer(FakeEmr(default_step=StepScript(run_seconds=run_seconds)))
+        self._server: FakeEmrServer = FakeEmrServer(FakeEmr(default_step=StepScript(run_seconds=run_seconds)))
         self.cluster_id = ""
 
     @property
@@ -267,11 +300,8 @@ class FakeEmrCloud(_DrillableFake):
         return self._server.emr
 
     def start(self) -> None:
-        self._server.start()
+        super().start()
         self.cluster_id = self.emr.create_cluster(self.cluster_name)
-
-    def stop(self) -> None:
-        self._server.stop()
 
     @property
     def address(self) -> str:
@@ -286,11 +316,8 @@ class FakeEmrCloud(_DrillableFake):
             "extra": json.dumps(self._server.connection_extra()),
         }
 
-    def counts(self) -> CloudCounts:
-        return CloudCounts(
-            submissions=self.emr.counters["add_job_flow_steps"],
-            cancellations=self.emr.counters["cancel_steps"],
-        )
+    def _counters(self) -> Counter[str]:
+        return self.emr.counters
 
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         return emr_submissions(self.cluster_id, self.emr.steps(self.cluster_id), prefix)
@@ -304,23 +331,20 @@ class FakeEmrCloud(_DrillableFake):
             return states.pop()
         return "RUNNING" if "RUNNING" in states else "/".join(sorted(states))
 
-    def inject(self, fault: str, *, times: int) -> None:
-        if fault == "throttle":
-            self._server.inject("ListSteps", Fault.error(400), times=times)
-        elif fault == "server_error":
-            self._server.inject("AddJobFlowSteps", Fault.error(503), times=times)
-        elif fault == "drop_submit_response":
-            self._server.inject("AddJobFlowSteps", Fault.drop_response(), times=times)
-        elif fault == "cancel_refused":
-            self._server.inject("CancelSteps", Fault.error(403), times=times)
-        else:
-            raise ValueError(f"unknown fault {fault!r}")
+    def _fault_target(self) -> InjectsFaults[Any]:
+        assert self._server.proxy is not None, "start the cloud first"
+        return self._server.proxy
 
-    def jobs_run_until_cancelled(self, endless: bool) -> None:
-        self.emr.default_step = StepScript(run_seconds=None if endless else self._run_seconds)
+    def _drill_faults(self) -> dict[str, tuple[str, InjectedFault]]:
+        return {
+            "throttle": ("ListSteps", Fault.error(400)),
+            "server_error": ("AddJobFlowSteps", Fault.error(503)),
+            "drop_submit_response": ("AddJobFlowSteps", Fault.drop_response()),
+            "cancel_refused": ("CancelSteps", Fault.error(403)),
+        }
 
-    def hold_next_submit(self) -> threading.Event:
-        return self._server.inject("AddJobFlowSteps", Fault.hold_after_commit()).release
+    def _set_run_seconds(self, run_seconds: float | None) -> None:
+        self.emr.default_step = StepScript(run_seconds=run_seconds)
 
 
 def _step_ids(external_id: str) -> list[str]:

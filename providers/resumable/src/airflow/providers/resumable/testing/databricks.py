@@ -55,15 +55,16 @@ import itertools
 import json
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
-from airflow.providers.resumable.testing.fake_jobs import Fault, FaultingJsonHandler, discard_queued_faults
+from airflow.providers.resumable.testing.fake_jobs import FaultingJsonHandler
+from airflow.providers.resumable.testing.faults import Fault, FaultQueue, InjectsFaults
+from airflow.providers.resumable.testing.lifecycle import JobClock
+from airflow.providers.resumable.testing.servers import ServiceHttpServer, ThreadedHttpServer
 
 __all__ = ["FakeDatabricksServer", "FakeDatabricksService", "Fault", "RunScript"]
 
@@ -93,6 +94,23 @@ class RunScript:
     error: str = "Exception: the task failed"
 
 
+RunState = tuple[str, str, str]
+"""(life_cycle_state, result_state, state_message)."""
+_CANCELLING: RunState = ("TERMINATING", "", "Run is being cancelled.")
+_CANCELLED: RunState = ("TERMINATED", "CANCELED", "Run cancelled through the API.")
+
+
+def _phases(script: RunScript) -> list[tuple[RunState, float | None]]:
+    return [
+        (("PENDING", "", "Waiting for cluster"), script.pending_seconds),
+        (("RUNNING", "", "In run"), script.run_seconds),
+    ]
+
+
+def _final(script: RunScript) -> RunState:
+    return ("TERMINATED", script.result_state, script.state_message)
+
+
 @dataclass
 class _Run:
     run_id: int
@@ -101,31 +119,13 @@ class _Run:
     token: str | None
     payload: dict[str, Any]
     script: RunScript
-    created_at: float
     task_keys: list[str]
     task_run_ids: list[int]
-    forced: tuple[str, str, str] | None = None
-    """(life_cycle_state, result_state, state_message) set by cancel/finish."""
+    clock: JobClock[RunState]
     repairs: list[int] = field(default_factory=list)
-    cancelled_at: float | None = None
-    """When an asynchronous cancel was accepted; the run is ``TERMINATING`` until it takes effect."""
-    cancel_seconds: float | None = 0.0
-    """How long that takes (``None``: never)."""
 
-    def state(self, now: float) -> tuple[str, str, str]:
-        if self.forced is not None:
-            return self.forced
-        if self.cancelled_at is not None:
-            if self.cancel_seconds is None or now < self.cancelled_at + self.cancel_seconds:
-                return ("TERMINATING", "", "Run is being cancelled.")
-            return ("TERMINATED", "CANCELED", "Run cancelled through the API.")
-        age = now - self.created_at
-        if age < self.script.pending_seconds:
-            return ("PENDING", "", "Waiting for cluster")
-        run_for = self.script.run_seconds
-        if run_for is None or age < self.script.pending_seconds + run_for:
-            return ("RUNNING", "", "In run")
-        return ("TERMINATED", self.script.result_state, self.script.state_message)
+    def state(self, now: float) -> RunState:
+        return self.clock.state(now)
 
     def task_result(self, task_key: str, run_result: str) -> str:
         if run_result == "FAILED" and self.script.failed_tasks:
@@ -133,7 +133,7 @@ class _Run:
         return run_result
 
 
-class FakeDatabricksService:
+class FakeDatabricksService(InjectsFaults[Fault]):
     """
     An in-process Databricks workspace with the Jobs API semantics the operators rely on.
 
@@ -167,14 +167,12 @@ class FakeDatabricksService:
         """``submit_requests`` (runs/submit + run-now that reached the workspace), ``runs_created``,
         ``deduplicated``, ``gets``, ``cancel_requests``, ``runs_cancelled``, ``repairs``,
         ``auth_failures``, plus ``requests:<operation>`` for every request the server received."""
-        self.requests: list[tuple[str, float]] = []
-        """Every request that reached the server, faulted ones included: (operation, monotonic time)."""
+        self.fault_queue: FaultQueue[Fault] = FaultQueue(self.counters)
         self._runs: dict[int, _Run] = {}
         self._task_runs: dict[int, tuple[int, str]] = {}
         self._by_token: dict[str, int] = {}
         self._jobs: dict[int, dict[str, Any]] = {}
         self._scripts: dict[str, RunScript] = {}
-        self._faults: dict[str, deque[Fault]] = {}
         self._ids = itertools.count(1_000_001)
         self._cancel_requests_by_run: Counter[int] = Counter()
         self._cancel_all_requests_by_job: Counter[int] = Counter()
@@ -197,21 +195,10 @@ class FakeDatabricksService:
             }
             return job_id
 
-    def inject(self, operation: str, fault: Fault, *, times: int = 1) -> Fault:
-        """Queue ``fault`` for the next ``times`` requests of ``operation`` (e.g. ``"runs/get"``)."""
-        with self._lock:
-            self._faults.setdefault(operation, deque()).extend([fault] * times)
-        return fault
-
-    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
-        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
-        with self._lock:
-            return discard_queued_faults(self._faults, operations)
-
     def finish(self, run_id: int | str, result_state: str = "SUCCESS", state_message: str = "") -> None:
         """End a run now with ``result_state``."""
         with self._lock:
-            self._runs[int(run_id)].forced = ("TERMINATED", result_state, state_message)
+            self._runs[int(run_id)].clock.finish(("TERMINATED", result_state, state_message))
 
     def expire(self, run_id: int | str) -> None:
         """Forget a run, as a workspace forgets runs past their retention: 'does not exist' from now on."""
@@ -245,14 +232,6 @@ class FakeDatabricksService:
             return dict(self._runs[int(run_id)].payload)
 
     # -- the server's side ------------------------------------------------------------------
-
-    def record(self, operation: str) -> Fault | None:
-        """Record a request of ``operation`` and take the next fault queued for it, if any."""
-        with self._lock:
-            self.requests.append((operation, time.monotonic()))
-            self.counters[f"requests:{operation}"] += 1
-            queue = self._faults.get(operation)
-            return queue.popleft() if queue else None
 
     def count(self, counter: str) -> None:
         with self._lock:
@@ -294,16 +273,17 @@ class FakeDatabricksService:
                 return {"run_id": self._by_token[token]}
             run_id = next(self._ids)
             task_run_ids = [next(self._ids) for _ in tasks]
+            script = self._scripts.get(run_name, self.default_script)
             self._runs[run_id] = _Run(
                 run_id=run_id,
                 job_id=job_id,
                 run_name=run_name,
                 token=token,
                 payload=json.loads(json.dumps(payload)),
-                script=self._scripts.get(run_name, self.default_script),
-                created_at=time.monotonic(),
+                script=script,
                 task_keys=tasks,
                 task_run_ids=task_run_ids,
+                clock=JobClock(_phases(script), _final(script), _CANCELLING, _CANCELLED),
             )
             for task_run_id, key in zip(task_run_ids, tasks, strict=True):
                 self._task_runs[task_run_id] = (run_id, key)
@@ -366,14 +346,10 @@ class FakeDatabricksService:
                     self._cancel_locked(run)
 
     def _cancel_locked(self, run: _Run) -> None:
-        if run.state(time.monotonic())[0] in ("TERMINATED", "TERMINATING"):
-            return  # over, or already being cancelled: a repeated cancel changes nothing
-        if self.cancel_seconds == 0:
-            run.forced = ("TERMINATED", "CANCELED", "Run cancelled through the API.")
-        else:
-            run.cancelled_at = time.monotonic()
-            run.cancel_seconds = self.cancel_seconds
-        self.counters["runs_cancelled"] += 1
+        run.clock.cancel_seconds = self.cancel_seconds
+        # Over, or already being cancelled: a repeated cancel changes nothing.
+        if run.clock.cancel():
+            self.counters["runs_cancelled"] += 1
 
     def repair(self, run_id: int, latest_repair_id: int | None) -> tuple[HTTPStatus, dict[str, Any]]:
         with self._lock:
@@ -390,13 +366,12 @@ class FakeDatabricksService:
             repair_id = next(self._ids)
             run.repairs.append(repair_id)
             # The repaired run runs again for the default duration and then succeeds.
-            run.forced = None
-            run.created_at = time.monotonic()
             run.script = RunScript(
                 pending_seconds=0.0,
                 run_seconds=self.default_script.run_seconds or 0.2,
                 result_state="SUCCESS",
             )
+            run.clock.restart(phases=_phases(run.script), final=_final(run.script))
             self.counters["repairs"] += 1
             return HTTPStatus.OK, {"repair_id": repair_id}
 
@@ -458,7 +433,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 
 class _Handler(FaultingJsonHandler):
-    server: _Server
+    server: ServiceHttpServer[FakeDatabricksService]
 
     @property
     def service(self) -> FakeDatabricksService:
@@ -606,15 +581,7 @@ def _injected_error(fault: Fault) -> dict[str, Any]:
     return _error(code, f"injected {fault.status}")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, service: FakeDatabricksService) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.service = service
-
-
-class FakeDatabricksServer:
+class FakeDatabricksServer(ThreadedHttpServer[FakeDatabricksService]):
     """
     Serves a :class:`FakeDatabricksService` over HTTP on 127.0.0.1 (a random free port) in a thread.
 
@@ -626,24 +593,9 @@ class FakeDatabricksServer:
     """
 
     def __init__(self, service: FakeDatabricksService) -> None:
+        super().__init__(_Handler, service, name="fake-databricks")
         self.service = service
-        self._server = _Server(service)
         service.workspace_url = self.url
-        self._thread = threading.Thread(
-            # A short poll interval so stop() returns in milliseconds, not the default 0.5 s.
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-databricks",
-            daemon=True,
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def connection_uri(self, token: str | None = None) -> str:
         """
@@ -656,18 +608,3 @@ class FakeDatabricksServer:
         """
         secret = quote(token if token is not None else self.service.token, safe="")
         return f"databricks://:{secret}@127.0.0.1:{self.port}/http"
-
-    def start(self) -> FakeDatabricksServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeDatabricksServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -59,8 +59,8 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,7 +75,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from airflow.providers.resumable.testing.fake_jobs import discard_queued_faults
+from airflow.providers.resumable.testing.faults import FaultKind, FaultQueue, InjectedFault, InjectsFaults
+from airflow.providers.resumable.testing.lifecycle import JobClock
+from airflow.providers.resumable.testing.servers import BackgroundServer
 
 __all__ = ["BatchScript", "FakeDataprocServer", "FakeDataprocService", "GrpcFault", "JobScript"]
 
@@ -114,45 +116,34 @@ _ACTIVE_BATCH_STATES = (BatchState.PENDING, BatchState.RUNNING, BatchState.CANCE
 
 
 @dataclass
-class GrpcFault:
+class GrpcFault(InjectedFault):
     """
-    One injected fault, consumed by the next call of the operation it was queued for.
+    One injected fault on the gRPC wire, consumed by the next call of the operation it was queued for.
 
-    :param kind: ``"error"`` (answer ``code`` without doing anything), ``"delay"`` (sleep
-        ``seconds``, then serve), ``"error_after_commit"`` (do the work, then answer ``code``
-        instead of the result), or ``"hold_after_commit"`` (do the work, then block until
-        ``release`` is set, then answer ``code``).
+    The kinds are the fakes' own (:class:`~airflow.providers.resumable.testing.faults.FaultKind`); on
+    this wire an ``error`` answers ``code`` without doing anything, a ``drop_response`` does the work
+    then answers ``code`` instead of the result, and a ``hold_after_commit`` does the work, blocks until
+    ``release`` is set, then answers ``code``.
+
     :param code: the gRPC status to answer with.
-    :param retry_delay: seconds put in a ``google.rpc.RetryInfo`` detail of the error, if given.
-    :param seconds: latency for ``"delay"``.
-    :param release: the event that ends a ``"hold_after_commit"``.
     """
 
-    kind: str
     code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
-    retry_delay: float | None = None
-    seconds: float = 0.0
-    release: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def retry_delay(self) -> float | None:
+        """Seconds put in a ``google.rpc.RetryInfo`` detail of the error, if any."""
+        return self.retry_after
 
     @classmethod
     def error(cls, code: grpc.StatusCode, *, retry_delay: float | None = None) -> GrpcFault:
         """Answer ``code`` (with a ``RetryInfo`` of ``retry_delay`` seconds, if given); nothing happens."""
-        return cls("error", code=code, retry_delay=retry_delay)
-
-    @classmethod
-    def delay(cls, seconds: float) -> GrpcFault:
-        """Serve the call ``seconds`` late."""
-        return cls("delay", seconds=seconds)
+        return cls(FaultKind.ERROR, retry_after=retry_delay, code=code)
 
     @classmethod
     def error_after_commit(cls, code: grpc.StatusCode = grpc.StatusCode.DEADLINE_EXCEEDED) -> GrpcFault:
         """Do the work, then answer ``code``: the client cannot know it succeeded."""
-        return cls("error_after_commit", code=code)
-
-    @classmethod
-    def hold_after_commit(cls) -> GrpcFault:
-        """Do the work, then hang until ``fault.release`` is set; the client never gets the result."""
-        return cls("hold_after_commit", code=grpc.StatusCode.UNAVAILABLE)
+        return cls(FaultKind.DROP_RESPONSE, code=code)
 
 
 @dataclass(frozen=True)
@@ -196,51 +187,42 @@ class BatchScript:
 
 
 @dataclass
-class _Lifecycle:
-    """Shared timing of a job or batch: scripted phases, or a state forced by the test or a cancel."""
+class _Lifecycle(JobClock[tuple[Any, str]]):
+    """A job's or batch's clock, its states ``(state enum, message)``, and its wall-clock birth."""
 
-    created_at: float
-    created_wall: datetime
-    phases: list[tuple[Any, float | None]]
-    """(state, seconds) in order; ``None`` seconds: stays there until forced."""
-    final: tuple[Any, str]
-    cancel_state: Any
-    cancelled_state: Any
-    cancel_seconds: float
-    forced: tuple[Any, str] | None = None
-    cancelled_at: float | None = None
+    created_wall: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
 
-    def state(self, now: float) -> tuple[Any, str, float]:
+    def status(self, now: float) -> tuple[Any, str, float]:
         """(state, message, monotonic time it started)."""
-        if self.cancelled_at is not None:
-            if now - self.cancelled_at < self.cancel_seconds:
-                return self.cancel_state, "", self.cancelled_at
-            return self.cancelled_state, "", self.cancelled_at + self.cancel_seconds
-        if self.forced is not None:
-            return (*self.forced, now)
-        start = self.created_at
-        for state, seconds in self.phases:
-            if seconds is None or now < start + seconds:
-                return state, "", start
-            start += seconds
-        return (*self.final, start)
+        (state, message), since = self.at(now)
+        return state, message, since
 
-    def history(self, now: float) -> list[tuple[Any, float]]:
+    def past(self, now: float) -> list[tuple[Any, float]]:
         """Earlier (state, start) pairs, oldest first, as far as the scripted phases went."""
-        current = self.state(now)
-        past: list[tuple[Any, float]] = []
-        start = self.created_at
-        for state, seconds in self.phases:
-            if state == current[0] or start > now:
-                break
-            past.append((state, start))
-            if seconds is None:
-                break
-            start += seconds
-        return past
+        return [(state, at) for (state, _), at in self.history(now)]
+
+    @classmethod
+    def scripted(
+        cls,
+        states: Any,
+        phases: list[tuple[str, float | None]],
+        final: tuple[str, str],
+        cancel: tuple[str, str, float],
+        now: float,
+    ) -> _Lifecycle:
+        """A clock in ``states`` (an enum) from state names: ``cancel`` is (cancelling, cancelled, seconds)."""
+        cancelling, cancelled, cancel_seconds = cancel
+        return cls(
+            phases=[((getattr(states, name), ""), seconds) for name, seconds in phases],
+            final=(getattr(states, final[0]), final[1]),
+            cancelling=(getattr(states, cancelling), ""),
+            cancelled=(getattr(states, cancelled), ""),
+            cancel_seconds=cancel_seconds,
+            started_at=now,
+        )
 
     def wall(self, monotonic: float) -> datetime:
-        return datetime.fromtimestamp(self.created_wall.timestamp() + (monotonic - self.created_at), tz=UTC)
+        return datetime.fromtimestamp(self.created_wall.timestamp() + (monotonic - self.started_at), tz=UTC)
 
 
 @dataclass
@@ -271,7 +253,7 @@ class _RpcError(Exception):
         self.message = message
 
 
-class FakeDataprocService:
+class FakeDataprocService(InjectsFaults[GrpcFault]):
     """
     An in-process Dataproc with the JobController and BatchController semantics the operators rely on.
 
@@ -295,8 +277,7 @@ class FakeDataprocService:
         ``jobs_created``, ``batches_created``, ``deduplicated``, ``already_exists``,
         ``cancel_requests`` / ``jobs_cancelled`` (CancelJob), ``batch_cancel_requests`` /
         ``batches_cancelled`` (CancelOperation), ``batches_deleted``, ``gets`` (GetJob + GetBatch)."""
-        self.requests: list[tuple[str, float]] = []
-        """Every call that reached the server, faulted ones included: (operation, monotonic time)."""
+        self.fault_queue: FaultQueue[GrpcFault] = FaultQueue(self.counters)
         self._jobs: dict[tuple[str, str, str], _Job] = {}
         self._job_requests: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._batches: dict[str, _Batch] = {}
@@ -304,7 +285,6 @@ class FakeDataprocService:
         self._operations: dict[str, str] = {}
         self._job_scripts: dict[str, JobScript] = {}
         self._batch_scripts: dict[str, BatchScript] = {}
-        self._faults: dict[str, deque[GrpcFault]] = {}
         self._cancel_requests_by_job: Counter[str] = Counter()
         self._lock = threading.RLock()
 
@@ -320,17 +300,6 @@ class FakeDataprocService:
         with self._lock:
             self._batch_scripts[batch_id_prefix] = script
 
-    def inject(self, operation: str, fault: GrpcFault, *, times: int = 1) -> GrpcFault:
-        """Queue ``fault`` for the next ``times`` calls of ``operation`` (e.g. ``"SubmitJob"``)."""
-        with self._lock:
-            self._faults.setdefault(operation, deque()).extend([fault] * times)
-        return fault
-
-    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
-        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
-        with self._lock:
-            return discard_queued_faults(self._faults, operations)
-
     def forget_request_ids(self) -> None:
         """Forget every ``request_id`` seen, as the real service does after a while."""
         with self._lock:
@@ -340,12 +309,12 @@ class FakeDataprocService:
     def finish(self, job_id: str, state: str = "DONE", details: str = "") -> None:
         """End a job now in ``state`` (``DONE``, ``ERROR``, ...) with ``details``."""
         with self._lock:
-            self._job(job_id).life.forced = (getattr(JobState, state), details)
+            self._job(job_id).life.finish((getattr(JobState, state), details))
 
     def finish_batch(self, batch_id: str, state: str = "SUCCEEDED", state_message: str = "") -> None:
         """End a batch now in ``state`` (``SUCCEEDED``, ``FAILED``, ...) with ``state_message``."""
         with self._lock:
-            self._batch_by_id(batch_id).life.forced = (getattr(BatchState, state), state_message)
+            self._batch_by_id(batch_id).life.finish((getattr(BatchState, state), state_message))
 
     def jobs(self) -> list[dataproc_v1.Job]:
         """Every job, oldest first, as ``GetJob`` shows it now."""
@@ -362,12 +331,12 @@ class FakeDataprocService:
     def job_state(self, job_id: str) -> str:
         """A job's state name now (``"RUNNING"``, ``"DONE"``, ...)."""
         with self._lock:
-            return JobState(self._job(job_id).life.state(time.monotonic())[0]).name
+            return JobState(self._job(job_id).life.status(time.monotonic())[0]).name
 
     def batch_state(self, batch_id: str) -> str:
         """A batch's state name now (``"RUNNING"``, ``"SUCCEEDED"``, ...)."""
         with self._lock:
-            return BatchState(self._batch_by_id(batch_id).life.state(time.monotonic())[0]).name
+            return BatchState(self._batch_by_id(batch_id).life.status(time.monotonic())[0]).name
 
     def cancellations_of(self, job_id: str) -> int:
         """How many ``CancelJob`` calls named this job."""
@@ -393,22 +362,11 @@ class FakeDataprocService:
 
     # -- the server's side --------------------------------------------------------------------
 
-    def record(self, operation: str) -> GrpcFault | None:
-        """Record a call of ``operation`` and take the next fault queued for it, if any."""
-        with self._lock:
-            self.requests.append((operation, time.monotonic()))
-            self.counters[f"requests:{operation}"] += 1
-            queue = self._faults.get(operation)
-            return queue.popleft() if queue else None
-
     def submit_job(self, request: dataproc_v1.SubmitJobRequest) -> dataproc_v1.Job:
         project, region = _require(request.project_id, "project_id"), _require(request.region, "region")
         job = dataproc_v1.Job(request.job)
-        request_id = request.request_id
-        if request_id and not REQUEST_ID_PATTERN.match(request_id):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid request_id {request_id!r}")
-        if not any(job._pb.HasField(kind) for kind in JOB_TYPES):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Job must specify a job type")
+        request_id = _checked_request_id(request.request_id)
+        _require_one_of(job, JOB_TYPES, "Job must specify a job type")
         if not job.placement.cluster_name and not job.placement.cluster_labels:
             raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Job placement must name a cluster")
         _check_labels(job.labels)
@@ -430,19 +388,13 @@ class FakeDataprocService:
             job.reference.project_id = project
             job.reference.job_id = job_id
             script = self._script_for(self._job_scripts, job_id, self.default_job_script)
-            life = _Lifecycle(
-                created_at=now,
-                created_wall=datetime.now(tz=UTC),
-                phases=[
-                    (JobState.PENDING, script.pending_seconds),
-                    (JobState.SETUP_DONE, script.setup_seconds),
-                    (JobState.RUNNING, script.run_seconds),
-                ],
-                final=(getattr(JobState, script.final_state), script.details),
-                cancel_state=JobState.CANCEL_PENDING,
-                cancelled_state=JobState.CANCELLED,
-                cancel_seconds=script.cancel_seconds,
-            )
+            phases = [
+                ("PENDING", script.pending_seconds),
+                ("SETUP_DONE", script.setup_seconds),
+                ("RUNNING", script.run_seconds),
+            ]
+            cancel = ("CANCEL_PENDING", "CANCELLED", script.cancel_seconds)
+            life = _Lifecycle.scripted(JobState, phases, (script.final_state, script.details), cancel, now)
             self._jobs[key] = _Job(project, region, job, request_id, str(uuid.uuid4()), life)
             if request_id:
                 self._job_requests[(project, region, request_id)] = key
@@ -462,15 +414,14 @@ class FakeDataprocService:
             self._cancel_requests_by_job[request.job_id] += 1
             job = self._job_at(request.project_id, request.region, request.job_id)
             now = time.monotonic()
-            state = job.life.state(now)[0]
+            state = job.life.status(now)[0]
             if state not in _ACTIVE_JOB_STATES:
                 raise _RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Cannot cancel jobId '{request.job_id}' in projects/{job.project}/regions/{job.region} "
                     f"in state: '{JobState(state).name}'",
                 )
-            if job.life.cancelled_at is None:
-                job.life.cancelled_at = now
+            if job.life.cancel(now):
                 self.counters["jobs_cancelled"] += 1
             return self._render_job(job, now)
 
@@ -503,11 +454,8 @@ class FakeDataprocService:
     def create_batch(self, request: dataproc_v1.CreateBatchRequest) -> operations_pb2.Operation:
         parent = _location(request.parent)
         batch = dataproc_v1.Batch(request.batch)
-        request_id = request.request_id
-        if request_id and not REQUEST_ID_PATTERN.match(request_id):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid request_id {request_id!r}")
-        if not any(batch._pb.HasField(kind) for kind in BATCH_TYPES):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Batch must specify a workload")
+        request_id = _checked_request_id(request.request_id)
+        _require_one_of(batch, BATCH_TYPES, "Batch must specify a workload")
         _check_labels(batch.labels)
         batch_id = request.batch_id or f"b{uuid.uuid4().hex}"
         if not BATCH_ID_PATTERN.match(batch_id):
@@ -527,18 +475,10 @@ class FakeDataprocService:
             batch.uuid = str(uuid.uuid4())
             batch.operation = operation
             batch.creator = "fake-user@example.com"
-            life = _Lifecycle(
-                created_at=now,
-                created_wall=datetime.now(tz=UTC),
-                phases=[
-                    (BatchState.PENDING, script.pending_seconds),
-                    (BatchState.RUNNING, script.run_seconds),
-                ],
-                final=(getattr(BatchState, script.final_state), script.state_message),
-                cancel_state=BatchState.CANCELLING,
-                cancelled_state=BatchState.CANCELLED,
-                cancel_seconds=script.cancel_seconds,
-            )
+            phases = [("PENDING", script.pending_seconds), ("RUNNING", script.run_seconds)]
+            final = (script.final_state, script.state_message)
+            cancel = ("CANCELLING", "CANCELLED", script.cancel_seconds)
+            life = _Lifecycle.scripted(BatchState, phases, final, cancel, now)
             self._batches[name] = _Batch(name, batch, request_id, operation, life)
             self._operations[operation] = name
             if request_id:
@@ -554,7 +494,7 @@ class FakeDataprocService:
     def delete_batch(self, request: dataproc_v1.DeleteBatchRequest) -> empty_pb2.Empty:
         with self._lock:
             batch = self._batch_named(request.name)
-            if batch.life.state(time.monotonic())[0] in _ACTIVE_BATCH_STATES:
+            if batch.life.status(time.monotonic())[0] in _ACTIVE_BATCH_STATES:
                 raise _RpcError(grpc.StatusCode.FAILED_PRECONDITION, f"Batch {batch.name} is still running")
             del self._batches[batch.name]
             self.counters["batches_deleted"] += 1
@@ -569,12 +509,11 @@ class FakeDataprocService:
             self.counters["batch_cancel_requests"] += 1
             batch = self._batch_of_operation(request.name)
             now = time.monotonic()
-            if batch.life.state(now)[0] not in _ACTIVE_BATCH_STATES:
+            if batch.life.status(now)[0] not in _ACTIVE_BATCH_STATES:
                 raise _RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION, f"Operation {request.name} has already finished"
                 )
-            if batch.life.cancelled_at is None:
-                batch.life.cancelled_at = now
+            if batch.life.cancel(now):
                 self.counters["batches_cancelled"] += 1
             return empty_pb2.Empty()
 
@@ -621,7 +560,7 @@ class FakeDataprocService:
         return self._batches[batch_name]
 
     def _render_job(self, job: _Job, now: float) -> dataproc_v1.Job:
-        state, message, since = job.life.state(now)
+        state, message, since = job.life.status(now)
         rendered = dataproc_v1.Job(job.job)
         rendered.job_uuid = job.uuid
         rendered.status = dataproc_v1.JobStatus(
@@ -629,7 +568,7 @@ class FakeDataprocService:
         )
         rendered.status_history = [
             dataproc_v1.JobStatus(state=old, state_start_time=_timestamp(job.life.wall(at)))
-            for old, at in job.life.history(now)
+            for old, at in job.life.past(now)
         ]
         rendered.driver_output_resource_uri = (
             f"gs://{STAGING_BUCKET}/google-cloud-dataproc-metainfo/{job.uuid}/jobs/"
@@ -639,7 +578,7 @@ class FakeDataprocService:
         return rendered
 
     def _render_batch(self, batch: _Batch, now: float) -> dataproc_v1.Batch:
-        state, message, since = batch.life.state(now)
+        state, message, since = batch.life.status(now)
         rendered = dataproc_v1.Batch(batch.batch)
         rendered.create_time = _timestamp(batch.life.created_wall)
         rendered.state = state
@@ -647,7 +586,7 @@ class FakeDataprocService:
         rendered.state_time = _timestamp(batch.life.wall(since))
         rendered.state_history = [
             dataproc_v1.Batch.StateHistory(state=old, state_start_time=_timestamp(batch.life.wall(at)))
-            for old, at in batch.life.history(now)
+            for old, at in batch.life.past(now)
         ]
         rendered.runtime_info = dataproc_v1.RuntimeInfo(
             output_uri=f"gs://{STAGING_BUCKET}/google-cloud-dataproc-metainfo/{batch.batch.uuid}/driveroutput"
@@ -681,6 +620,17 @@ def _require(value: str, name: str) -> str:
     if not value:
         raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{name} is required")
     return value
+
+
+def _checked_request_id(request_id: str) -> str:
+    if request_id and not REQUEST_ID_PATTERN.match(request_id):
+        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid request_id {request_id!r}")
+    return request_id
+
+
+def _require_one_of(message: Any, kinds: tuple[str, ...], refusal: str) -> None:
+    if not any(message._pb.HasField(kind) for kind in kinds):
+        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, refusal)
 
 
 def _location(parent: str) -> str:
@@ -743,7 +693,7 @@ def _abort(
     raise AssertionError("unreachable: abort_with_status raises")
 
 
-class FakeDataprocServer:
+class FakeDataprocServer(BackgroundServer):
     """
     Serves a :class:`FakeDataprocService` over gRPC on 127.0.0.1 (a random free port) in threads.
 
@@ -797,7 +747,11 @@ class FakeDataprocServer:
             self._server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service_name, methods),)
             )
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._port = self._server.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def port(self) -> int:
+        return self._port
 
     def _unary(
         self,
@@ -809,18 +763,18 @@ class FakeDataprocServer:
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             fault = self.service.record(operation)
-            if fault is not None and fault.kind == "error":
+            if fault is not None and not fault.commits:
                 _abort(context, fault.code, f"injected {fault.code.name}", fault.retry_delay)
-            if fault is not None and fault.kind == "delay":
-                time.sleep(fault.seconds)
+            if fault is not None:
+                fault.before_work()
             try:
                 response = method(request)
             except _RpcError as err:
                 _abort(context, err.code, err.message, None)
-            if fault is not None and fault.kind == "hold_after_commit":
-                fault.release.wait(timeout=60)
-            if fault is not None and fault.kind in ("error_after_commit", "hold_after_commit"):
-                _abort(context, fault.code, f"injected {fault.code.name} after the change was made", None)
+            if fault is not None:
+                fault.after_work()
+                if fault.loses_response:
+                    _abort(context, fault.code, f"injected {fault.code.name} after the change was made", None)
             return response
 
         return grpc.unary_unary_rpc_method_handler(
@@ -850,22 +804,13 @@ class FakeDataprocServer:
         """The same connection as :meth:`connection_uri`, as the extras of a REST-created connection."""
         return {"project": project, "api_endpoint": self.endpoint, "insecure": "true"}
 
-    def start(self) -> FakeDataprocServer:
+    def _start(self) -> None:
         self._server.start()
-        return self
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         # Release held calls first, or stop() would wait for them.
-        for queue in self.service._faults.values():
-            for fault in queue:
-                fault.release.set()
+        self.service.fault_queue.release_all()
         self._server.stop(grace=None).wait(timeout=5)
-
-    def __enter__(self) -> FakeDataprocServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _serialize_pb(message: Any) -> bytes:

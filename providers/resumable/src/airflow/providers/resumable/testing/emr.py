@@ -46,19 +46,25 @@ import logging
 import re
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote, urlparse
 
 from moto.emr.models import Step, emr_backends
 from moto.emrserverless.models import emrserverless_backends
 
-from airflow.providers.resumable.testing.fake_jobs import Fault, discard_queued_faults
+from airflow.providers.resumable.testing.faults import Fault, FaultQueue, InjectsFaults
+from airflow.providers.resumable.testing.lifecycle import JobClock
+from airflow.providers.resumable.testing.servers import (
+    BackgroundServer,
+    FaultingHttpHandler,
+    ServiceHttpServer,
+    ThreadedHttpServer,
+)
 
 __all__ = ["FakeAwsProxy", "FakeEmr", "FakeEmrServer", "Fault", "JobRunScript", "StepScript"]
 
@@ -110,12 +116,19 @@ class JobRunScript:
 
 @dataclass
 class _Tracked:
-    """A step or job run the lifecycle driver moves: its script and when its current phase began."""
+    """
+    A step or job run the lifecycle driver moves: its script and its clock, whose states are
+    ``(state, details)``. A forced end (``finish_*``) is applied at the next tick.
+    """
 
     script: StepScript | JobRunScript
-    since: float
-    forced_outcome: tuple[str, str] | None = None
-    """(state, details) set by ``finish_*``; applied at the next tick."""
+    clock: JobClock[tuple[str, str]]
+
+    @classmethod
+    def of(cls, script: StepScript | JobRunScript, waiting: str, now: float) -> _Tracked:
+        final = (script.outcome, script.state_details if isinstance(script, JobRunScript) else "")
+        phases = [((waiting, ""), script.pending_seconds), (("RUNNING", ""), script.run_seconds)]
+        return cls(script, JobClock(phases, final, ("CANCELLED", ""), ("CANCELLED", ""), started_at=now))
 
 
 class _StepWithFailureDetails(Step):
@@ -199,7 +212,7 @@ class FakeEmr:
                     # and the driver starts it in turn, so every new step begins PENDING.
                     step.__class__ = _StepWithFailureDetails
                     step.state = "PENDING"
-                    self._steps[step.id] = _Tracked(self._script_for_step(step.name), now)
+                    self._steps[step.id] = _Tracked.of(self._script_for_step(step.name), "PENDING", now)
                 return added
 
         def start_job_run(*, application_id: str, client_token: str, **kwargs: Any) -> Any:
@@ -213,7 +226,7 @@ class FakeEmr:
                 run.state = "SUBMITTED"
                 self.counters["job_runs_created"] += 1
                 script = self._job_run_scripts.get(run.name or "", self.default_job_run)
-                self._job_runs[run.id] = _Tracked(script, time.monotonic())
+                self._job_runs[run.id] = _Tracked.of(script, "SCHEDULED", time.monotonic())
                 return run
 
         def cancel_job_run(application_id: str, job_run_id: str) -> tuple[str, str]:
@@ -332,12 +345,12 @@ class FakeEmr:
     def finish_step(self, step_id: str, outcome: str = "COMPLETED") -> None:
         """End a step at the next tick (it must be running or pending) with ``outcome``."""
         with self._lock:
-            self._steps[step_id].forced_outcome = (outcome, "")
+            self._steps[step_id].clock.finish((outcome, ""))
 
     def finish_job_run(self, job_run_id: str, outcome: str = "SUCCESS", details: str = "") -> None:
         """End a job run at the next tick with ``outcome``."""
         with self._lock:
-            self._job_runs[job_run_id].forced_outcome = (outcome, details)
+            self._job_runs[job_run_id].clock.finish((outcome, details))
 
     # -- what moto does not implement --------------------------------------------------------------
 
@@ -392,17 +405,17 @@ class FakeEmr:
         tracked = self._steps.get(current.id) if current is not None else None
         if current is None or tracked is None:
             return
-        script = tracked.script
-        assert isinstance(script, StepScript)
-        if tracked.forced_outcome is not None:
-            self._end_step(current, tracked.forced_outcome[0], "")
+        clock = tracked.clock
+        if clock.forced is not None:
+            self._end_step(current, clock.state(now)[0], "")
         elif current.state == "PENDING":
-            if now - tracked.since >= script.pending_seconds:
+            # Its pending time counts from when it was added; its run time from when its turn came.
+            if clock.state(now)[0] != "PENDING":
                 current.state = "RUNNING"
                 current.start()
-                tracked.since = now
-        elif script.run_seconds is not None and now - tracked.since >= script.run_seconds:
-            self._end_step(current, script.outcome, "")
+                clock.restart(now, phases=clock.phases[1:])
+        elif clock.is_over(now):
+            self._end_step(current, clock.state(now)[0], "")
         if current.state == "FAILED" and current.action_on_failure in _STOPS_LATER_STEPS:
             for later in cluster.steps:
                 if later.state in ACTIVE_STEP_STATES:
@@ -436,17 +449,10 @@ class FakeEmr:
         tracked = self._job_runs.get(run.id)
         if tracked is None or run.state in ("SUCCESS", "FAILED", "CANCELLED"):
             return
-        script = tracked.script
-        assert isinstance(script, JobRunScript)
-        if tracked.forced_outcome is not None:
-            run.state, run.state_details = tracked.forced_outcome
-        elif run.state in ("SUBMITTED", "SCHEDULED"):
-            run.state = "SCHEDULED"
-            if now - tracked.since >= script.pending_seconds:
-                run.state = "RUNNING"
-                tracked.since = now
-        elif script.run_seconds is not None and now - tracked.since >= script.run_seconds:
-            run.state, run.state_details = script.outcome, script.state_details
+        state, details = tracked.clock.state(now)
+        run.state = state
+        if tracked.clock.is_over(now):
+            run.state_details = details
 
     def _script_for_step(self, name: str) -> StepScript:
         for pattern, script in self._step_scripts:
@@ -479,12 +485,8 @@ def operation_of(method: str, path: str, headers: Any) -> str:
     return f"{method} {route}"
 
 
-class _ProxyHandler(BaseHTTPRequestHandler):
-    server: _ProxyServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests print their own story
-        pass
+class _ProxyHandler(FaultingHttpHandler):
+    server: ServiceHttpServer[FakeAwsProxy]
 
     def do_GET(self) -> None:
         self._handle()
@@ -501,26 +503,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         operation = operation_of(self.command, self.path, self.headers)
-        fault = self.server.proxy.record(operation)
-        if fault is not None and fault.kind == "error":
-            self._reply_error(fault)
-            return
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
-        if operation == "CancelSteps":
-            status, headers, payload = self._cancel_steps(body)
-        else:
-            status, headers, payload = self._forward(body)
-        if fault is not None and fault.kind == "hold_after_commit":
-            fault.release.wait(timeout=60)
-        if fault is not None and fault.kind in ("drop_response", "hold_after_commit"):
-            # The work is done; the client never hears of it.
-            self.close_connection = True
-            return
-        self._reply(status, headers, payload)
+        work = (
+            (lambda: self._cancel_steps(body))
+            if operation == "CancelSteps"
+            else (lambda: self._forward(body))
+        )
+        self._serve_under(
+            self.server.service.record(operation),
+            work,
+            lambda answer: self._reply(*answer),
+            self._reply_error,
+        )
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        host, port = self.server.upstream
+        host, port = self.server.service.upstream
         connection = http.client.HTTPConnection(host, port, timeout=60)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
@@ -540,7 +536,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         request = json.loads(body or b"{}")
         json_type = [("Content-Type", "application/x-amz-json-1.1")]
         try:
-            infos = self.server.proxy.emr.cancel_steps(
+            infos = self.server.service.emr.cancel_steps(
                 request["ClusterId"], list(request.get("StepIds") or [])
             )
         except KeyError:
@@ -558,8 +554,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         }.get(fault.status, ("InternalServerError", "injected service error"))
         payload = json.dumps({"__type": code, "message": message, "Message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
-        if fault.retry_after is not None:
-            headers.append(("Retry-After", f"{fault.retry_after:g}"))
+        headers.extend(fault.headers().items())
         self._reply(fault.status, headers, payload)
 
     def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
@@ -571,16 +566,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, proxy: FakeAwsProxy, upstream: tuple[str, int]) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.proxy = proxy
-        self.upstream = upstream
-
-
-class FakeAwsProxy:
+class FakeAwsProxy(ThreadedHttpServer["FakeAwsProxy"], InjectsFaults[Fault]):
     """
     An HTTP proxy on 127.0.0.1 in front of a moto server: counts, faults and ``CancelSteps``.
 
@@ -590,56 +576,12 @@ class FakeAwsProxy:
 
     def __init__(self, emr: FakeEmr, upstream: tuple[str, int]) -> None:
         self.emr = emr
-        self.requests: list[tuple[str, float]] = []
-        """Every request received, faulted ones included: (operation, monotonic time)."""
-        self._faults: dict[str, deque[Fault]] = {}
-        self._lock = threading.Lock()
-        self._server = _ProxyServer(self, upstream)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-aws-proxy",
-            daemon=True,
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def inject(self, operation: str, fault: Fault, *, times: int = 1) -> Fault:
-        """Queue ``fault`` for the next ``times`` requests of ``operation`` (e.g. ``"AddJobFlowSteps"``)."""
-        with self._lock:
-            self._faults.setdefault(operation, deque()).extend([fault] * times)
-        return fault
-
-    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
-        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
-        with self._lock:
-            return discard_queued_faults(self._faults, operations)
-
-    def record(self, operation: str) -> Fault | None:
-        """Count a request of ``operation`` and take the next fault queued for it, if any."""
-        with self._lock:
-            self.requests.append((operation, time.monotonic()))
-            self.emr.counters[f"requests:{operation}"] += 1
-            queue = self._faults.get(operation)
-            return queue.popleft() if queue else None
-
-    def start(self) -> FakeAwsProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self.upstream = upstream
+        self.fault_queue: FaultQueue[Fault] = FaultQueue(emr.counters)
+        super().__init__(_ProxyHandler, self, name="fake-aws-proxy")
 
 
-class FakeEmrServer:
+class FakeEmrServer(BackgroundServer):
     """
     moto's ``ThreadedMotoServer`` on 127.0.0.1, the :class:`FakeEmr` kit on its backends, and the
     :class:`FakeAwsProxy` in front: what an operator in another process talks to.
@@ -652,7 +594,12 @@ class FakeEmrServer:
         self._moto: Any = None
         self.proxy: FakeAwsProxy | None = None
 
-    def start(self) -> FakeEmrServer:
+    @property
+    def port(self) -> int:
+        assert self.proxy is not None, "start the server first"
+        return self.proxy.port
+
+    def _start(self) -> None:
         from moto.server import ThreadedMotoServer
 
         # moto's server logs every request through werkzeug; the counters tell the story instead.
@@ -665,26 +612,18 @@ class FakeEmrServer:
         self.emr.serverless.reset()
         self.emr.install()
         self.proxy = FakeAwsProxy(self.emr, (host, port)).start()
-        return self
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.proxy is not None:
             self.proxy.stop()
         self.emr.uninstall()
         if self._moto is not None:
             self._moto.stop()
 
-    def __enter__(self) -> FakeEmrServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def endpoint_url(self) -> str:
         """Where boto3 should send every EMR and EMR Serverless request."""
-        assert self.proxy is not None, "start the server first"
-        return self.proxy.url
+        return self.url
 
     def inject(self, operation: str, fault: Fault, *, times: int = 1) -> Fault:
         """Queue a fault on the proxy (see :meth:`FakeAwsProxy.inject`)."""

@@ -23,15 +23,21 @@ import itertools
 import json
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from airflow.providers.resumable.hooks.fake_job import FakeJobApiError, FakeJobClient
+from airflow.providers.resumable.testing.faults import Fault, FaultQueue, InjectsFaults
+from airflow.providers.resumable.testing.lifecycle import JobClock
+from airflow.providers.resumable.testing.servers import (
+    FaultingHttpHandler,
+    ServiceHttpServer,
+    ThreadedHttpServer,
+)
 
 __all__ = [
     "TERMINAL_OUTCOMES",
@@ -42,65 +48,11 @@ __all__ = [
     "FakeJobService",
     "Fault",
     "FaultingJsonHandler",
-    "discard_queued_faults",
 ]
 
 
 TERMINAL_OUTCOMES = ("SUCCEEDED", "FAILED", "CANCELLED")
-
-
-@dataclass
-class Fault:
-    """
-    One injected fault, consumed by the next matching request.
-
-    :param kind: ``"error"`` (answer ``status``), ``"delay"`` (sleep ``seconds`` then serve),
-        ``"drop_response"`` (serve, commit, then close the connection without answering), or
-        ``"hold_after_commit"`` (commit, then keep the connection open until ``release`` is set,
-        then close it without answering).
-    :param status: HTTP status for ``"error"``.
-    :param retry_after: ``Retry-After`` seconds sent with an ``"error"``.
-    :param seconds: latency for ``"delay"``.
-    :param release: the event that ends a ``"hold_after_commit"``.
-    """
-
-    kind: str
-    status: int = 503
-    retry_after: float | None = None
-    seconds: float = 0.0
-    release: threading.Event = field(default_factory=threading.Event)
-
-    @classmethod
-    def error(cls, status: int = 503, *, retry_after: float | None = None) -> Fault:
-        """Answer the request with ``status`` (and ``Retry-After`` if given)."""
-        return cls("error", status=status, retry_after=retry_after)
-
-    @classmethod
-    def delay(cls, seconds: float) -> Fault:
-        """Serve the request ``seconds`` late."""
-        return cls("delay", seconds=seconds)
-
-    @classmethod
-    def drop_response(cls) -> Fault:
-        """Do the work, then lose the answer: the classic duplicate maker."""
-        return cls("drop_response")
-
-    @classmethod
-    def hold_after_commit(cls) -> Fault:
-        """Do the work, then hang until ``fault.release`` is set; the client never gets an answer."""
-        return cls("hold_after_commit")
-
-
-def discard_queued_faults(queues: dict[str, deque[Any]], operations: Iterable[str] | None) -> int:
-    """
-    Drop the faults still queued for ``operations`` (all when ``None``) and release any held ones;
-    how many were dropped. The caller holds the lock that guards ``queues``.
-    """
-    names = list(queues) if operations is None else [op for op in operations if op in queues]
-    dropped = [fault for name in names for fault in queues.pop(name)]
-    for fault in dropped:
-        fault.release.set()
-    return len(dropped)
+_CANCELLED = ("CANCELLED", "cancelled through the API")
 
 
 @dataclass
@@ -110,37 +62,25 @@ class FakeJob:
     job_id: str
     key: str
     payload: dict[str, Any]
-    created_at: float
-    pending_seconds: float
-    run_seconds: float | None
-    """``None``: runs until :meth:`FakeJobService.finish` says otherwise."""
-    outcome: str
-    message: str = ""
-    forced_state: str | None = None
+    clock: JobClock[tuple[str, str]]
+    """States are (state, message); ``None`` run time runs until :meth:`FakeJobService.finish`."""
 
     def state(self, now: float) -> str:
-        if self.forced_state is not None:
-            return self.forced_state
-        age = now - self.created_at
-        if age < self.pending_seconds:
-            return "PENDING"
-        if self.run_seconds is None or age < self.pending_seconds + self.run_seconds:
-            return "RUNNING"
-        return self.outcome
+        return self.clock.state(now)[0]
 
     def as_json(self, now: float) -> dict[str, Any]:
-        state = self.state(now)
+        state, message = self.clock.state(now)
         return {
             "job_id": self.job_id,
             "key": self.key,
             "name": self.payload.get("name"),
             "state": state,
-            "message": self.message if state in TERMINAL_OUTCOMES else "",
+            "message": message if state in TERMINAL_OUTCOMES else "",
             "output": self.payload.get("output") if state == "SUCCEEDED" else None,
         }
 
 
-class FakeJobService:
+class FakeJobService(InjectsFaults[Fault]):
     """
     An in-process job service with a controllable lifecycle, deduplication and fault injection.
 
@@ -168,28 +108,14 @@ class FakeJobService:
         self.run_seconds = run_seconds
         self.outcome = outcome
         self.counters: Counter[str] = Counter()
-        self.requests: list[tuple[str, float]] = []
-        """Every request that reached the server, faulted ones included: (operation, monotonic time)."""
+        self.fault_queue: FaultQueue[Fault] = FaultQueue()
         self._jobs: dict[str, FakeJob] = {}
         self._by_key: dict[str, list[str]] = {}
         self._refused_keys: dict[str, int] = {}
-        self._faults: dict[str, deque[Fault]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
 
     # -- fault injection ------------------------------------------------------------------
-
-    def inject(self, operation: str, fault: Fault, *, times: int = 1) -> Fault:
-        """Queue ``fault`` for the next ``times`` requests of ``operation`` (submit, get, cancel, find)."""
-        with self._lock:
-            queue = self._faults.setdefault(operation, deque())
-            queue.extend([fault] * times)
-        return fault
-
-    def discard_faults(self, operations: Iterable[str] | None = None) -> int:
-        """Drop the faults still queued for ``operations`` (all by default); how many were dropped."""
-        with self._lock:
-            return discard_queued_faults(self._faults, operations)
 
     def refuse_key(self, key: str, status: int = 409) -> None:
         """
@@ -208,10 +134,7 @@ class FakeJobService:
 
     def next_fault(self, operation: str) -> Fault | None:
         """Record a request of ``operation`` and take the next fault queued for it, if any."""
-        with self._lock:
-            self.requests.append((operation, time.monotonic()))
-            queue = self._faults.get(operation)
-            return queue.popleft() if queue else None
+        return self.fault_queue.take(operation)
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -223,16 +146,16 @@ class FakeJobService:
                 return self._by_key[key][0]
             job_id = str(next(self._ids))
             run_seconds = payload.get("run_seconds", self.run_seconds)
-            self._jobs[job_id] = FakeJob(
-                job_id=job_id,
-                key=key,
-                payload=dict(payload),
-                created_at=time.monotonic(),
-                pending_seconds=float(payload.get("pending_seconds", self.pending_seconds)),
-                run_seconds=None if run_seconds is None else float(run_seconds),
-                outcome=str(payload.get("outcome", self.outcome)),
-                message=str(payload.get("message", "")),
+            clock = JobClock(
+                phases=[
+                    (("PENDING", ""), float(payload.get("pending_seconds", self.pending_seconds))),
+                    (("RUNNING", ""), None if run_seconds is None else float(run_seconds)),
+                ],
+                final=(str(payload.get("outcome", self.outcome)), str(payload.get("message", ""))),
+                cancelling=_CANCELLED,
+                cancelled=_CANCELLED,
             )
+            self._jobs[job_id] = FakeJob(job_id=job_id, key=key, payload=dict(payload), clock=clock)
             self._by_key.setdefault(key, []).append(job_id)
             self.counters["jobs_created"] += 1
             return job_id
@@ -252,8 +175,7 @@ class FakeJobService:
             if job is None:
                 return False
             if job.state(time.monotonic()) not in TERMINAL_OUTCOMES:
-                job.forced_state = "CANCELLED"
-                job.message = "cancelled through the API"
+                job.clock.finish(_CANCELLED)
                 self.counters["jobs_cancelled"] += 1
             return True
 
@@ -268,8 +190,7 @@ class FakeJobService:
     def finish(self, job_id: str, outcome: str = "SUCCEEDED", message: str = "") -> None:
         """End a job now with ``outcome``."""
         with self._lock:
-            self._jobs[job_id].forced_state = outcome
-            self._jobs[job_id].message = message
+            self._jobs[job_id].clock.finish((outcome, message))
 
     def expire(self, job_id: str) -> None:
         """Forget a job, as a cloud forgets old runs: it is NOT_FOUND from now on."""
@@ -289,19 +210,14 @@ class FakeJobService:
             return self._jobs[job_id].state(time.monotonic())
 
 
-class FaultingJsonHandler(BaseHTTPRequestHandler):
+class FaultingJsonHandler(FaultingHttpHandler):
     """
     A JSON-over-HTTP request handler that applies one injected :class:`Fault` around a request's work.
 
     Shared by the HTTP fakes: each routes a request to its handler and says how an injected error
-    looks in its API; the fault semantics (error, delay, drop or hold the response after committing)
-    live here once.
+    looks in its API; the fault semantics live in
+    :class:`~airflow.providers.resumable.testing.servers.FaultingHttpHandler`.
     """
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests print their own story
-        pass
 
     def _serve_with_fault(
         self,
@@ -310,20 +226,12 @@ class FaultingJsonHandler(BaseHTTPRequestHandler):
         error_body: Callable[[Fault], dict[str, Any]],
     ) -> None:
         """Do ``handle``'s work under ``fault`` and answer (or, for a lost response, don't)."""
-        if fault is not None and fault.kind == "error":
-            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            self._reply(fault.status, error_body(fault), headers)
-            return
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
-        status, body = handle()
-        if fault is not None and fault.kind == "hold_after_commit":
-            fault.release.wait(timeout=60)
-        if fault is not None and fault.kind in ("drop_response", "hold_after_commit"):
-            # The work is done; the client never hears of it.
-            self.close_connection = True
-            return
-        self._reply(status, body)
+        self._serve_under(
+            fault,
+            handle,
+            lambda answer: self._reply(*answer),
+            lambda refusal: self._reply(refusal.status, error_body(refusal), refusal.headers()),
+        )
 
     def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -337,7 +245,7 @@ class FaultingJsonHandler(BaseHTTPRequestHandler):
 
 
 class _Handler(FaultingJsonHandler):
-    server: _Server
+    server: ServiceHttpServer[FakeJobService]
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -394,15 +302,7 @@ class _Handler(FaultingJsonHandler):
         )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, service: FakeJobService) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.service = service
-
-
-class FakeJobServer:
+class FakeJobServer(ThreadedHttpServer[FakeJobService]):
     """
     Serves a :class:`FakeJobService` over HTTP on 127.0.0.1 (a random free port) in a thread.
 
@@ -413,28 +313,5 @@ class FakeJobServer:
     """
 
     def __init__(self, service: FakeJobService) -> None:
+        super().__init__(_Handler, service, name="fake-job-server")
         self.service = service
-        self._server = _Server(service)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-job-server", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeJobServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeJobServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
