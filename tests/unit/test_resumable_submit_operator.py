@@ -228,6 +228,17 @@ def _polling_an_endless_job(spec, service) -> AttemptProcess:
     return attempt
 
 
+def _stop_checkpoints_leaving_the_job_running(attempt: AttemptProcess, spec, service) -> None:
+    """SIGTERM the attempt: it must end as a checkpoint, with no cancel and its job still running."""
+    attempt.signal(signal.SIGTERM)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert service.counters["cancel_requests"] == 0
+    assert service.state_of(_ledger(spec)["external_id"]) == "RUNNING"
+
+
 def test_user_intent_cancels_the_job_exactly_once(spec, service):
     attempt = _polling_an_endless_job(spec, service)
     # A person marked the task failed: the server no longer says running, then the SIGTERM comes.
@@ -260,14 +271,7 @@ def test_a_stop_the_scheduler_caused_checkpoints_and_never_cancels(spec, service
     # The scheduler moved this task instance on (e.g. a heartbeat timeout made it up_for_retry while
     # this attempt still polls): nobody decided the job should end.
     (spec.workdir / "server_state").write_text(server_state)
-    attempt.signal(signal.SIGTERM)
-    outcome = attempt.join(timeout=10)
-
-    assert outcome is not None
-    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
-    assert service.counters["cancel_requests"] == 0
-    job_id = _ledger(spec)["external_id"]
-    assert service.state_of(job_id) == "RUNNING"
+    _stop_checkpoints_leaving_the_job_running(attempt, spec, service)
 
 
 @pytest.mark.skipif(
@@ -290,13 +294,7 @@ def test_a_thawed_attempt_another_took_over_neither_cancels_nor_takes_the_decisi
     store.set(WORKER_LOSS_KEY, {**declaration, "pid": declaration["pid"] + 1})  # ... then a later one did
     (spec.workdir / "server_state").write_text(server_state)
 
-    attempt.signal(signal.SIGTERM)
-    outcome = attempt.join(timeout=10)
-
-    assert outcome is not None
-    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
-    assert service.counters["cancel_requests"] == 0
-    assert service.state_of(_ledger(spec)["external_id"]) == "RUNNING"
+    _stop_checkpoints_leaving_the_job_running(attempt, spec, service)
 
 
 def test_execution_timeout_cancels_once_and_fails(spec, service):

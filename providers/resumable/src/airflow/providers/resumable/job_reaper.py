@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -213,10 +213,7 @@ class JobReaper:
         )
         waiting = {}
         for row in session.execute(query):
-            try:
-                stored = json.loads(row.value)
-            except ValueError:
-                continue
+            stored = _parsed(row.value)
             if isinstance(stored, dict) and isinstance(stored.get("hook_params"), dict):
                 ti_key = (row.dag_id, row.run_id, row.task_id, row.map_index)
                 waiting[ti_key] = (stored, _where(*ti_key))
@@ -240,29 +237,23 @@ class JobReaper:
             ledger = SubmissionLedger.from_json(stored)
         except Exception:
             return "refused"
-        factory = job_handle_factory(ledger.kind)
-        params = stored.get("hook_params")
-        job_id = ledger.external_id
-        if factory is None or not isinstance(params, dict) or job_id is None:
+        reach = _how_to_reach(ledger, stored)
+        if isinstance(reach, str):
             return "refused"
+        assert ledger.external_id is not None  # _how_to_reach names nothing otherwise
         try:
-            handle = factory(**params)
-            if handle.describe(job_id).status.is_terminal:
-                return "settled"
-            log.warning(
-                "Reaper: %s: its dag run was deleted while it waited; cancelling job %s", where, job_id
+            ended = _cancel_unless_ended(
+                *reach, ledger.external_id, where=where, why="its dag run was deleted while it waited"
             )
-            handle.cancel(job_id, timeout=CANCEL_TIMEOUT_SECONDS)
         except Exception:
             log.exception(
                 "Reaper: %s: its dag run was deleted while it waited, and its job (%s) could not be "
                 "cancelled; cancel it by hand",
                 where,
-                ledger.external_id or f"key {ledger.key}",
+                ledger.external_id,
             )
             return "failed"
-        _count_cancel()
-        return "cancelled"
+        return "settled" if ended else "cancelled"
 
     def _candidates(self, session: Any) -> list[_Row]:
         from airflow.models.task_state_store import TaskStateStoreModel as Store
@@ -319,49 +310,36 @@ class JobReaper:
     def _reap(
         self, row: _Row, stored: dict[str, Any], ledger: SubmissionLedger, why: str, *, attempts: int
     ) -> str:
-        factory = job_handle_factory(ledger.kind)
-        params = stored.get("hook_params")
-        if factory is None or not isinstance(params, dict) or ledger.external_id is None:
-            missing = (
-                "no hook for its kind here"
-                if factory is None
-                else "it does not record how to reach its job"
-                if not isinstance(params, dict)
-                else f"its job's id was never recorded (look for a job with key {ledger.key})"
-            )
+        reach = _how_to_reach(ledger, stored)
+        if isinstance(reach, str):
             log.error(
                 "Reaper: %s, but its ledger (%s, job %s) cannot be acted on: %s. Cancel the job by hand if "
                 "it still runs.",
                 row.where,
                 ledger.kind,
                 ledger.external_id or f"with key {ledger.key}",
-                missing,
+                reach,
             )
-            self._settle(row, stored, f"not cancelled: {missing}")
+            self._settle(row, stored, f"not cancelled: {reach}")
             return "refused"
-        claim = {
-            **stored,
-            REAPED_FIELD: {"outcome": "cancelling", "at": self._now().isoformat(), "attempts": attempts},
-        }
-        if not self._swap(row, json.dumps(claim)):
+        claim = json.dumps(
+            {
+                **stored,
+                REAPED_FIELD: {"outcome": "cancelling", "at": self._now().isoformat(), "attempts": attempts},
+            }
+        )
+        if not self._swap(row, claim):
             return "ignored"  # another sweep (another scheduler) changed it first
-        claimed = _Row(row.store_id, json.dumps(claim), row.ti_state, row.finished_at, row.where, row.ti_key)
+        claimed = replace(row, raw=claim)
+        assert ledger.external_id is not None  # _how_to_reach names nothing otherwise
         try:
-            handle = factory(**params)
-            job_id = ledger.external_id
-            state = handle.describe(job_id)
-            if state.status.is_terminal:
-                log.info("Reaper: %s: job %s has ended (%s); nothing to cancel", row.where, job_id, state)
-                self._settle(claimed, stored, f"already ended: {state.status.value}")
-                return "settled"
-            log.warning("Reaper: %s: cancelling job %s (%s)", row.where, job_id, why)
-            handle.cancel(job_id, timeout=CANCEL_TIMEOUT_SECONDS)
+            ended = _cancel_unless_ended(*reach, ledger.external_id, where=row.where, why=why)
         except Exception as err:
             if attempts >= MAX_CANCEL_ATTEMPTS:
                 log.exception(
                     "Reaper: %s: could not cancel the job of ledger %s after %d attempts; cancel it by hand",
                     row.where,
-                    ledger.external_id or ledger.key,
+                    ledger.external_id,
                     attempts,
                 )
                 self._settle(claimed, stored, f"cancel failed {attempts} times: {err}")
@@ -371,9 +349,10 @@ class JobReaper:
                 claimed, json.dumps({**stored, REAPED_FIELD: {"outcome": "retry", "attempts": attempts}})
             )
             return "failed"
-        _count_cancel()
-        log.warning("Reaper: %s: cancelled job %s", row.where, job_id)
-        self._settle(claimed, stored, f"cancelled {job_id}")
+        if ended is not None:
+            self._settle(claimed, stored, f"already ended: {ended.status.value}")
+            return "settled"
+        self._settle(claimed, stored, f"cancelled {ledger.external_id}")
         return "cancelled"
 
     def _settle(self, row: _Row, stored: dict[str, Any], outcome: str) -> None:
@@ -401,6 +380,42 @@ WAITING_STATES = frozenset(
     {"checkpointed", "up_for_reschedule", "up_for_retry", "scheduled", "queued", "deferred"}
 )
 """States of a task instance waiting for its next attempt (and no state: cleared, not yet scheduled)."""
+
+
+def _how_to_reach(
+    ledger: SubmissionLedger, stored: dict[str, Any]
+) -> tuple[JobHandleFactory, dict[str, Any]] | str:
+    """The hook factory and its arguments for the ledger's job, or why it cannot be reached from here."""
+    factory = job_handle_factory(ledger.kind)
+    params = stored.get("hook_params")
+    if factory is None:
+        return "no hook for its kind here"
+    if not isinstance(params, dict):
+        return "it does not record how to reach its job"
+    if ledger.external_id is None:
+        return f"its job's id was never recorded (look for a job with key {ledger.key})"
+    return factory, params
+
+
+def _cancel_unless_ended(
+    factory: JobHandleFactory, params: dict[str, Any], job_id: str, *, where: str, why: str
+) -> JobState | None:
+    """
+    Cancel the job unless the cloud says it has ended (succeeded, failed, or cancelled already).
+
+    :return: the job's state when it had ended (nothing was cancelled), ``None`` when it was cancelled.
+    :raises Exception: whatever the cloud answered when the job could not be described or cancelled.
+    """
+    handle = factory(**params)
+    state = handle.describe(job_id)
+    if state.status.is_terminal:
+        log.info("Reaper: %s: job %s has ended (%s); nothing to cancel", where, job_id, state)
+        return state
+    log.warning("Reaper: %s: cancelling job %s (%s)", where, job_id, why)
+    handle.cancel(job_id, timeout=CANCEL_TIMEOUT_SECONDS)
+    _count_cancel()
+    log.warning("Reaper: %s: cancelled job %s", where, job_id)
+    return None
 
 
 def _parsed(raw: str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from airflow.listeners import hookimpl
@@ -43,11 +44,9 @@ class JobReaperListener:
     def _start_if_scheduler(self, component: Any) -> None:
         from airflow.providers.resumable.job_reaper import JobReaper, ReaperSettings, ReaperThread
 
-        ready = threading.Event()
-        waited = 0.0
-        while getattr(component, "job_type", None) is None and waited < _JOB_TYPE_WAIT_SECONDS:
-            ready.wait(0.2)
-            waited += 0.2
+        deadline = time.monotonic() + _JOB_TYPE_WAIT_SECONDS
+        while getattr(component, "job_type", None) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         if getattr(component, "job_type", None) != "SchedulerJob":
             return
         with self._lock:
