@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import signal
@@ -39,6 +40,20 @@ def test_a_stop_requested_before_arming_is_remembered_and_wakes_the_first_wait()
     assert stop.wait(30) is True
     assert time.monotonic() - started < 1
     stop.close()
+
+
+def test_a_stop_request_remembers_when_the_first_request_came():
+    stop = StopRequest()
+    assert stop.requested_at is None
+    before = time.monotonic()
+    stop.request()
+    first = stop.requested_at
+    assert first is not None
+    assert before <= first <= time.monotonic()
+    time.sleep(0.01)
+    stop.request()  # the supervisor's second SIGTERM does not move the SIGKILL window
+    assert stop.requested_at == first
+    assert copy.deepcopy(stop).requested_at is None
 
 
 def test_a_wait_without_a_request_sleeps_its_timeout_and_says_so():

@@ -263,6 +263,22 @@ def test_a_cancel_the_cloud_is_slow_to_answer_gives_up_within_the_sigkill_window
     assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"job {job_id}")
 
 
+def test_a_slow_answer_from_the_server_shortens_the_cancel_so_the_report_beats_the_sigkill(
+    spec, service, capfd
+):
+    # 2.5 s to learn the task was marked failed, then a cancel that hangs: a budget counted from the
+    # cancel's start (3 s) would report at 5.5 s, after the SIGKILL.
+    (spec.workdir / "server_delay").write_text("2.5")
+    service.inject("cancel", Fault.delay(20), times=5)
+    attempt = _polling_an_endless_job(spec, service)
+    job_id = _ledger(spec)["external_id"]
+
+    outcome, took = stop_by_a_person(attempt, spec, timeout=30)
+
+    assert_gave_up_cancelling_in_time(outcome, took, capfd, job=f"job {job_id}")
+    assert "could not be cancelled" in outcome["error"]
+
+
 @pytest.mark.parametrize(
     "server_state", ["up_for_retry", "queued", "checkpointed", "deferred", "a_state_from_the_future"]
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import time
 from typing import Any
 
 
@@ -26,6 +27,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self._requested = False
+        self._requested_at: float | None = None
         self._read_fd: int | None = None
         self._write_fd: int | None = None
 
@@ -33,7 +35,7 @@ class StopRequest:
         return StopRequest()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_requested": False, "_read_fd": None, "_write_fd": None}
+        return {"_requested": False, "_requested_at": None, "_read_fd": None, "_write_fd": None}
 
     def arm(self) -> None:
         """Open the wake-up pipe (idempotent)."""
@@ -52,6 +54,8 @@ class StopRequest:
 
     def request(self) -> None:
         """Ask the task to stop. Safe to call from a signal handler: no locks, no blocking I/O."""
+        if self._requested_at is None:
+            self._requested_at = time.monotonic()
         self._requested = True
         self._poke()
 
@@ -59,6 +63,11 @@ class StopRequest:
     def requested(self) -> bool:
         """Whether a stop was requested."""
         return self._requested
+
+    @property
+    def requested_at(self) -> float | None:
+        """When the first stop was requested (``time.monotonic()``), or ``None``."""
+        return self._requested_at
 
     def wait(self, timeout: float) -> bool:
         """

@@ -44,6 +44,11 @@ CANCEL_ON_STOP_BUDGET = 3.0
 On a person's decision the supervisor SIGKILLs the task 5 s after its SIGTERM, and asking the server
 why takes part of that. Each cloud call gets what is left of this as its own timeout: the clients'
 defaults (botocore 60 s, the Databricks hook 180 s, gRPC none) would outlive the window."""
+STOP_TO_CANCELLED_BUDGET = 4.0
+"""Seconds from the SIGTERM to the end of the cancel, asking the server why included.
+
+The last second of the 5 s window is left for the attempt to report how it ended: a report the
+SIGKILL cuts off leaves the task to the heartbeat timeout."""
 _CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=CANCEL_ON_STOP_BUDGET, initial_wait=0.2, max_wait=0.5)
 _MIN_RETRY_BUDGET = 1.0
 """No retry of a cancel starts with less than this left (after its backoff, at least 0.5 s)."""
@@ -243,7 +248,8 @@ class JobControlOperator(BaseOperator):
         A cancel that cannot be made in time is logged as an error naming the job (a person has to
         cancel it by hand), never raised: the stop it serves goes on either way.
         """
-        deadline = time.monotonic() + CANCEL_ON_STOP_BUDGET
+        deadline = self._cancel_deadline()
+        allowed = deadline - time.monotonic()
         try:
             _CANCEL_RETRY.call(
                 lambda: self.cancel(job_id, timeout=deadline - time.monotonic()),
@@ -255,17 +261,32 @@ class JobControlOperator(BaseOperator):
             )
         except Exception as err:
             self.log.exception(
-                "Could not cancel %s %s (%s; %g s allowed): %s. It may still be running: cancel it by hand.",
+                "Could not cancel %s %s (%s; %.1f s allowed): %s. It may still be running: cancel it by hand.",
                 self.job_noun,
                 job_id,
                 reason,
-                CANCEL_ON_STOP_BUDGET,
+                allowed,
                 err,
             )
             return False
         self._count("cancel")
         self.log.warning("Cancelled %s %s (%s)", self.job_noun, job_id, reason)
         return True
+
+    def _cancel_deadline(self) -> float:
+        """
+        When a cancel on a stop must have ended (``time.monotonic()``).
+
+        :data:`CANCEL_ON_STOP_BUDGET` from now, but never past :data:`STOP_TO_CANCELLED_BUDGET` after
+        the SIGTERM: on a loaded worker asking the server why can take seconds of the window. A
+        cancel always gets one call of at least :data:`_MIN_RETRY_BUDGET`, though, as the only
+        chance to spare a person the cancel by hand.
+        """
+        now = time.monotonic()
+        deadline = now + CANCEL_ON_STOP_BUDGET
+        if self._stop.requested_at is not None:
+            deadline = min(deadline, self._stop.requested_at + STOP_TO_CANCELLED_BUDGET)
+        return max(deadline, now + _MIN_RETRY_BUDGET)
 
     def _call(self, fn: Callable[[], T], *, what: str) -> T:
         """
