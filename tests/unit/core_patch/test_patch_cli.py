@@ -70,3 +70,6 @@ def test_doctor_flags_another_airflow_version(pristine_tree: Path):
     assert "apache-airflow-task-sdk 1.4.0" in version.detail
     assert "fallback path" in version.detail
     assert "3.3.2 (task SDK 1.3.2)" in version.remedy
+    patch = check_patch(pristine_tree)
+    assert patch.ok is False
+    assert patch.detail == "none bundled for this Airflow release"

@@ -89,6 +89,9 @@ def check_patch(root: Path) -> Check:
     """
     name = "CHECKPOINTED core patch"
     try:
+        found = read_versions(root)
+        if RELEASES.get(found["apache-airflow-core"]) != found["apache-airflow-task-sdk"]:
+            return Check(name, False, "none bundled for this Airflow release", "See 'Airflow version' above.")
         status = inspect_target(root)
     except PatchError as err:
         return Check(name, False, str(err), "See 'Airflow version' above.")
