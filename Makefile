@@ -55,8 +55,9 @@ upstream-tests: patch-venv
 	$(BIN)/python -m upstream_tests
 
 # The oldest supported Airflow (3.3.0), in a venv of its own: the same pinned set as .venv except
-# Airflow itself, the provider installed editable, the 3.3.0 core patch applied, then the real-stack
-# checkpoint/resume and worker-loss tests (stock and patched flavours both run there). `all` names
+# Airflow itself, the provider installed editable, the 3.3.0 core patch applied, then the patched
+# pieces in-process and the real-stack checkpoint/resume and worker-loss tests (stock and patched
+# flavours both run there). `all` names
 # the cloud extras where pyproject has them; pip only warns about an extra it does not know.
 # Airflow 3.3.0 caps aiosqlite below 0.22, so its pin is replaced too. Another supported release:
 # `make test-oldest OLDEST_AIRFLOW=3.3.1 OLDEST_TASK_SDK=1.3.1 OLDEST_VENV=.venv-3.3.1`.
@@ -65,7 +66,7 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_AIRFLOW ?= 3.3.0
 OLDEST_TASK_SDK ?= 1.3.0
 OLDEST_CONSTRAINTS := .tmp/constraints-oldest.txt
-OLDEST_TESTS ?= tests/system/test_checkpoint_resume.py tests/system/test_worker_loss.py
+OLDEST_TESTS ?= tests/unit/core_patch/test_patched_airflow.py tests/system/test_checkpoint_resume.py tests/system/test_worker_loss.py
 
 $(OLDEST_VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make test-oldest needs Python 3.11")'
