@@ -211,7 +211,7 @@ def test_a_record_left_behind_by_another_release_is_ignored(versions_tree: Path)
 
 
 def test_files_patched_without_a_matching_record_read_applied_and_apply_records_it(
-    versions_tree: Path, older: CorePatch
+    versions_tree: Path, older: CorePatch, capsys: pytest.CaptureFixture[str]
 ):
     # An upgrade killed after its last file and before the record: the files are the bundled
     # patch's, the record still names the older one.
@@ -227,7 +227,13 @@ def test_files_patched_without_a_matching_record_read_applied_and_apply_records_
     assert status.applied is not None
     assert status.applied.provider_version == "unrecorded"
 
-    assert apply_patch(versions_tree) == [versions_tree / RECORD_FILE]
+    code = main(["patch", "apply", "--target", str(versions_tree)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith(
+        f"Recorded airflow-3.3.2-checkpointed.patch (sha256 {bundled_patch('3.3.2').sha256[:12]}"
+    )
+    assert apply_patch(versions_tree) == []
     status = inspect_target(versions_tree)
     assert status.applied is not None
     assert status.applied.provider_version == __version__

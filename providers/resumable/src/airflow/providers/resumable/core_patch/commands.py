@@ -102,7 +102,13 @@ def run_patch_command(action: str, target: Path | None, out: TextIO | None = Non
     except PatchError as err:
         print(f"airflow-resumable patch {action}: {err}", file=sys.stderr)
         return EXIT_REFUSED
-    if written:
+    if action == "apply" and written == [before.record_path]:
+        # The files were patched already (by an applier that kept no record, or an apply interrupted
+        # just before its record): nothing changes for Airflow, so no restart is needed.
+        print(
+            f"Recorded {before.patch.identity()} in {before.record_path}; the files were patched.", file=out
+        )
+    elif written:
         print(f"{verb} {len(written)} files in {root}. Restart every Airflow component.", file=out)
     else:
         print(f"Nothing to do: {describe(inspect_target(root))}", file=out)
