@@ -168,3 +168,26 @@ def test_remove_bytecode_ignores_files_that_are_not_python(tmp_path: Path):
     unrelated.write_bytes(b"")
     assert remove_bytecode(tmp_path / "config.yml") == []
     assert unrelated.exists()
+
+
+def test_a_file_changed_between_inspection_and_writing_is_not_overwritten(
+    pristine_tree: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from airflow.providers.resumable.core_patch import installation
+
+    victim = target_path(pristine_tree, PATCH.files[-1].path)
+    real_check = installation._check_writable
+
+    def concurrent_edit_then_check(paths):
+        # Runs after every new content was computed, before the first write: like a pip install.
+        victim.write_bytes(victim.read_bytes() + b"# installed meanwhile\n")
+        real_check(paths)
+
+    monkeypatch.setattr(installation, "_check_writable", concurrent_edit_then_check)
+    with pytest.raises(PatchError, match="changed while this ran"):
+        apply_patch(pristine_tree)
+    monkeypatch.undo()
+
+    assert victim.read_bytes().endswith(b"# installed meanwhile\n")
+    assert inspect_target(pristine_tree).in_state(PatchState.APPLIED) == []
+    assert not (pristine_tree / RECORD_FILE).exists()

@@ -520,6 +520,10 @@ def _write_all(changes: list[tuple[Path, bytes | None, bytes | None]]) -> list[P
     :param changes: (path, its content now, its content wanted), in the order to write them.
     """
     _check_writable(path for path, _, _ in changes)
+    # The new contents were computed from what inspection read; a file changed since then (e.g. by
+    # a concurrent pip install) must not be overwritten with them.
+    if changed := [str(path) for path, original, _ in changes if _read_optional(path) != original]:
+        raise PatchError(f"Nothing was written: {', '.join(changed)} changed while this ran. Run it again.")
     written: list[Path] = []
     try:
         for path, _, new in changes:
