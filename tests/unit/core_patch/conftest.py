@@ -4,9 +4,9 @@ Pristine Airflow trees built from the sdists of every apache-airflow-core / apac
 release the core patch is bundled for.
 
 The sdists are downloaded once into ``.tmp/sdists`` under the repository from the package registry
-and reused. A tree holds only the files some bundled patch touches, plus the two files the versions
-are read from: the same paths as a site-packages, at a fraction of the size (the checks need nothing
-else, and copying the whole ``airflow`` package per test would dominate their run time).
+and reused. A tree holds only the files some bundled patch touches, plus the few others the checks
+read (:data:`EXTRA_FILES`): the same paths as a site-packages, at a fraction of the size (the checks
+need nothing else, and copying the whole ``airflow`` package per test would dominate their run time).
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ from airflow.providers.resumable.core_patch.installation import (
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SDIST_CACHE = REPO_ROOT / ".tmp" / "sdists"
-VERSION_FILES = ("airflow/__init__.py", "airflow/sdk/__init__.py")
+EXTRA_FILES = (
+    "airflow/__init__.py",  # the versions are read from these two
+    "airflow/sdk/__init__.py",
+    "airflow/api_fastapi/execution_api/routes/task_state_store.py",  # how each release routes a key
+)
 
 TreeFactory = Callable[[str], Path]
 
@@ -65,7 +69,7 @@ def touched_files() -> set[str]:
     root = Path("/")
     return {
         str(target_path(root, file.path).relative_to(root)) for p in bundled_patches() for file in p.files
-    } | set(VERSION_FILES)
+    } | set(EXTRA_FILES)
 
 
 def _unpack_src(archive_path: Path, into: Path, wanted: set[str]) -> None:

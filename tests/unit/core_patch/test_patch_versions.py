@@ -30,6 +30,7 @@ from airflow.providers.resumable.core_patch.installation import (
     revert_patch,
 )
 from airflow.providers.resumable.core_patch.unified_diff import FilePatch
+from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from tests.unit.core_patch.conftest import TreeFactory, digests
 
 VERSIONS = list(RELEASES)
@@ -71,6 +72,27 @@ def test_the_ported_patches_make_the_changes_of_the_3_3_2_patch():
         # 3.3.0's mark_tasks.py predates the helper the 3.3.2 hunks touch (see the patch header).
         expected = ["airflow-core/src/airflow/api/common/mark_tasks.py"] if version == "3.3.0" else []
         assert differing == expected, version
+
+
+def test_every_task_state_store_key_is_one_path_segment(release_tree_of: TreeFactory):
+    # 3.3.0's Execution API routes /{task_instance_id}/{key}; 3.3.1 changed it to {key:path}.
+    route = (
+        release_tree_of("3.3.0") / "airflow/api_fastapi/execution_api/routes/task_state_store.py"
+    ).read_text()
+    assert '@router.get("/{task_instance_id}/{key}")' in route
+    reserved = {
+        key.decode()
+        for p in bundled_patches()
+        for key in re.findall(rb'^\+\s*\w+_KEY = "([^"]+)"', p.text, re.M)
+    }
+    assert reserved == {
+        "airflow.checkpoint_data",
+        "airflow.resume_on_worker_loss",
+        "airflow.worker_loss_checkpoints",
+    }
+
+    for key in {LEDGER_KEY, *reserved}:
+        assert "/" not in key, key
 
 
 @pytest.mark.parametrize("version", VERSIONS)
