@@ -41,6 +41,12 @@ def _xdist_group(item: pytest.Item) -> str | None:
     return "stack-stock" if flavour == "up_for_reschedule" else "stack-patched"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this marker; with `-p no:xdist` (one process) --strict-markers would
+    # otherwise reject the groups added below.
+    config.addinivalue_line("markers", "xdist_group(name): tests that must share one xdist worker")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if (group := _xdist_group(item)) is not None:
