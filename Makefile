@@ -98,7 +98,7 @@ system: patch-venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/system
 
 # The full kill campaign: CAMPAIGN_PER_CLOUD seeded disruptions per cloud (make test runs every kind
-# once per cloud). Replay a failure with RESUMABLE_DRILL_SEED=<seed>.
+# once, dealt across the clouds). Replay a failure with RESUMABLE_DRILL_SEED=<seed>.
 CAMPAIGN_PER_CLOUD ?= 20
 campaign: patch-venv
 	RESUMABLE_CAMPAIGN_PER_CLOUD=$(CAMPAIGN_PER_CLOUD) $(BIN)/python -m pytest tests/system/test_kill_campaign.py
