@@ -26,7 +26,7 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || { echo ">> creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@echo ">> installing airflow-provider-resumable (editable) and its pinned dependencies into $(VENV)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,upstream-tests,lint,docs]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[all,test,upstream-tests,lint,docs]"
 	@touch $@
 
 venv: $(INSTALLED)
@@ -80,7 +80,7 @@ constraints:
 	rm -rf .tmp/constraints-venv
 	$(PYTHON) -m venv .tmp/constraints-venv
 	.tmp/constraints-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	.tmp/constraints-venv/bin/python -m pip install --quiet ".[test,upstream-tests,lint,docs]"
+	.tmp/constraints-venv/bin/python -m pip install --quiet ".[all,test,upstream-tests,lint,docs]"
 	{ sed -n '1,3p' $(CONSTRAINTS); .tmp/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf .tmp/constraints-venv
@@ -96,7 +96,7 @@ $(BENCH_VENV)/.installed: pyproject.toml $(BENCH_CONSTRAINTS)
 	@test -x $(BENCH_VENV)/bin/python || { echo ">> creating $(BENCH_VENV)"; $(PYTHON) -m venv $(BENCH_VENV); }
 	@echo ">> installing the provider, the upstream providers and matplotlib into $(BENCH_VENV)"
 	@$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	@$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(BENCH_CONSTRAINTS) -e ".[test]" -r bench/requirements.txt
+	@$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(BENCH_CONSTRAINTS) -e ".[all,test]" -r bench/requirements.txt
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
@@ -111,7 +111,7 @@ bench-constraints:
 	rm -rf .tmp/bench-venv
 	$(PYTHON) -m venv .tmp/bench-venv
 	.tmp/bench-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	.tmp/bench-venv/bin/python -m pip install --quiet -c <(grep -i '^apache-airflow' $(CONSTRAINTS)) -e ".[test]" -r bench/requirements.txt
+	.tmp/bench-venv/bin/python -m pip install --quiet -c <(grep -i '^apache-airflow' $(CONSTRAINTS)) -e ".[all,test]" -r bench/requirements.txt
 	{ sed -n '1,2p' $(BENCH_CONSTRAINTS); .tmp/bench-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(BENCH_CONSTRAINTS).new
 	mv $(BENCH_CONSTRAINTS).new $(BENCH_CONSTRAINTS)
 	rm -rf .tmp/bench-venv

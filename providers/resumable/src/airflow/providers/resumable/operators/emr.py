@@ -25,14 +25,20 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.amazon.aws.links.emr import EmrClusterLink, EmrLogsLink
-from airflow.providers.amazon.aws.operators import emr as upstream
-from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
 from airflow.providers.common.compat.openlineage.utils.spark import (
     inject_parent_job_information_into_emr_serverless_properties,
     inject_transport_information_into_emr_serverless_properties,
 )
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from airflow.providers.amazon.aws.links.emr import EmrClusterLink, EmrLogsLink
+    from airflow.providers.amazon.aws.operators import emr as upstream
+    from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
+except ImportError as err:
+    raise missing_extra("amazon", err) from err
 
 from airflow.providers.resumable.hooks import emr as emr_hooks
 from airflow.providers.resumable.hooks.emr import (
