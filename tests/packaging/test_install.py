@@ -151,6 +151,13 @@ def test_the_core_install_has_no_cloud_package_and_registers_the_provider_and_th
         == 1
     )
 
+    # doctor runs there too (it fails here: no patch, no metadata database; what matters is that it runs).
+    doctor = _run(env, str(env_dir / "bin" / "airflow-resumable"), "doctor", check=False)
+    assert "[ok     ] Airflow version: apache-airflow-core 3.3.2" in doctor.stdout, (
+        doctor.stdout + doctor.stderr
+    )
+    assert "Traceback" not in doctor.stderr, doctor.stderr
+
     databricks = _run(
         env, python, "-c", "import airflow.providers.resumable.operators.databricks", check=False
     )
