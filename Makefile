@@ -8,12 +8,14 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
+	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
+	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"
 	@echo "make campaign  the full kill campaign, 20 seeded disruptions per cloud (~25 min)"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
@@ -53,6 +55,41 @@ test: patch-venv
 # patched one with the patch's test diff; fails on any test that passes stock and not patched.
 upstream-tests: patch-venv
 	$(BIN)/python -m upstream_tests
+
+# The oldest supported Airflow (3.3.0), in a venv of its own: the same pinned set as .venv except
+# Airflow itself, the provider installed editable, the 3.3.0 core patch applied, then the patched
+# pieces in-process and the real-stack checkpoint/resume and worker-loss tests (stock and patched
+# flavours both run there). `all` names
+# the cloud extras where pyproject has them; pip only warns about an extra it does not know.
+# Airflow 3.3.0 caps aiosqlite below 0.22, so its pin is replaced too. Another supported release:
+# `make test-oldest OLDEST_AIRFLOW=3.3.1 OLDEST_TASK_SDK=1.3.1 OLDEST_VENV=.venv-3.3.1`.
+# `make upstream-tests-oldest`: Airflow's own task SDK tests, stock vs patched, on that release.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_AIRFLOW ?= 3.3.0
+OLDEST_TASK_SDK ?= 1.3.0
+OLDEST_CONSTRAINTS := .tmp/constraints-oldest.txt
+OLDEST_TESTS ?= tests/unit/core_patch/test_patched_airflow.py tests/system/test_checkpoint_resume.py tests/system/test_worker_loss.py
+
+$(OLDEST_VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make test-oldest needs Python 3.11")'
+	@mkdir -p .tmp
+	@{ grep -v -E '^(apache-airflow(-core|-task-sdk)?|aiosqlite)==' $(CONSTRAINTS); echo "aiosqlite==0.21.0"; } > $(OLDEST_CONSTRAINTS)
+	@test -x $(OLDEST_VENV)/bin/python || { echo ">> creating $(OLDEST_VENV)"; $(PYTHON) -m venv $(OLDEST_VENV); }
+	@echo ">> installing apache-airflow $(OLDEST_AIRFLOW) and airflow-provider-resumable (editable) into $(OLDEST_VENV)"
+	@$(OLDEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	@$(OLDEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(OLDEST_CONSTRAINTS) \
+		-e ".[test,upstream-tests,all]" "apache-airflow==$(OLDEST_AIRFLOW)" "apache-airflow-core==$(OLDEST_AIRFLOW)" \
+		"apache-airflow-task-sdk==$(OLDEST_TASK_SDK)"
+	@touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_VENV)/bin/airflow-resumable patch apply
+	$(OLDEST_VENV)/bin/airflow-resumable patch status
+	$(OLDEST_VENV)/bin/python -m pytest -p no:xdist $(OLDEST_TESTS)
+
+upstream-tests-oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_VENV)/bin/airflow-resumable patch apply
+	$(OLDEST_VENV)/bin/python -m upstream_tests --python $(OLDEST_VENV)/bin/python --work .tmp/upstream-tests-$(OLDEST_AIRFLOW)
 
 # The provider on another Python than the dev venv's 3.11 (the package supports 3.10-3.14; the
 # constraints file pins 3.11 only): a venv of its own, the provider built from this tree with the
@@ -95,7 +132,7 @@ system: patch-venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/system
 
 # The full kill campaign: CAMPAIGN_PER_CLOUD seeded disruptions per cloud (make test runs every kind
-# once per cloud). Replay a failure with RESUMABLE_DRILL_SEED=<seed>.
+# once, dealt across the clouds). Replay a failure with RESUMABLE_DRILL_SEED=<seed>.
 CAMPAIGN_PER_CLOUD ?= 20
 campaign: patch-venv
 	RESUMABLE_CAMPAIGN_PER_CLOUD=$(CAMPAIGN_PER_CLOUD) $(BIN)/python -m pytest tests/system/test_kill_campaign.py
@@ -151,7 +188,7 @@ bench-constraints:
 	rm -rf .tmp/bench-venv
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .venv-py* .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) $(OLDEST_VENV) .venv-py* .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -41,7 +41,44 @@ def _xdist_group(item: pytest.Item) -> str | None:
     return "stack-stock" if flavour == "up_for_reschedule" else "stack-patched"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this marker; with `-p no:xdist` (one process) --strict-markers would
+    # otherwise reject the groups added below.
+    config.addinivalue_line("markers", "xdist_group(name): tests that must share one xdist worker")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if (group := _xdist_group(item)) is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+# Every run leaves what each test cost and where it ran in .tmp/test-durations.json, so the suite's
+# critical path (the xdist worker that finishes last) can be read after the fact: `--durations` lists
+# only the slowest tests and a CI log may cut it off.
+_DURATIONS: dict[str, dict[str, object]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    entry = _DURATIONS.setdefault(report.nodeid, {"seconds": 0.0})
+    entry["seconds"] = round(float(entry["seconds"]) + report.duration, 2)  # type: ignore[arg-type]
+    node = getattr(report, "node", None)
+    if node is not None:
+        entry["worker"] = node.gateway.id
+    if report.when == "call":
+        entry["outcome"] = report.outcome
+    if report.when == "setup":
+        entry["started"] = round(report.start, 1)
+    if report.when == "teardown":
+        entry["ended"] = round(report.stop, 1)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput") or not _DURATIONS:
+        return  # an xdist worker: the controller writes the file
+    import json
+    from pathlib import Path
+
+    out = Path(session.config.rootpath) / ".tmp" / "test-durations.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(dict(sorted(_DURATIONS.items())), indent=1) + "\n")

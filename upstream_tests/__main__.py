@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--source", action="store_true", help="the workspace holds the source diff")
     export.add_argument("--output", type=Path, help="write here instead of the shipped diff")
     args = parser.parse_args(argv)
+    # Absolute (the test files run with their tree as the working directory), but not resolved: a
+    # venv's python is a symlink, and resolving it would leave the venv.
+    args.python = args.python.absolute()
 
     if args.command in (None, "run"):
         return main_run(

@@ -61,13 +61,14 @@ TASK_SDK_FILES = (
 """Longest-running first (the client's tests mostly wait out HTTP retry back-offs)."""
 
 SUITES: dict[str, UpstreamSuite] = {
-    "3.3.2": UpstreamSuite(
-        airflow_version="3.3.2",
-        task_sdk_version="1.3.2",
+    airflow_version: UpstreamSuite(
+        airflow_version=airflow_version,
+        task_sdk_version=task_sdk_version,
         test_files=TASK_SDK_FILES,
-        tests_patch="airflow-3.3.2-checkpointed-tests.patch",
-        source_patch="airflow-3.3.2-checkpointed.patch",
-    ),
+        tests_patch=f"airflow-{airflow_version}-checkpointed-tests.patch",
+        source_patch=f"airflow-{airflow_version}-checkpointed.patch",
+    )
+    for airflow_version, task_sdk_version in (("3.3.0", "1.3.0"), ("3.3.1", "1.3.1"), ("3.3.2", "1.3.2"))
 }
 """Every Airflow version the core patch supports; a new patch version adds its entry here."""
 

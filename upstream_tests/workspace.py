@@ -7,9 +7,8 @@ applied on top, uncommitted, so ``git diff --full-index`` in it *is* the diff:
 
 - the test diff (default): ``DIR/task-sdk/tests/...`` from the task SDK sdist;
 - the source diff (``--source``): ``DIR/airflow-core/src/...`` and ``DIR/task-sdk/src/...`` from
-  the two sdists. After exporting it, re-apply it to a venv: ``pip install --force-reinstall
-  --no-deps`` the two distributions, then ``airflow-resumable patch apply`` (the applier refuses a
-  tree patched by another version of the diff).
+  the two sdists. After exporting it, ``airflow-resumable patch apply`` moves a venv patched with
+  the previous version of the diff to the new one (the previous one is recorded in the venv).
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ All six decisions run side by side, one dag run each, on both flavours.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -164,3 +166,46 @@ def test_a_person_ending_a_waiting_task_cancels_its_job_once_within_30_s(
     )
     assert databricks.cancellations_of(new_runs[0]["run_id"]) == 0
     assert databricks.counters["runs_created"] == len(jobs) + 1
+
+    # The settled ledgers stay in the store for a day; a sweep reads them only while they are new.
+    finished = [n for n in DECISIONS if n != "fail_and_delete_dag_run"]
+
+    def all_settled() -> bool | None:
+        ledgers = [stack.db.task_state_value(DECISIONS[n][0], runs[n], TASK_ID, LEDGER_KEY) for n in finished]
+        unsettled = [
+            (ledger.get("reaped") or {}).get("outcome") in (None, "cancelling", "retry") for ledger in ledgers
+        ]
+        return None if any(unsettled) else True
+
+    poll_until(all_settled, timeout=60, describe="the scheduler's reaper to settle every ledger")
+    sweeps = _three_sweeps_ten_minutes_apart(stack)
+    assert sweeps[0]["read"] >= len(finished), sweeps  # the first sweep after a start reads the day
+    assert sweeps[2]["read"] == 0, sweeps
+    assert all(set(sweep) <= {"read", "ignore"} for sweep in sweeps), "settled ledgers are only read"
+    assert databricks.counters["cancel_requests"] == len(jobs), (
+        "a re-read settled ledger is not cancelled again"
+    )
+
+
+_SWEEPS = """
+import json
+from datetime import datetime, timezone
+from airflow.providers.resumable.job_reaper import WATERMARK_SLACK, JobReaper, ReaperSettings
+clock = [datetime.now(tz=timezone.utc)]
+reaper = JobReaper(ReaperSettings(), now=lambda: clock[0])
+sweeps = []
+for _ in range(3):
+    counts = reaper.sweep()
+    sweeps.append({"read": reaper.rows_read, **counts})
+    clock[0] += 2 * WATERMARK_SLACK
+print(json.dumps(sweeps))
+"""
+
+
+def _three_sweeps_ten_minutes_apart(stack: AirflowStack) -> list[dict[str, int]]:
+    """What each of three sweeps of a fresh reaper read from the stack's database, and did."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SWEEPS], env=stack.env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

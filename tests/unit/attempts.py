@@ -66,6 +66,7 @@ class StandaloneTaskInstance:
     task_id: str = TASK_ID
     map_index: int = -1
     xcoms: dict[str, Any] = field(default_factory=dict)
+    stats_tags: dict[str, str] = field(default_factory=dict)  # read by upstream's ResumableJobMixin
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value

@@ -46,6 +46,7 @@ from airflow.providers.resumable.testing.databricks import (
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
 CONN_ID = "databricks_fake"
 SUBMIT_RUN = "airflow.providers.resumable.operators.databricks:ResumableDatabricksSubmitRunOperator"
+UPSTREAM_SUBMIT_RUN = "airflow.providers.databricks.operators.databricks:DatabricksSubmitRunOperator"
 RUN_NOW = "airflow.providers.resumable.operators.databricks:ResumableDatabricksRunNowOperator"
 NOTEBOOK = {"notebook_path": "/Shared/nightly"}
 CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 2}
@@ -484,3 +485,79 @@ def test_deferrable_true_is_refused_at_construction(operator):
 def test_durable_none_means_durable_like_upstream():
     assert ResumableDatabricksRunNowOperator(task_id="t", job_id="1").durable is True
     assert ResumableDatabricksRunNowOperator(task_id="t", job_id="1", durable=False).durable is False
+
+
+# -- a task switched from upstream's durable operator mid-flight ------------------------------------
+
+
+def _upstream_attempt_killed_after_recording_its_run(spec: AttemptSpec, dbx: FakeDatabricksService) -> int:
+    """Run upstream's durable DatabricksSubmitRunOperator until it recorded its run; SIGKILL it."""
+    kwargs = {k: v for k, v in spec.operator_kwargs.items() if k != "resume_after"}
+    upstream_attempt = AttemptProcess(
+        replace(spec, operator=UPSTREAM_SUBMIT_RUN, operator_kwargs=kwargs)
+    ).start()
+    store = JsonFileTaskStateStore(spec.workdir / "state_store.json")
+    wait_for(lambda: store.get("databricks_run_id") is not None, timeout=60, what="upstream's run id")
+    upstream_attempt.signal(signal.SIGKILL)
+    upstream_attempt.join(timeout=30)
+    assert store.get(LEDGER_KEY) is None
+    return int(store.get("databricks_run_id"))
+
+
+def test_a_run_the_upstream_durable_operator_started_is_adopted_after_the_import_swap(submit_spec, dbx):
+    dbx.script("nightly-etl", RunScript(run_seconds=3.0))
+    run_id = _upstream_attempt_killed_after_recording_its_run(submit_spec, dbx)
+    assert dbx.state_of(run_id) == "RUNNING"
+
+    outcome = run_attempt(submit_spec)  # the same task instance, now with our import
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.counters["runs_created"] == 1, "reconnected to upstream's run, submitted nothing"
+    assert _ledger(submit_spec)["external_id"] == str(run_id)
+    assert outcome["xcoms"]["run_id"] == run_id
+    assert _cancel_calls(dbx) == 0
+
+
+def test_a_recorded_upstream_run_of_another_name_is_refused_and_nothing_is_submitted(submit_spec, dbx):
+    dbx.script("nightly-etl", RunScript(run_seconds=None))
+    run_id = _upstream_attempt_killed_after_recording_its_run(submit_spec, dbx)
+
+    outcome = run_attempt(_with(submit_spec, run_name="weekly-etl"))
+
+    assert outcome["outcome"] == "failed_no_retry"
+    assert f"databricks_run_id={run_id}" in outcome["error"]
+    assert "'nightly-etl'" in outcome["error"]
+    assert "'weekly-etl'" in outcome["error"]
+    assert dbx.counters["runs_created"] == 1
+    assert _ledger(submit_spec) is None, "nothing adopted"
+    assert _cancel_calls(dbx) == 0
+
+
+def test_an_upstream_run_the_workspace_forgot_is_not_adopted_and_a_new_run_is_submitted(submit_spec, dbx):
+    dbx.script("nightly-etl", RunScript(run_seconds=None))
+    run_id = _upstream_attempt_killed_after_recording_its_run(submit_spec, dbx)
+    dbx.expire(run_id)
+    dbx.script("nightly-etl", RunScript(run_seconds=0.3))
+
+    outcome = run_attempt(submit_spec)
+
+    assert outcome["outcome"] == "success", outcome["error"]
+    assert dbx.counters["runs_created"] == 2, "upstream submits afresh in this case too"
+    assert _ledger(submit_spec)["external_id"] != str(run_id)
+
+
+def test_run_now_adopts_upstreams_run_only_when_it_is_a_run_of_its_job(run_now_spec, dbx):
+    nightly, weekly = dbx.create_job("nightly-job"), dbx.create_job("weekly-job")
+    store = JsonFileTaskStateStore(run_now_spec.workdir / "state_store.json")
+    started = dbx.run_now({"job_id": weekly})[1]["run_id"]
+    store.set("databricks_run_now_id", started)  # as upstream's DatabricksRunNowOperator records it
+
+    refused = run_attempt(_with(run_now_spec, job_id=nightly))
+    assert refused["outcome"] == "failed_no_retry"
+    assert f"it is a run of job {weekly}, and this task runs job {nightly}" in refused["error"]
+
+    dbx.finish(started)
+    adopted = run_attempt(_with(run_now_spec, job_id=weekly))
+    assert adopted["outcome"] == "success", adopted["error"]
+    assert dbx.counters["runs_created"] == 1
+    assert _ledger(run_now_spec)["external_id"] == str(started)

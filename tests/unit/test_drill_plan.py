@@ -87,3 +87,20 @@ def test_only_the_refused_cancel_needs_a_fake_among_a_persons_decisions():
         DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED,
     ):
         assert not kind.costs_a_retry(worker_loss_checkpoints=False)  # the job reaper needs no patch
+
+
+def test_kinds_across_clouds_runs_every_kind_once_and_spreads_them_evenly():
+    clouds = ["databricks", "emr", "dataproc"]
+    kinds = list(DisruptionKind)
+    plans = [
+        plan_drill(disruptions_per_cloud=20, clouds=clouds, kinds=kinds, seed=seed, kinds_across_clouds=True)
+        for seed in range(30)
+    ]
+    for plan in plans:
+        assert sorted(d.kind.value for d in plan) == sorted(k.value for k in kinds)
+        counts = [sum(d.cloud == cloud for d in plan) for cloud in clouds]
+        assert max(counts) - min(counts) <= 1, counts
+        assert [d.number for d in plan] == list(range(1, len(kinds) + 1))
+    # Over successive seeds every kind meets every cloud.
+    met = {(d.kind, d.cloud) for plan in plans for d in plan}
+    assert met == {(kind, cloud) for kind in kinds for cloud in clouds}

@@ -1,73 +1,142 @@
 # Licensed under the Apache License, Version 2.0.
 """
-Pristine Airflow trees built from the sdists of apache-airflow-core 3.3.2 and apache-airflow-task-sdk 1.3.2.
+Pristine Airflow trees built from the sdists of every apache-airflow-core / apache-airflow-task-sdk
+release the core patch is bundled for.
 
-The sdists are downloaded once into ``.tmp/sdists`` under the repository (PyPI is reachable in CI)
-and reused; each tree is the two sdists' ``src`` directories unpacked into one directory, the same
-shape as a site-packages.
+The sdists are downloaded once into ``.tmp/sdists`` under the repository from the package registry
+and reused. A tree holds only the files some bundled patch touches, plus the few others the checks
+read (:data:`EXTRA_FILES`): the same paths as a site-packages, at a fraction of the size (the checks
+need nothing else, and copying the whole ``airflow`` package per test would dominate their run time).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from airflow.providers.resumable.core_patch.installation import SUPPORTED_VERSIONS
+from airflow.providers.resumable.core_patch.installation import (
+    RELEASES,
+    bundled_patches,
+    target_path,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SDIST_CACHE = REPO_ROOT / ".tmp" / "sdists"
+EXTRA_FILES = (
+    "airflow/__init__.py",  # the versions are read from these two
+    "airflow/sdk/__init__.py",
+    "airflow/api_fastapi/execution_api/routes/task_state_store.py",  # how each release routes a key
+)
+
+TreeFactory = Callable[[str], Path]
 
 
-def _sdist(dist: str, version: str) -> Path:
-    name = f"{dist.replace('-', '_')}-{version}.tar.gz"
-    path = SDIST_CACHE / name
-    if not path.is_file():
-        SDIST_CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps"),
-                *("--dest", str(SDIST_CACHE), f"{dist}=={version}"),
-            ],
-            check=True,
+def sdist(dist: str, version: str) -> Path:
+    """
+    The sdist of ``dist`` ``version``, downloaded into the cache on first use.
+
+    Fails the test (it does not skip it) when the registry cannot be reached: these checks are the
+    only proof that the patch fits each release, and a silent skip would pass without them.
+    """
+    path = SDIST_CACHE / f"{dist.replace('-', '_')}-{version}.tar.gz"
+    if path.is_file():
+        return path
+    SDIST_CACHE.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+    command += ["--no-binary", ":all:", "--no-deps", "--dest", str(SDIST_CACHE), f"{dist}=={version}"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not path.is_file():
+        errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("WARNING"))
+        pytest.fail(
+            f"Could not download the {dist}=={version} sdist from the package registry into "
+            f"{SDIST_CACHE} (pip exited {result.returncode}):\n{errors[-1500:]}\n"
+            "The per-release patch checks need the pristine sources: make the registry reachable "
+            "(or set PIP_INDEX_URL), or place the .tar.gz in that directory by hand.",
+            pytrace=False,
         )
     return path
 
 
-def _unpack_src(sdist: Path, into: Path) -> None:
-    """Copy the sdist's ``src/`` contents into ``into``."""
-    with tarfile.open(sdist) as archive:
+def touched_files() -> set[str]:
+    """Every file some bundled patch touches, relative to a site-packages."""
+    root = Path("/")
+    return {
+        str(target_path(root, file.path).relative_to(root)) for p in bundled_patches() for file in p.files
+    } | set(EXTRA_FILES)
+
+
+def _unpack_src(archive_path: Path, into: Path, wanted: set[str]) -> None:
+    """Extract ``wanted`` (paths relative to the sdist's ``src/``) into ``into``."""
+    with tarfile.open(archive_path) as archive:
         top = archive.getnames()[0].split("/")[0]
-        members = [m for m in archive.getmembers() if m.name.startswith(f"{top}/src/")]
-        for member in members:
-            member.name = member.name[len(f"{top}/src/") :]
-        archive.extractall(into, members=[m for m in members if m.name], filter="data")
+        members = []
+        for member in archive.getmembers():
+            relative = member.name.removeprefix(f"{top}/src/")
+            if member.isfile() and relative in wanted:
+                member.name = relative
+                members.append(member)
+        archive.extractall(into, members=members, filter="data")
+
+
+def digests(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and the SHA-256 of its bytes: equal digests mean byte-identical trees."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
-def release_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A read-only reference: both sdists unpacked into one directory. Do not modify it."""
-    root = tmp_path_factory.mktemp("release")
-    for dist, version in SUPPORTED_VERSIONS.items():
-        _unpack_src(_sdist(dist, version), root)
-    return root
+def release_tree_of(tmp_path_factory: pytest.TempPathFactory) -> TreeFactory:
+    """
+    A read-only reference tree per apache-airflow-core release (both sdists). Do not modify it.
+
+    Checks that every file a tree should hold was in the sdists.
+    """
+    trees: dict[str, Path] = {}
+    wanted = touched_files()
+
+    def build(version: str) -> Path:
+        if version not in trees:
+            root = tmp_path_factory.mktemp(f"release-{version}")
+            core = (version, "apache-airflow-core")
+            for dist_version, dist in (core, (RELEASES[version], "apache-airflow-task-sdk")):
+                _unpack_src(sdist(dist, dist_version), root, wanted)
+            missing = sorted(f for f in wanted if not (root / f).is_file())
+            assert not missing, f"not in the {version} sdists: {missing}"
+            trees[version] = root
+        return trees[version]
+
+    return build
 
 
 @pytest.fixture
-def pristine_tree(release_tree: Path, tmp_path: Path) -> Path:
-    """A fresh, writable copy of :func:`release_tree`: the ``airflow`` package with, of the UI, only
-    its locale files (the patch adds a label there; the rest of the UI is large and untouched)."""
-    root = tmp_path / "site-packages"
-    source = release_tree / "airflow"
-    keep_only = {source / "ui": "dist", source / "ui" / "dist": "i18n"}
+def tree_of(release_tree_of: TreeFactory, tmp_path: Path) -> TreeFactory:
+    """A fresh, writable copy of :func:`release_tree_of` for a release, per test."""
 
-    def skip_ui_assets(directory: str, names: list[str]) -> list[str]:
-        kept = keep_only.get(Path(directory))
-        return [name for name in names if name != kept] if kept else []
+    def copy(version: str) -> Path:
+        root = tmp_path / f"site-packages-{version}"
+        shutil.copytree(release_tree_of(version), root)
+        return root
 
-    shutil.copytree(source, root / "airflow", ignore=skip_ui_assets)
-    return root
+    return copy
+
+
+@pytest.fixture
+def release_tree(release_tree_of: TreeFactory) -> Path:
+    """The read-only 3.3.2 reference tree."""
+    return release_tree_of("3.3.2")
+
+
+@pytest.fixture
+def pristine_tree(tree_of: TreeFactory) -> Path:
+    """A fresh, writable 3.3.2 tree."""
+    return tree_of("3.3.2")

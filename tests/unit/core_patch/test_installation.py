@@ -1,9 +1,8 @@
 # Licensed under the Apache License, Version 2.0.
-"""The acceptance checks of the applier, against trees unpacked from the 3.3.2 / 1.3.2 sdists."""
+"""The applier's mechanics, against a tree unpacked from the 3.3.2 / 1.3.2 sdists (every release: test_patch_versions)."""
 
 from __future__ import annotations
 
-import hashlib
 import py_compile
 import re
 from pathlib import Path
@@ -11,42 +10,25 @@ from pathlib import Path
 import pytest
 
 from airflow.providers.resumable.core_patch.installation import (
+    RECORD_FILE,
     PatchError,
     PatchState,
     apply_patch,
     bundled_patch,
-    bundled_patch_text,
     inspect_target,
     remove_bytecode,
     revert_patch,
     target_path,
 )
 from airflow.providers.resumable.core_patch.unified_diff import Direction, apply_file_patch
+from tests.unit.core_patch.conftest import digests as _digests
 
-
-def _digests(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+PATCH = bundled_patch("3.3.2")
 
 
 def _set_version(root: Path, relative: str, version: str) -> None:
     path = root / relative
     path.write_text(re.sub(r'__version__ = "[^"]+"', f'__version__ = "{version}"', path.read_text()))
-
-
-def test_bundled_patch_header_names_the_versions_it_targets():
-    header = bundled_patch_text().split(b"\ndiff --git ", 1)[0]
-    assert b"apache-airflow-core 3.3.2" in header
-    assert b"apache-airflow-task-sdk 1.3.2" in header
-    assert all(p.old_blob and p.new_blob for p in bundled_patch())
-
-
-def test_every_patched_file_is_in_the_sdists(release_tree: Path):
-    for patch in bundled_patch():
-        assert target_path(release_tree, patch.path).is_file(), patch.path
 
 
 def test_apply_then_status_then_second_apply_then_revert_is_byte_identical(pristine_tree: Path):
@@ -55,7 +37,7 @@ def test_apply_then_status_then_second_apply_then_revert_is_byte_identical(prist
 
     written = apply_patch(pristine_tree)
 
-    assert len(written) == len(bundled_patch())
+    assert len(written) == len(PATCH.files) + 1  # and the record
     assert inspect_target(pristine_tree).state is PatchState.APPLIED
     after_apply = _digests(pristine_tree)
     assert after_apply != before
@@ -79,8 +61,8 @@ def test_patched_tree_provides_what_the_operators_check_for(pristine_tree: Path)
 @pytest.mark.parametrize(
     ("relative", "version", "named"),
     [
-        ("airflow/__init__.py", "3.3.1", "apache-airflow-core 3.3.1 (the patch is for 3.3.2)"),
-        ("airflow/sdk/__init__.py", "1.3.3", "apache-airflow-task-sdk 1.3.3 (the patch is for 1.3.2)"),
+        ("airflow/__init__.py", "3.3.1", "apache-airflow-core 3.3.1 and apache-airflow-task-sdk 1.3.2"),
+        ("airflow/sdk/__init__.py", "1.3.3", "apache-airflow-core 3.3.2 and apache-airflow-task-sdk 1.3.3"),
     ],
 )
 def test_a_tree_of_another_version_is_refused_and_nothing_is_written(
@@ -102,8 +84,8 @@ def test_a_tree_without_airflow_is_refused(tmp_path: Path):
 
 
 def test_a_tree_where_one_hunk_cannot_apply_is_left_untouched(pristine_tree: Path):
-    victim = target_path(pristine_tree, bundled_patch()[-1].path)
-    hunk = bundled_patch()[-1].hunks[-1]
+    victim = target_path(pristine_tree, PATCH.files[-1].path)
+    hunk = PATCH.files[-1].hunks[-1]
     lines = victim.read_bytes().splitlines(keepends=True)
     lines[hunk.old_start - 1] = b"# changed by someone else\n"
     victim.write_bytes(b"".join(lines))
@@ -117,7 +99,7 @@ def test_a_tree_where_one_hunk_cannot_apply_is_left_untouched(pristine_tree: Pat
 
 
 def test_an_interrupted_apply_reads_partially_applied_and_apply_finishes_it(pristine_tree: Path):
-    first = bundled_patch()[0]
+    first = PATCH.files[0]
     path = target_path(pristine_tree, first.path)
     path.write_bytes(apply_file_patch(path.read_bytes(), first, Direction.FORWARD))
 
@@ -125,8 +107,9 @@ def test_an_interrupted_apply_reads_partially_applied_and_apply_finishes_it(pris
     assert status.state is PatchState.PARTIALLY_APPLIED
     assert [f.path for f in status.in_state(PatchState.APPLIED)] == [path]
 
-    assert len(apply_patch(pristine_tree)) == len(bundled_patch()) - 1
+    assert len(apply_patch(pristine_tree)) == len(PATCH.files) - 1 + 1  # the rest, and the record
     assert inspect_target(pristine_tree).state is PatchState.APPLIED
+    assert (pristine_tree / RECORD_FILE).is_file()
 
 
 def _compile(source: Path, optimize: int = -1) -> Path:
@@ -138,7 +121,7 @@ def _compile(source: Path, optimize: int = -1) -> Path:
 def test_apply_and_revert_leave_no_stale_bytecode(pristine_tree: Path):
     state_py = pristine_tree / "airflow/utils/state.py"
     cached = [_compile(state_py, optimize=level) for level in (-1, 1, 2)]
-    untouched = _compile(pristine_tree / "airflow/utils/types.py")
+    untouched = _compile(pristine_tree / "airflow/__init__.py")
     assert all(p.is_file() for p in cached)
 
     apply_patch(pristine_tree)
@@ -185,3 +168,26 @@ def test_remove_bytecode_ignores_files_that_are_not_python(tmp_path: Path):
     unrelated.write_bytes(b"")
     assert remove_bytecode(tmp_path / "config.yml") == []
     assert unrelated.exists()
+
+
+def test_a_file_changed_between_inspection_and_writing_is_not_overwritten(
+    pristine_tree: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from airflow.providers.resumable.core_patch import installation
+
+    victim = target_path(pristine_tree, PATCH.files[-1].path)
+    real_check = installation._check_writable
+
+    def concurrent_edit_then_check(paths):
+        # Runs after every new content was computed, before the first write: like a pip install.
+        victim.write_bytes(victim.read_bytes() + b"# installed meanwhile\n")
+        real_check(paths)
+
+    monkeypatch.setattr(installation, "_check_writable", concurrent_edit_then_check)
+    with pytest.raises(PatchError, match="changed while this ran"):
+        apply_patch(pristine_tree)
+    monkeypatch.undo()
+
+    assert victim.read_bytes().endswith(b"# installed meanwhile\n")
+    assert inspect_target(pristine_tree).in_state(PatchState.APPLIED) == []
+    assert not (pristine_tree / RECORD_FILE).exists()

@@ -24,7 +24,9 @@ def test_status_apply_revert_exit_codes_and_messages(pristine_tree: Path, capsys
 
     code, out, _ = _run(capsys, "patch", "apply", *target)
     assert code == 0
-    assert re.search(r"Applied the CHECKPOINTED patch to \d+ files", out)
+    assert re.search(
+        r"Applied airflow-3\.3\.2-checkpointed\.patch \(sha256 [0-9a-f]{12}, .*\) to 25 files", out
+    )
 
     code, out, _ = _run(capsys, "patch", "apply", *target)
     assert (code, out.startswith("Nothing to do")) == (0, True)
@@ -44,7 +46,8 @@ def test_refusal_exits_3_and_explains_on_stderr(pristine_tree: Path, capsys):
 
     assert code == 3
     assert out == ""
-    assert "apache-airflow-core 3.4.0 (the patch is for 3.3.2)" in err
+    assert "apache-airflow-core 3.4.0 and apache-airflow-task-sdk 1.3.2" in err
+    assert "3.3.0 (task SDK 1.3.0), 3.3.1 (task SDK 1.3.1), 3.3.2 (task SDK 1.3.2)" in err
     assert "Nothing was written" in err
 
 
@@ -65,4 +68,8 @@ def test_doctor_flags_another_airflow_version(pristine_tree: Path):
 
     assert version.ok is False
     assert "apache-airflow-task-sdk 1.4.0" in version.detail
-    assert "fallback" in version.remedy
+    assert "fallback path" in version.detail
+    assert "3.3.2 (task SDK 1.3.2)" in version.remedy
+    patch = check_patch(pristine_tree)
+    assert patch.ok is False
+    assert patch.detail == "none bundled for this Airflow release"

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     target_help = "directory holding the 'airflow' package (default: where this interpreter imports it from)"
     patch = commands.add_parser(
         "patch",
-        help="the CHECKPOINTED core patch for apache-airflow 3.3.2",
+        help="the CHECKPOINTED core patch for apache-airflow 3.3.0, 3.3.1 and 3.3.2",
         description="Show, apply or revert the bundled CHECKPOINTED core patch. Apply it on every "
         "Airflow component (scheduler, API server, workers, dag processor, triggerer), then restart them.",
     )

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import TextIO
 
 from airflow.providers.resumable.core_patch.installation import (
-    SUPPORTED_VERSIONS,
+    RELEASES,
     PatchError,
     PatchState,
     default_target,
     inspect_target,
     read_versions,
+    supported,
 )
 
 
@@ -59,7 +60,7 @@ class Check:
 
 def check_airflow_version(root: Path) -> Check:
     """
-    Whether ``root`` holds the Airflow version this provider's core patch is for.
+    Whether ``root`` holds an Airflow release this provider bundles the core patch for.
 
     :param root: the directory holding the ``airflow`` package.
     """
@@ -67,34 +68,45 @@ def check_airflow_version(root: Path) -> Check:
     try:
         found = read_versions(root)
     except PatchError as err:
-        return Check(name, False, str(err), "Install apache-airflow 3.3.2 or pass --target.")
+        return Check(name, False, str(err), "Install apache-airflow>=3.3.0,<3.4 or pass --target.")
     detail = ", ".join(f"{dist} {version}" for dist, version in found.items()) + f" in {root}"
-    if found == SUPPORTED_VERSIONS:
-        return Check(name, True, detail)
-    wanted = ", ".join(f"{dist} {version}" for dist, version in SUPPORTED_VERSIONS.items())
+    if RELEASES.get(found["apache-airflow-core"]) == found["apache-airflow-task-sdk"]:
+        return Check(name, True, f"{detail}; the core patch is bundled for it")
     return Check(
         name,
         False,
-        detail,
-        f"The core patch is for {wanted}; the operators still work here with the up_for_reschedule "
-        "fallback. Use the provider release made for this Airflow to get the checkpointed state.",
+        f"{detail}; no core patch for it, so the operators run on the fallback path: a checkpoint is "
+        "up_for_reschedule (AirflowRescheduleException), resumed without consuming a retry",
+        f"{supported()} Install one of those to get the checkpointed state.",
     )
 
 
 def check_patch(root: Path) -> Check:
     """
-    Whether the CHECKPOINTED core patch is applied to the files in ``root``.
+    Whether the CHECKPOINTED core patch is applied to the files in ``root``, and which one.
 
     :param root: the directory holding the ``airflow`` package.
     """
     name = "CHECKPOINTED core patch"
     try:
+        found = read_versions(root)
+        if RELEASES.get(found["apache-airflow-core"]) != found["apache-airflow-task-sdk"]:
+            return Check(name, False, "none bundled for this Airflow release", "See 'Airflow version' above.")
         status = inspect_target(root)
     except PatchError as err:
         return Check(name, False, str(err), "See 'Airflow version' above.")
     state = status.state
-    if state is PatchState.APPLIED:
-        return Check(name, True, f"applied ({len(status.files)} files)")
+    applied = status.applied
+    if state is PatchState.APPLIED and applied is not None:
+        return Check(name, True, f"applied ({len(status.files)} files): {applied.identity()}")
+    if state is PatchState.OTHER_PATCH and applied is not None:
+        return Check(
+            name,
+            False,
+            f"another version applied: {applied.identity()}; this provider bundles {status.patch.identity()}",
+            "Run 'airflow-resumable patch apply' to replace it (all files or none) on every Airflow "
+            "component, then restart them.",
+        )
     remedies = {
         PatchState.NOT_APPLIED: "Run 'airflow-resumable patch apply' on every Airflow component "
         "(same image for scheduler, API server, workers, dag processor, triggerer), then restart them.",
@@ -161,12 +173,19 @@ def check_checkpoint_mode(root: Path) -> Check:
     elsewhere = "" if Path(root).resolve() == default_target().resolve() else " (of this interpreter)"
     if checkpointed_state_available():
         return Check(name, True, f"'checkpointed' (AirflowTaskCheckpointed){elsewhere}")
+    try:
+        found = read_versions(root)
+        patch_exists = RELEASES.get(found["apache-airflow-core"]) == found["apache-airflow-task-sdk"]
+    except PatchError:
+        patch_exists = False
     return Check(
         name,
         False,
         f"fallback 'up_for_reschedule' (AirflowRescheduleException){elsewhere}: the patch is not "
         "loaded in this interpreter; tasks still resume without consuming a retry",
-        "Apply the patch and restart the process; a running process keeps the code it imported.",
+        "Apply the patch and restart the process; a running process keeps the code it imported."
+        if patch_exists
+        else "None needed to run: the fallback is what this Airflow release supports. " + supported(),
     )
 
 

@@ -23,6 +23,13 @@ it. The reaper remembers, from one sweep to the next, the ledgers of task instan
 again and of finished ones it still leaves to a running attempt (the grace period); one that
 vanished with its task instance had its run deleted, and its job is cancelled from that memory.
 
+**What a sweep reads.** The first sweep after the scheduler starts reads the ledgers of every task
+instance that finished within ``[resumable] reaper_lookback_hours``. Later sweeps read only task
+instances changed since the previous sweep began (``TaskInstance.updated_at``, less
+:data:`WATERMARK_SLACK` for late commits and other hosts' clocks), plus the ledgers the reaper still
+has business with (in their grace period, claimed by another scheduler, a cancel to retry). So a
+settled ledger is read once or twice, not every 5 s for a day.
+
 **Known limitations.** A ledger of a kind this release has no hook for, or written before ledgers
 recorded how to reach their job (``hook_params``), is reported, not acted on. A dag run deleted while
 no scheduler runs, or within one sweep (5 s) of its task's last change, is not seen: fail the run,
@@ -59,6 +66,11 @@ MAX_CANCEL_ATTEMPTS = 3
 """Sweeps that may try to cancel one job before the reaper reports it for a person to cancel."""
 CANCEL_TIMEOUT_SECONDS = 30.0
 """One cancel call's limit: the reaper runs beside the scheduler loop, not in the SIGKILL window."""
+WATERMARK_SLACK = timedelta(minutes=5)
+"""How far before the previous sweep's start a sweep looks for changed task instances: a state
+change whose transaction commits late, or whose writer's clock lags the scheduler's, still counts."""
+_REVISIT = frozenset({"wait", "claimed", "failed"})
+"""Outcomes that leave the reaper business with a ledger at the next sweep, whatever the watermark."""
 
 
 class JobHandle(Protocol):
@@ -171,20 +183,29 @@ class JobReaper:
         self._now = now or (lambda: datetime.now(tz=timezone.utc))
         self._remembered: dict[TIKey, tuple[dict[str, Any], str]] = {}
         self._reported: set[int] = set()
+        self._since: datetime | None = None
+        self._revisit: set[int] = set()
+        self.rows_read = 0
+        """How many ledgers of finished task instances the last sweep read (for tests and the bench)."""
 
     def sweep(self) -> dict[str, int]:
         """Act on every ledger that needs it; how many ledgers ended each way."""
         from airflow.utils.session import create_session
 
         counts: dict[str, int] = {}
+        started = self._now()
         with create_session() as session:
             rows = self._candidates(session)
             waiting = self._waiting(session)
             forgotten = set(self._remembered) - set(waiting)
             vanished = forgotten - self._still_stored(session, forgotten)
+        self.rows_read = len(rows)
+        revisit = set()
         for row in rows:
             outcome = self._handle(row)
             counts[outcome] = counts.get(outcome, 0) + 1
+            if outcome in _REVISIT:
+                revisit.add(row.store_id)
             if outcome == ReapAction.WAIT.value and isinstance(stored := _parsed(row.raw), dict):
                 # Finished, but left to a running attempt for now: if its run is deleted before the
                 # next sweep, the memory is all that is left of its job.
@@ -193,6 +214,9 @@ class JobReaper:
             outcome = self._reap_vanished(*self._remembered[ti_key])
             counts[outcome] = counts.get(outcome, 0) + 1
         self._remembered = waiting
+        # Only once every row was handled: a sweep that raised is read again in full from the old mark.
+        self._revisit = revisit
+        self._since = started - WATERMARK_SLACK
         return counts
 
     def _waiting(self, session: Any) -> dict[TIKey, tuple[dict[str, Any], str]]:
@@ -260,7 +284,6 @@ class JobReaper:
         from airflow.models.taskinstance import TaskInstance as TI
         from sqlalchemy import or_, select
 
-        horizon = self._now() - self.settings.lookback
         query = (
             select(
                 Store.id,
@@ -274,8 +297,17 @@ class JobReaper:
             )
             .join(TI, _same_task_instance(TI, Store))
             .where(Store.key == LEDGER_KEY, TI.state.in_(sorted(REAPED_STATES)))
-            .where(or_(TI.end_date.is_(None), TI.end_date >= horizon))
         )
+        if self._since is None:
+            horizon = self._now() - self.settings.lookback
+            query = query.where(or_(TI.end_date.is_(None), TI.end_date >= horizon, TI.updated_at >= horizon))
+        else:
+            # A decision on a task instance that waited (checkpointed, then marked failed) keeps its old
+            # end_date (set_state does not move it), but every change moves updated_at.
+            changed = TI.updated_at >= self._since
+            query = query.where(
+                or_(changed, Store.id.in_(sorted(self._revisit))) if self._revisit else changed
+            )
         return [
             _Row(
                 store_id=row.id,
@@ -292,7 +324,7 @@ class JobReaper:
         stored = _parsed(row.raw)
         now = self._now()
         if isinstance(stored, dict) and _claim_is_live(stored.get(REAPED_FIELD), now):
-            return "ignored"
+            return "claimed"  # another scheduler is cancelling; looked at again until it settles
         unsettled, tried = _without_stale_claim(stored)
         verdict = judge_ledger(
             unsettled, ti_state=row.ti_state, finished_at=row.finished_at, now=now, grace=self.settings.grace
@@ -329,7 +361,7 @@ class JobReaper:
             }
         )
         if not self._swap(row, claim):
-            return "ignored"  # another sweep (another scheduler) changed it first
+            return "claimed"  # another sweep (another scheduler) changed it first
         claimed = replace(row, raw=claim)
         assert ledger.external_id is not None  # _how_to_reach names nothing otherwise
         try:

@@ -39,7 +39,10 @@ from airflow.providers.resumable.ledger import (
 )
 
 LEDGER_KEY = "resumable.ledger"
-"""The task state store key the ledger lives under. Renaming it would orphan in-flight ledgers."""
+"""The task state store key the ledger lives under. Renaming it would orphan in-flight ledgers.
+
+No ``/`` in it: Airflow 3.3.0's Execution API routes the key as one path segment (``{key}``; 3.3.1
+made it ``{key:path}``), so a key with a slash would not reach the store there."""
 
 
 class TaskStateStore(Protocol):

@@ -1,5 +1,10 @@
 # Licensed under the Apache License, Version 2.0.
-"""``airflow-resumable patch status|apply|revert``: what each prints and which exit code it returns."""
+"""
+``airflow-resumable patch status|apply|revert``: what each prints and which exit code it returns.
+
+``status`` exits 0 applied, 1 not applied, 2 partially applied, 3 refused or conflicting, 4 another
+version of the patch applied (``apply`` replaces it); ``apply`` and ``revert`` exit 0 or 3.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +26,14 @@ EXIT_OK = 0
 EXIT_NOT_APPLIED = 1
 EXIT_PARTIALLY_APPLIED = 2
 EXIT_REFUSED = 3
+EXIT_OTHER_PATCH = 4
 
 _STATUS_EXIT = {
     PatchState.APPLIED: EXIT_OK,
     PatchState.NOT_APPLIED: EXIT_NOT_APPLIED,
     PatchState.PARTIALLY_APPLIED: EXIT_PARTIALLY_APPLIED,
     PatchState.CONFLICT: EXIT_REFUSED,
+    PatchState.OTHER_PATCH: EXIT_OTHER_PATCH,
 }
 
 
@@ -34,15 +41,23 @@ def describe(status: TargetStatus) -> str:
     """
     A person-readable account of a target's patch state, with what to do next.
 
+    Names the applied patch (file, hash, the provider version that applied it) whenever one is.
+
     :param status: the inspected target.
     """
     versions = ", ".join(f"{dist} {version}" for dist, version in status.versions.items())
     head = f"{status.root}: {versions}: CHECKPOINTED patch {status.state.value}"
     state = status.state
-    if state is PatchState.APPLIED:
-        return f"{head} ({len(status.files)} files)."
+    applied = status.applied
+    if state is PatchState.APPLIED and applied is not None:
+        return f"{head} ({len(status.files)} files): {applied.identity()}."
     if state is PatchState.NOT_APPLIED:
-        return f"{head}. Run 'airflow-resumable patch apply' to apply it."
+        return f"{head}. Run 'airflow-resumable patch apply' to apply {status.patch.identity()}."
+    if state is PatchState.OTHER_PATCH and applied is not None:
+        return (
+            f"{head}: {applied.identity()}. This provider bundles {status.patch.identity()}; run "
+            "'airflow-resumable patch apply' to replace it (all files or none), or 'revert' to remove it."
+        )
     if state is PatchState.PARTIALLY_APPLIED:
         pending = "\n  ".join(str(f.path) for f in status.in_state(PatchState.NOT_APPLIED))
         return (
@@ -67,22 +82,33 @@ def run_patch_command(action: str, target: Path | None, out: TextIO | None = Non
     out = out or sys.stdout
     root = target if target is not None else default_target()
     try:
+        before = inspect_target(root)
         if action == "status":
-            status = inspect_target(root)
-            print(describe(status), file=out)
-            return _STATUS_EXIT[status.state]
+            print(describe(before), file=out)
+            return _STATUS_EXIT[before.state]
         if action == "apply":
             written = apply_patch(root)
-            verb = "Applied the CHECKPOINTED patch to"
+            replaced = before.applied if before.state is PatchState.OTHER_PATCH else None
+            verb = (
+                f"Replaced {replaced.identity()} with {before.patch.identity()}:"
+                if replaced is not None
+                else f"Applied {before.patch.identity()} to"
+            )
         elif action == "revert":
             written = revert_patch(root)
-            verb = "Reverted the CHECKPOINTED patch in"
+            verb = f"Reverted {before.applied.identity() if before.applied else 'the CHECKPOINTED patch'} in"
         else:
             raise ValueError(f"unknown patch action {action!r}")
     except PatchError as err:
         print(f"airflow-resumable patch {action}: {err}", file=sys.stderr)
         return EXIT_REFUSED
-    if written:
+    if action == "apply" and written == [before.record_path]:
+        # The files were patched already (by an applier that kept no record, or an apply interrupted
+        # just before its record): nothing changes for Airflow, so no restart is needed.
+        print(
+            f"Recorded {before.patch.identity()} in {before.record_path}; the files were patched.", file=out
+        )
+    elif written:
         print(f"{verb} {len(written)} files in {root}. Restart every Airflow component.", file=out)
     else:
         print(f"Nothing to do: {describe(inspect_target(root))}", file=out)

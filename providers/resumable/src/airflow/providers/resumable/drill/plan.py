@@ -141,7 +141,12 @@ class Disruption:
 
 
 def plan_drill(
-    *, disruptions_per_cloud: int, clouds: Sequence[str], kinds: Sequence[DisruptionKind], seed: int
+    *,
+    disruptions_per_cloud: int,
+    clouds: Sequence[str],
+    kinds: Sequence[DisruptionKind],
+    seed: int,
+    kinds_across_clouds: bool = False,
 ) -> list[Disruption]:
     """
     ``disruptions_per_cloud`` disruptions for each cloud, kinds drawn so that every kind occurs.
@@ -150,19 +155,32 @@ def plan_drill(
     :param clouds: cloud names, in the order their disruptions are numbered.
     :param kinds: the kinds to draw from (each appears at least once per cloud when there are enough).
     :param seed: the seed; the same arguments always give the same plan.
+    :param kinds_across_clouds: instead, every kind exactly once in all, dealt to the clouds in a
+        seeded order (``disruptions_per_cloud`` is then ignored): the breadth of the kinds at a third
+        of the cost, each kind meeting every cloud over successive seeds.
     """
     if disruptions_per_cloud < 1:
         raise ValueError("a drill needs at least one disruption per cloud")
     if not kinds:
         raise ValueError("a drill needs at least one kind of disruption")
     rng = random.Random(seed)
+    per_cloud: dict[str, list[DisruptionKind]] = {}
+    if kinds_across_clouds:
+        dealt = list(kinds)
+        rng.shuffle(dealt)
+        offset = rng.randrange(len(clouds))
+        for index, kind in enumerate(dealt):
+            per_cloud.setdefault(clouds[(index + offset) % len(clouds)], []).append(kind)
+    else:
+        for cloud in clouds:
+            # Every kind once (as far as the count allows), the rest drawn at random, then shuffled.
+            drawn = list(kinds)[:disruptions_per_cloud]
+            drawn += [rng.choice(list(kinds)) for _ in range(disruptions_per_cloud - len(drawn))]
+            rng.shuffle(drawn)
+            per_cloud[cloud] = drawn
     plan: list[Disruption] = []
     for cloud in clouds:
-        # Every kind once (as far as the count allows), the rest drawn at random, then shuffled.
-        drawn = list(kinds)[:disruptions_per_cloud]
-        drawn += [rng.choice(list(kinds)) for _ in range(disruptions_per_cloud - len(drawn))]
-        rng.shuffle(drawn)
-        for kind in drawn:
+        for kind in per_cloud.get(cloud, []):
             plan.append(
                 Disruption(
                     number=len(plan) + 1,

@@ -236,6 +236,7 @@ def run_drill(
     timeout: float = 1800.0,
     out: TextIO = sys.stdout,
     real: Mapping[str, RealTarget] | None = None,
+    kinds_across_clouds: bool = False,
 ) -> int:
     """
     Plan and run a drill on a private Airflow stack, against fake clouds or your own deployment; 0
@@ -252,14 +253,22 @@ def run_drill(
         :func:`~airflow.providers.resumable.drill.real_clouds.real_targets`); every cloud drilled must
         have one then. Raises :class:`~airflow.providers.resumable.drill.real_clouds.DrillConfigError`
         for a drill that cannot run, before anything starts.
+    :param kinds_across_clouds: every kind once in all, dealt to the clouds, instead of
+        ``disruptions_per_cloud`` each (see :func:`~airflow.providers.resumable.drill.plan.plan_drill`).
     """
     real = dict(real or {})
     kinds = check_drill_request(clouds, kinds, real)
-    plan = plan_drill(disruptions_per_cloud=disruptions_per_cloud, clouds=clouds, kinds=kinds, seed=seed)
+    plan = plan_drill(
+        disruptions_per_cloud=disruptions_per_cloud,
+        clouds=clouds,
+        kinds=kinds,
+        seed=seed,
+        kinds_across_clouds=kinds_across_clouds,
+    )
     printer = Printer(out)
+    spread = "every kind once, across" if kinds_across_clouds else f"{disruptions_per_cloud} per cloud on"
     printer.line(
-        f"drill: {len(plan)} disruptions ({disruptions_per_cloud} per cloud on {', '.join(clouds)}), "
-        f"seed {seed} (replay with --seed {seed})"
+        f"drill: {len(plan)} disruptions ({spread} {', '.join(clouds)}), seed {seed} (replay with --seed {seed})"
     )
     for target in real.values():
         printer.line(f"{target.describe()}; every disruption starts one real job")

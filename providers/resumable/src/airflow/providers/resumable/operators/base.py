@@ -255,6 +255,24 @@ class ResumableSubmitOperator(JobControlOperator):
     def on_job_known(self, external_id: str, context: Context) -> None:
         """Called once per attempt when the job's id is known (submitted or reconnected): push XComs here."""
 
+    upstream_state_key: str | None = None
+    """Where the upstream operator this one replaces keeps its job id in the task state store
+    (``ResumableJobMixin.external_id_key``), or ``None``. A task instance switched from it mid-flight
+    has that key and no ledger; :meth:`adopt_upstream_job` reconnects to its job."""
+
+    def job_belongs_here(self, external_id: str, submission: Any) -> str | None:
+        """
+        Why the job the upstream operator recorded is not this task's (``None`` when it is).
+
+        Called with the job just described (:meth:`describe`), before the ledger adopts it. The
+        default trusts the task state store's scope (the task instance); a cloud compares what it
+        can, such as the run's name or job.
+
+        :param external_id: the recorded job's id.
+        :param submission: what this operator would submit (:meth:`build_submission`).
+        """
+        return None
+
     def recover(self, external_id: str, state: JobState) -> bool:
         """
         Try to bring a job that ended unsuccessfully back to life *in place* (same external id).
@@ -304,6 +322,8 @@ class ResumableSubmitOperator(JobControlOperator):
         max_tries = int(getattr(context["ti"], "max_tries", 0) or 0)
         try_number = getattr(context["ti"], "try_number", None)
         try_number = int(try_number) if try_number is not None else None
+        if ledger is None and self.upstream_state_key is not None:
+            ledger = self.adopt_upstream_job(ledgers, context["task_state_store"], submission, max_tries)
         remote = self._describe_recorded_job(ledger)
         decision = decide(
             ledger, remote.status if remote else None, self.on_prior_failure, max_tries=max_tries
@@ -329,6 +349,68 @@ class ResumableSubmitOperator(JobControlOperator):
             assert remote is not None
             return self.result(job_id, remote)
         return self._follow(job_id, context)
+
+    def adopt_upstream_job(
+        self, ledgers: LedgerStore, store: Any, submission: Any, max_tries: int
+    ) -> SubmissionLedger | None:
+        """
+        The ledger of the job the upstream operator recorded for this task instance, now adopted
+        (written as submitted), or ``None`` when there is none to adopt.
+
+        A DAG switched from the upstream durable operator while a task ran finds, on the next attempt,
+        upstream's job id under :attr:`upstream_state_key` and no ledger. Submitting would run the job
+        twice; so the job is described, checked to be this task's (:meth:`job_belongs_here`), and
+        recorded in a new ledger, after which the flow decides as for any recorded job (reconnect,
+        complete, or the prior-failure policy). Upstream's key is left as it is: a DAG switched back
+        reconnects too. A job the cloud no longer knows (its history expired) is not adopted, as
+        upstream then submits afresh.
+
+        :raises AirflowFailException: the recorded job is not this task's; nothing is submitted.
+        """
+        assert self.upstream_state_key is not None
+        recorded = store.get(self.upstream_state_key)
+        if recorded in (None, ""):
+            return None
+        job_id = str(recorded)
+        what = f"{self.job_noun} {job_id}"
+        try:
+            remote = self._call(lambda: self.describe(job_id), what=f"describe {what}")
+        except _StopDuringRetries:
+            self._stop_before_submit(None)
+            raise
+        if remote.status is RemoteStatus.NOT_FOUND:
+            self.log.warning(
+                "The upstream operator recorded %s under %r, which the cloud no longer knows (%s); "
+                "not adopting it",
+                what,
+                self.upstream_state_key,
+                remote,
+            )
+            return None
+        if (mismatch := self.job_belongs_here(job_id, submission)) is not None:
+            raise AirflowFailException(
+                f"The task state store holds {self.upstream_state_key}={job_id} (written by the upstream "
+                f"operator), but {what} is not this task's: {mismatch}. Nothing was submitted or "
+                f"cancelled. Check {what} in the cloud; then delete the key (DELETE .../state-store/"
+                f"{self.upstream_state_key}) and clear the task to submit a new {self.job_noun}."
+            )
+        now = _utcnow()
+        ledger = SubmissionLedger.begin(
+            owner=ledgers.owner,
+            kind=self.ledger_kind,
+            max_tries=max_tries,
+            now=now,
+            hook_params=self.hook_params() or None,
+        ).mark_submitted(job_id, now=now, max_tries=max_tries)
+        ledgers.save(ledger)
+        self.log.info(
+            "Adopted %s, which the upstream operator recorded under %r (%s): reconnecting, not submitting",
+            what,
+            self.upstream_state_key,
+            remote,
+        )
+        self._count("adopted_upstream_job")
+        return ledger
 
     def _describe_recorded_job(self, ledger: SubmissionLedger | None) -> JobState | None:
         """The status of the job the ledger records, if it records one."""

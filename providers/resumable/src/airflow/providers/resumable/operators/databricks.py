@@ -227,6 +227,7 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
     """
 
     ledger_kind = "databricks.runs_submit"
+    upstream_state_key = upstream.DatabricksSubmitRunOperator.external_id_key
     _hook_caller = "ResumableDatabricksSubmitRunOperator"
     template_fields: Sequence[str] = upstream.DatabricksSubmitRunOperator.template_fields
 
@@ -376,6 +377,13 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
     def submit(self, submission: dict[str, Any], idempotency_key: str, *, resend: bool) -> str:
         return self.hook.submit_run(submission, idempotency_key)
 
+    def job_belongs_here(self, external_id: str, submission: Any) -> str | None:
+        # Upstream names the run as this operator does (``run_name``, else the task id).
+        name = (self.hook.last_run or {}).get("run_name")
+        if name != submission.get("run_name"):
+            return f"it is named {name!r}, and this task's runs are named {submission.get('run_name')!r}"
+        return None
+
 
 class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
     """
@@ -438,6 +446,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
     """
 
     ledger_kind = "databricks.run_now"
+    upstream_state_key = upstream.DatabricksRunNowOperator.external_id_key
     _hook_caller = "ResumableDatabricksRunNowOperator"
     template_fields: Sequence[str] = upstream.DatabricksRunNowOperator.template_fields
 
@@ -576,6 +585,13 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         if cancel_previous:
             self.log.info("cancel_previous_runs: cancelling the active runs of job %s", payload["job_id"])
         return self.hook.run_now(payload, idempotency_key, cancel_previous_runs=cancel_previous)
+
+    def job_belongs_here(self, external_id: str, submission: Any) -> str | None:
+        ran = (self.hook.last_run or {}).get("job_id")
+        wanted = self.hook.resolve_job(submission).get("job_id")
+        if str(ran) != str(wanted):
+            return f"it is a run of job {ran}, and this task runs job {wanted}"
+        return None
 
     def recover(self, external_id: str, state: JobState) -> bool:
         """Repair the run once (``repair_run``), as upstream does after a run ends unsuccessfully."""
