@@ -12,7 +12,7 @@ operator and hook logic stay upstream's).
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator, EmrServerlessStartJobOperator
@@ -33,7 +33,7 @@ from airflow.providers.resumable.operators.emr import (
 )
 
 TASK_ID = "job"
-START = datetime(2026, 1, 1, tzinfo=UTC)
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 POLL = int(os.environ.get("RESUMABLE_BENCH_POLL_SECONDS", "2"))
 DATAPROC_POLL = 10  # upstream's DataprocHook.wait_for_job polls every 10 s and the operator cannot change it
 RESUME_AFTER = timedelta(seconds=10)

@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+
+from airflow.providers.resumable._compat import StrEnum
 
 
 class Outcome(StrEnum):

@@ -13,7 +13,7 @@ slot, keep downstream tasks waiting, and resume no sooner than ``resume_after``.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -39,7 +39,7 @@ def _entries_into(recorder: TIStateRecorder, task_id: str, state: str) -> int:
 
 
 def _as_utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=UTC)
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
 
 
 def _assert_waiting_task_holds_nothing(

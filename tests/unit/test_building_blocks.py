@@ -8,7 +8,7 @@ import itertools
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -127,13 +127,13 @@ def test_without_the_core_patch_a_checkpoint_is_a_reschedule_after_resume_after(
 
     # Whichever Airflow runs this test, answer as a stock 3.3.2 would.
     monkeypatch.setattr(checkpoint, "checkpointed_state_available", lambda: False)
-    before = datetime.now(tz=UTC)
+    before = datetime.now(tz=timezone.utc)
     error = checkpoint_exception(resume_after=timedelta(seconds=30), checkpoint_data={"external_id": "7"})
     assert isinstance(error, AirflowRescheduleException)
     assert (
         before + timedelta(seconds=30)
         <= error.reschedule_date
-        <= datetime.now(tz=UTC) + timedelta(seconds=30)
+        <= datetime.now(tz=timezone.utc) + timedelta(seconds=30)
     )
 
 
@@ -154,7 +154,7 @@ def test_the_fallback_never_resumes_sooner_than_the_safe_minimum(monkeypatch):
     from airflow.providers.resumable import checkpoint
 
     monkeypatch.setattr(checkpoint, "checkpointed_state_available", lambda: False)
-    before = datetime.now(tz=UTC)
+    before = datetime.now(tz=timezone.utc)
     error = checkpoint_exception(resume_after=timedelta(seconds=1), checkpoint_data={})
     assert error.reschedule_date >= before + checkpoint.MIN_SAFE_RESUME_AFTER
 

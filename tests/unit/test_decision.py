@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 
@@ -11,7 +11,7 @@ from airflow.providers.resumable.decision import Action, PriorFailurePolicy, dec
 from airflow.providers.resumable.ledger import LedgerOwner, SubmissionLedger
 from airflow.providers.resumable.status import RemoteStatus
 
-NOW = datetime(2026, 11, 23, tzinfo=UTC)
+NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 OWNER = LedgerOwner(dag_id="d", run_id="r", task_id="t")
 MAX_TRIES = 2
 CLEARED = 3

@@ -8,7 +8,7 @@ fakes, which speak the wire protocol).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,7 @@ def test_databricks_adapter_counts_the_runs_named_after_the_dag_run_and_sees_a_c
             {"run_name": drill_run_name("manual__2"), "notebook_task": {"notebook_path": "/x"}}
         )
         cloud.hook.cancel_run(second)
-        task = DrilledTask("d", "manual__1", NONCE, datetime.now(UTC))
+        task = DrilledTask("d", "manual__1", NONCE, datetime.now(timezone.utc))
 
         jobs = cloud.jobs_of(task)
 
@@ -240,7 +240,7 @@ def test_emr_adapter_counts_each_tagged_submission_of_the_nonce_through_boto3(mo
         add("f" * 32 + "-0")  # another task instance's
         cloud.client.cancel_steps(ClusterId=cluster_id, StepIds=duplicate)
 
-        jobs = cloud.jobs_of(DrilledTask("d", "r", NONCE, datetime.now(UTC)))
+        jobs = cloud.jobs_of(DrilledTask("d", "r", NONCE, datetime.now(timezone.utc)))
 
         assert sorted(jobs) == sorted(f"{cluster_id}:{','.join(ids)}" for ids in (first, duplicate))
         assert cloud.cancellations_of(f"{cluster_id}:{','.join(first)}") == 0
@@ -269,7 +269,7 @@ def test_dataproc_adapter_counts_the_jobs_labelled_with_the_nonce_through_grpc(m
             request={"project_id": cloud.project_id, "region": "europe-west1", "job_id": second}
         )
 
-        jobs = cloud.jobs_of(DrilledTask("d", "r", NONCE, datetime.now(UTC)))
+        jobs = cloud.jobs_of(DrilledTask("d", "r", NONCE, datetime.now(timezone.utc)))
 
         assert sorted(jobs) == [first, second], "every generation of the nonce, no one else's"
         assert [cloud.cancellations_of(job) for job in (first, second)] == [0, 1]
@@ -281,7 +281,7 @@ def test_emr_serverless_adapter_counts_the_job_runs_named_after_the_dag_run(monk
         monkeypatch.setenv("AIRFLOW_CONN_REAL_AWS", server.connection_uri())
         application_id = server.emr.create_application()
         cloud = RealEmrServerlessCloud("real_aws", application_id=application_id, run_name=drill_run_name)
-        since = datetime.now(UTC)
+        since = datetime.now(timezone.utc)
 
         def start(name: str, token: str) -> str:
             return cloud.client.start_job_run(

@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,7 @@ def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cl
     emr.tick()
     operator = ResumableEmrAddStepsOperator(task_id="t", aws_conn_id=CONN_ID, job_flow_id=cluster, steps=[])
     key = "ab" * 16 + "-0"
-    intent_at = datetime.now(tz=UTC)
+    intent_at = datetime.now(tz=timezone.utc)
     tagged = {**_step("x"), "Name": tag_step_name("x", key, 1, 1)}
     [tagged_id] = operator.hook.client.add_job_flow_steps(JobFlowId=cluster, Steps=[tagged])["StepIds"]
     before = emr.counters["requests:ListSteps"]

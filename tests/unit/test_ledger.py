@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 from attempts import JsonFileTaskStateStore
@@ -20,7 +20,7 @@ from airflow.providers.resumable.ledger import (
 from airflow.providers.resumable.ledger_store import LEDGER_KEY, LedgerStore
 
 OWNER = LedgerOwner(dag_id="etl", run_id="scheduled__2026-11-23", task_id="load", map_index=-1)
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
 
 def _ledger(**changes) -> SubmissionLedger:

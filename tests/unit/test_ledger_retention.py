@@ -13,7 +13,7 @@ passes, whether or not the task, and its job, are still running.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -86,7 +86,7 @@ def _run_through_the_accessor(spec, accessor: TaskStateStoreAccessor) -> Any:
 
 def test_the_default_retention_would_expire_a_key_in_30_days(supervisor, accessor):
     """The control: in this configuration an ordinary key written without a retention expires."""
-    before = datetime.now(tz=UTC)
+    before = datetime.now(tz=timezone.utc)
     accessor.set("some.other.key", 1)
 
     [write] = supervisor.writes("some.other.key")

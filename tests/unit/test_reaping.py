@@ -8,7 +8,7 @@ had time to cancel the job itself; a settled ledger is left alone, an unreadable
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from airflow.sdk import TaskInstanceState
@@ -23,7 +23,7 @@ from airflow.providers.resumable.reaping import (
 )
 from airflow.providers.resumable.termination import DECISION_STATES
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 GRACE = timedelta(seconds=15)
 OWNER = LedgerOwner(dag_id="etl", run_id="manual__1", task_id="load")
 

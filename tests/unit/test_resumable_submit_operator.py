@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
@@ -344,7 +344,7 @@ def test_execution_timeout_bounds_the_whole_try_across_resumes(spec, service):
     assert service.counters["cancel_requests"] == 0
     # By now the try has used up its budget, counted from its first intent, resumes included.
     first_intent = datetime.fromisoformat(_ledger(spec)["intent_at"])
-    time.sleep(max(0.0, (first_intent + budget - datetime.now(tz=UTC)).total_seconds()) + 0.5)
+    time.sleep(max(0.0, (first_intent + budget - datetime.now(tz=timezone.utc)).total_seconds()) + 0.5)
 
     started = time.monotonic()
     outcome = run_attempt(spec)
@@ -364,7 +364,7 @@ def test_a_new_try_that_reconnects_gets_a_budget_of_its_own(spec, service):
     # Try 1 began long ago: its budget is spent. Try 2 (a retry) reconnects to the same job.
     store = JsonFileTaskStateStore(spec.workdir / "state_store.json")
     ledger = store.get(LEDGER_KEY)
-    long_ago = (datetime.now(tz=UTC) - timedelta(hours=1)).isoformat()
+    long_ago = (datetime.now(tz=timezone.utc) - timedelta(hours=1)).isoformat()
     store.set(LEDGER_KEY, {**ledger, "intent_at": long_ago, "try_started_at": long_ago})
     job_id = ledger["external_id"]
     finisher = threading.Thread(
@@ -379,7 +379,7 @@ def test_a_new_try_that_reconnects_gets_a_budget_of_its_own(spec, service):
     assert retry["xcoms"]["job_id"] == job_id
     assert service.counters["cancel_requests"] == 0
     assert _ledger(spec)["try_number"] == 2, "the retry's own clock is kept for its resumes"
-    assert datetime.fromisoformat(_ledger(spec)["try_started_at"]) > datetime.now(tz=UTC) - budget
+    assert datetime.fromisoformat(_ledger(spec)["try_started_at"]) > datetime.now(tz=timezone.utc) - budget
 
 
 def test_durable_false_cancels_on_any_kill_like_the_stock_operator(spec, service):

@@ -11,7 +11,7 @@ back from the database to check resume timing and try numbers from the task's ow
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from airflow.sdk import dag, task
 
 from airflow.providers.resumable.checkpoint import checkpoint_exception
 
-START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
+START_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 # A dedicated pool, so a test can see exactly which slots a waiting task holds.
 SYSTEM_POOL = "resumable_system"
 CHECKPOINT_ONCE_RESUME_AFTER = timedelta(seconds=5)

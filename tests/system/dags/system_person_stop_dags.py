@@ -9,7 +9,7 @@ dag runs out after 40 s, while the task waits.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
@@ -26,7 +26,7 @@ for dag_id, dagrun_timeout in ((DAG_ID, None), (TIMEOUT_DAG_ID, DAGRUN_TIMEOUT))
     with DAG(
         dag_id=dag_id,
         schedule=None,
-        start_date=datetime(2025, 1, 1, tzinfo=UTC),
+        start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         dagrun_timeout=dagrun_timeout,
     ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from airflow.sdk import dag, get_parsing_context, task
@@ -31,7 +31,7 @@ if get_parsing_context().dag_id == SLOW_START_DAG_ID:
 @dag(
     dag_id=SLOW_START_DAG_ID,
     schedule=None,
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     tags=["system-test"],
 )

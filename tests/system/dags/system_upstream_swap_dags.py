@@ -7,7 +7,7 @@ task runs: the file picks the class when it is parsed, by whether the swap marke
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from airflow.sdk import DAG
@@ -31,7 +31,7 @@ if swap_marker(Path(__file__).parent).exists():
 else:
     from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 
-with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False):
+with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False):
     DatabricksSubmitRunOperator(
         task_id=TASK_ID,
         databricks_conn_id=CONN_ID,

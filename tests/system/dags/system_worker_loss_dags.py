@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import dag, task
 
-START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
+START_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 RESUMABLE_DAG_ID = "system_worker_loss_resumable"
 CONTROL_DAG_ID = "system_worker_loss_control"
 STALE_DAG_ID = "system_worker_loss_stale_declaration"

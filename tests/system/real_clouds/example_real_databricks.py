@@ -11,7 +11,7 @@ The connection (``DATABRICKS_HOST``, ``DATABRICKS_TOKEN``) is created by the tes
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
@@ -29,7 +29,9 @@ def run_name(run_id: str) -> str:
     return f"resumable-system-{run_id}"
 
 
-with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False) as dag:
+with DAG(
+    dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False
+) as dag:
     ResumableDatabricksSubmitRunOperator(
         task_id=TASK_ID,
         databricks_conn_id=CONN_ID,

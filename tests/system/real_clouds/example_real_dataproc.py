@@ -10,7 +10,7 @@ at ``GOOGLE_APPLICATION_CREDENTIALS``. The examples jar ships on every Dataproc 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
@@ -23,7 +23,9 @@ PROJECT = os.environ.get("RESUMABLE_DATAPROC_PROJECT", "unset")
 REGION = os.environ.get("RESUMABLE_DATAPROC_REGION", "europe-west1")
 CLUSTER = os.environ.get("RESUMABLE_DATAPROC_CLUSTER", "unset")
 
-with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False) as dag:
+with DAG(
+    dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False
+) as dag:
     ResumableDataprocSubmitJobOperator(
         task_id=TASK_ID,
         gcp_conn_id=CONN_ID,

@@ -11,7 +11,7 @@ running for a few minutes.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
@@ -22,7 +22,9 @@ TASK_ID = "spark_pi"
 CONN_ID = "aws_real_system"
 CLUSTER_ID = os.environ.get("RESUMABLE_EMR_CLUSTER_ID", "j-UNSET")
 
-with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False) as dag:
+with DAG(
+    dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False
+) as dag:
     ResumableEmrAddStepsOperator(
         task_id=TASK_ID,
         aws_conn_id=CONN_ID,

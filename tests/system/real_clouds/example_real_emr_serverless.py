@@ -10,7 +10,7 @@ from boto3's default chain. The examples jar ships in the EMR Serverless image.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
@@ -30,7 +30,9 @@ def run_name(run_id: str) -> str:
     return f"resumable-system-{run_id}"
 
 
-with DAG(dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False) as dag:
+with DAG(
+    dag_id=DAG_ID, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False
+) as dag:
     ResumableEmrServerlessStartJobOperator(
         task_id=TASK_ID,
         aws_conn_id=CONN_ID,

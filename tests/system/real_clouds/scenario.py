@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def sigterm_mid_run_keeps_the_one_job(
     wait_state = "checkpointed" if checkpointed_state_available() else "up_for_reschedule"
     stack.add_dag_file(dag_file)
     stack.wait_for_dag(dag_id)
-    triggered_at = datetime.now(UTC)
+    triggered_at = datetime.now(timezone.utc)
     run_id = stack.trigger_dag(dag_id)
 
     with stack.record_ti_states(dag_id, run_id) as recorder:

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
     reason="this interpreter's Airflow is not patched; run 'airflow-resumable patch apply' (make patch-venv)",
 )
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
 
 class _Store:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -221,4 +221,4 @@ def checkpoint_exception(
     else:
         _warn_fallback_once()
     wait = max(resume_after, MIN_SAFE_RESUME_AFTER)
-    return exceptions.AirflowRescheduleException(reschedule_date=datetime.now(tz=UTC) + wait)
+    return exceptions.AirflowRescheduleException(reschedule_date=datetime.now(tz=timezone.utc) + wait)

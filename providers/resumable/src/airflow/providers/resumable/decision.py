@@ -9,8 +9,8 @@ table of tests. No I/O, no clock, no Airflow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from airflow.providers.resumable._compat import StrEnum
 from airflow.providers.resumable.ledger import LedgerPhase, SubmissionLedger
 from airflow.providers.resumable.status import RemoteStatus
 

@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from airflow.providers.resumable.ledger import SubmissionLedger
@@ -180,7 +180,7 @@ class JobReaper:
 
     def __init__(self, settings: ReaperSettings, *, now: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
-        self._now = now or (lambda: datetime.now(tz=UTC))
+        self._now = now or (lambda: datetime.now(tz=timezone.utc))
         self._remembered: dict[TIKey, tuple[dict[str, Any], str]] = {}
         self._reported: set[int] = set()
         self._since: datetime | None = None

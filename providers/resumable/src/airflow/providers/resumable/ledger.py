@@ -29,8 +29,9 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
+
+from airflow.providers.resumable._compat import StrEnum
 
 LEDGER_SCHEMA_VERSION = 1
 """The record layout this code writes. A ledger with a higher ``v`` is refused, never guessed at."""

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from airflow.providers.resumable._compat import StrEnum
 from airflow.providers.resumable.ledger import LedgerError, LedgerPhase, SubmissionLedger
 
 REAPED_STATES = frozenset({"failed", "success", "skipped", "removed", "upstream_failed"})

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from airflow.providers.resumable._compat import StrEnum
 
 
 class RemoteStatus(StrEnum):

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
+
+from airflow.providers.resumable._compat import StrEnum
 
 
 class StopCause(StrEnum):

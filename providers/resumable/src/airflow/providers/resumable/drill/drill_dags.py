@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG
@@ -32,7 +32,7 @@ from airflow.providers.resumable.operators.dataproc import ResumableDataprocSubm
 from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=1), "resume_after": timedelta(seconds=10)}
-START = datetime(2026, 1, 1, tzinfo=UTC)
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def _real_job(cloud: str) -> dict[str, Any] | None:

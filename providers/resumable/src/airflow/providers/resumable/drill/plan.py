@@ -8,7 +8,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+
+from airflow.providers.resumable._compat import StrEnum
 
 
 class DisruptionKind(StrEnum):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeVar
@@ -401,7 +401,7 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
         if faults is not None and kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW
         else None
     )
-    started, triggered_at = time.monotonic(), datetime.now(UTC)
+    started, triggered_at = time.monotonic(), datetime.now(timezone.utc)
     run_id, final_state, error = "", "not started", None
     try:
         run_id = stack.trigger_dag(dag_id)

@@ -31,15 +31,21 @@ from functools import cached_property
 from typing import Any
 
 import tenacity
-from airflow.providers.databricks.exceptions import DatabricksApiError
-from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
-from airflow.providers.databricks.hooks.databricks_base import BaseDatabricksHook
-from airflow.providers.databricks.utils.databricks import (
-    extract_failed_task_errors,
-    extract_failed_task_errors_async,
-)
 from airflow.sdk.definitions._internal.logging_mixin import LoggingMixin
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from airflow.providers.databricks.exceptions import DatabricksApiError
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
+    from airflow.providers.databricks.hooks.databricks_base import BaseDatabricksHook
+    from airflow.providers.databricks.utils.databricks import (
+        extract_failed_task_errors,
+        extract_failed_task_errors_async,
+    )
+except ImportError as err:
+    raise missing_extra("databricks", err) from err
 
 from airflow.providers.resumable.hooks.errors import http_retry_after, is_transient_http
 from airflow.providers.resumable.retrying import stop_when, wait_retry_after

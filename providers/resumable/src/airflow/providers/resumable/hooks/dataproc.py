@@ -51,27 +51,34 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import google.auth
-import grpc
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
-from google.api_core import exceptions as gexc
-from google.api_core.gapic_v1.method import DEFAULT, _MethodDefault
-from google.auth import credentials as auth_credentials
-from google.auth import impersonated_credentials
-from google.cloud import dataproc_v1
-from google.cloud.dataproc_v1.services.batch_controller.transports import (
-    BatchControllerGrpcAsyncIOTransport,
-    BatchControllerGrpcTransport,
-)
-from google.cloud.dataproc_v1.services.job_controller.transports import (
-    JobControllerGrpcAsyncIOTransport,
-    JobControllerGrpcTransport,
-)
-from google.oauth2 import service_account
-from google.rpc import error_details_pb2
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    import google.auth
+    import grpc
+    from google.api_core import exceptions as gexc
+    from google.api_core.gapic_v1.method import DEFAULT, _MethodDefault
+    from google.auth import credentials as auth_credentials
+    from google.auth import impersonated_credentials
+    from google.cloud import dataproc_v1
+    from google.cloud.dataproc_v1.services.batch_controller.transports import (
+        BatchControllerGrpcAsyncIOTransport,
+        BatchControllerGrpcTransport,
+    )
+    from google.cloud.dataproc_v1.services.job_controller.transports import (
+        JobControllerGrpcAsyncIOTransport,
+        JobControllerGrpcTransport,
+    )
+    from google.oauth2 import service_account
+    from google.rpc import error_details_pb2
+except ImportError as err:
+    raise missing_extra("google", err) from err
 
 from airflow.providers.resumable.hooks.errors import is_transient_http
+from airflow.providers.resumable.links.dataproc import DATAPROC_BATCH_LINK, DATAPROC_JOB_LINK
 from airflow.providers.resumable.status import JobState, RemoteStatus
 
 if TYPE_CHECKING:
@@ -304,10 +311,6 @@ _BATCH_OUTPUT_ONLY = (
     "state_history",
     "runtime_info",
 )
-
-CONSOLE = "https://console.cloud.google.com/dataproc"
-DATAPROC_JOB_LINK = CONSOLE + "/jobs/{job_id}?region={region}&project={project_id}"
-DATAPROC_BATCH_LINK = CONSOLE + "/batches/{region}/{batch_id}/monitoring?project={project_id}"
 
 CANCEL_TIMEOUT = 3.0
 """Seconds for one cancel call at most: a cancel on user intent must land before the supervisor's SIGKILL."""

@@ -31,18 +31,24 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.emr import EmrHook, EmrServerlessHook
-from airflow.providers.amazon.aws.links.emr import get_log_uri
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.sdk.definitions._internal.logging_mixin import LoggingMixin
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook, EmrServerlessHook
+    from airflow.providers.amazon.aws.links.emr import get_log_uri
+    from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+    from botocore.config import Config
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+except ImportError as err:
+    raise missing_extra("amazon", err) from err
 
 from airflow.providers.resumable.hooks.errors import is_transient_http
 from airflow.providers.resumable.status import JobState, RemoteStatus
@@ -563,4 +569,4 @@ class EmrServerlessJobRunHook(_AwsClientHook):
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -1,6 +1,9 @@
 # Licensed under the Apache License, Version 2.0.
 """The Google Cloud console links of the resumable Dataproc operators: upstream's "Dataproc Job" and
-"Dataproc Batch", read from the XComs the operators push."""
+"Dataproc Batch", read from the XComs the operators push.
+
+No Google library is imported here, so the API server renders them on an install without the
+``[google]`` extra (the providers manager imports every extra link the provider declares)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperatorLink
 from airflow.sdk.execution_time.xcom import XCom
 
-from airflow.providers.resumable.hooks.dataproc import DATAPROC_BATCH_LINK, DATAPROC_JOB_LINK
-
 if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
+
+CONSOLE = "https://console.cloud.google.com/dataproc"
+DATAPROC_JOB_LINK = CONSOLE + "/jobs/{job_id}?region={region}&project={project_id}"
+DATAPROC_BATCH_LINK = CONSOLE + "/batches/{region}/{batch_id}/monitoring?project={project_id}"
 
 
 class _ConsoleLink(BaseOperatorLink):

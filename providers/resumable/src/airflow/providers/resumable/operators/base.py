@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from abc import abstractmethod
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
@@ -577,4 +577,4 @@ class ResumableSubmitOperator(JobControlOperator):
 
 
 def _utcnow() -> datetime:
-    return datetime.now(tz=UTC)
+    return datetime.now(tz=timezone.utc)

@@ -16,9 +16,15 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.databricks.hooks.databricks import RunState
-from airflow.providers.databricks.operators import databricks as upstream
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from airflow.providers.databricks.hooks.databricks import RunState
+    from airflow.providers.databricks.operators import databricks as upstream
+except ImportError as err:
+    raise missing_extra("databricks", err) from err
 
 from airflow.providers.resumable.hooks.databricks import ResumableDatabricksHook
 from airflow.providers.resumable.operators import databricks_payload as payload

@@ -11,8 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from airflow.providers.databricks.utils.databricks import normalise_json_content
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from airflow.providers.databricks.utils.databricks import normalise_json_content
+except ImportError as err:
+    raise missing_extra("databricks", err) from err
 
 from airflow.providers.resumable.hooks.databricks import MAX_TOKEN_LENGTH, SINGLE_TASK_KEYS
 

@@ -35,8 +35,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from google.api_core.gapic_v1.method import DEFAULT, _MethodDefault
-from google.cloud import dataproc_v1
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from google.api_core.gapic_v1.method import DEFAULT, _MethodDefault
+    from google.cloud import dataproc_v1
+except ImportError as err:
+    raise missing_extra("google", err) from err
 
 from airflow.providers.resumable.hooks import dataproc as dataproc_hooks
 from airflow.providers.resumable.hooks.dataproc import (

@@ -19,20 +19,28 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.amazon.aws.links.emr import EmrClusterLink, EmrLogsLink
-from airflow.providers.amazon.aws.operators import emr as upstream
-from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.common.compat.openlineage.utils.spark import (
     inject_parent_job_information_into_emr_serverless_properties,
     inject_transport_information_into_emr_serverless_properties,
 )
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow.providers.resumable.extras import missing_extra
+
+try:
+    from airflow.providers.amazon.aws.links.emr import EmrClusterLink, EmrLogsLink
+    from airflow.providers.amazon.aws.operators import emr as upstream
+    from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
+except ImportError as err:
+    raise missing_extra("amazon", err) from err
 
 from airflow.providers.resumable.hooks import emr as emr_hooks
 from airflow.providers.resumable.hooks.emr import (
@@ -59,7 +67,13 @@ _STEP_KEYS = frozenset({"Name", "ActionOnFailure", "HadoopJarStep", "StepMonitor
 
 
 class _ResumableAwsOperator(ResumableSubmitOperator):
-    """What both EMR operators share: the hook's arguments, botocore errors, the waiter budget."""
+    """
+    What both EMR operators share: the hook's arguments, botocore errors, the waiter budget.
+
+    :param region: accepted and ignored, as the amazon provider's ``AwsBaseOperator`` (9.39.0) does:
+        its deprecated alias of ``region_name`` no longer sets the region there, and a DAG that
+        passes it must reach the same region after the swap. Unlike upstream, a warning says so.
+    """
 
     def __init__(
         self,
@@ -72,10 +86,19 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
         waiter_delay: int,
         waiter_max_attempts: int,
         deferrable: bool,
+        # A named parameter, as upstream's: Airflow's ``.partial()`` checks names against the signatures.
+        region: str | ArgNotSet | None = NOTSET,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poll_interval", waiter_delay)
         super().__init__(deferrable=deferrable, **kwargs)
+        if not isinstance(region, ArgNotSet):
+            warnings.warn(
+                f"Parameter `region` ({region!r}) is ignored, as the amazon provider's operators ignore it: "
+                f"the region is region_name ({region_name!r}), else the connection's. Use `region_name`.",
+                AirflowProviderDeprecationWarning,
+                stacklevel=3,
+            )
         if waiter_max_attempts < 1:
             raise AirflowException(f"waiter_max_attempts must be at least 1, got {waiter_max_attempts}")
         self.aws_conn_id = aws_conn_id
@@ -163,6 +186,8 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
     :param aws_conn_id: the AWS connection, resolved by the amazon provider's hook (``None``: boto3's
         default credentials). An ``endpoint_url`` in its extras points every call elsewhere.
     :param region_name: the AWS region; the connection's or boto3's default if not given.
+    :param region: upstream's deprecated alias, accepted and ignored as upstream ignores it (with a
+        warning): ``region_name`` sets the region.
     :param verify: whether to verify SSL certificates, or a CA bundle path.
     :param botocore_config: botocore ``Config`` arguments for the client. Its ``retries`` are
         replaced by this operator's own backoff, which wakes on a stop request and never re-sends a
@@ -418,6 +443,8 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         Defaults to ``[openlineage] spark_inject_transport_info``.
     :param aws_conn_id: the AWS connection, resolved by the amazon provider's hook.
     :param region_name: the AWS region.
+    :param region: upstream's deprecated alias, accepted and ignored as upstream ignores it (with a
+        warning): ``region_name`` sets the region.
     :param verify: whether to verify SSL certificates, or a CA bundle path.
     :param botocore_config: botocore ``Config`` arguments; its ``retries`` are replaced by this
         operator's own backoff.

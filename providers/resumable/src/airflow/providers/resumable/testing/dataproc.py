@@ -63,7 +63,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -190,7 +190,7 @@ class BatchScript:
 class _Lifecycle(JobClock[tuple[Any, str]]):
     """A job's or batch's clock, its states ``(state enum, message)``, and its wall-clock birth."""
 
-    created_wall: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
+    created_wall: datetime = field(default_factory=lambda: datetime.now(tz=timezone.utc))
 
     def status(self, now: float) -> tuple[Any, str, float]:
         """(state, message, monotonic time it started)."""
@@ -222,7 +222,9 @@ class _Lifecycle(JobClock[tuple[Any, str]]):
         )
 
     def wall(self, monotonic: float) -> datetime:
-        return datetime.fromtimestamp(self.created_wall.timestamp() + (monotonic - self.started_at), tz=UTC)
+        return datetime.fromtimestamp(
+            self.created_wall.timestamp() + (monotonic - self.started_at), tz=timezone.utc
+        )
 
 
 @dataclass

@@ -50,7 +50,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -427,7 +427,7 @@ class FakeEmr:
     def _end_step(self, step: Any, state: str, reason: str) -> None:
         tracked = self._steps.get(step.id)
         step.state = state
-        step.end_date_time = datetime.now(tz=UTC).replace(tzinfo=None)
+        step.end_date_time = datetime.now(tz=timezone.utc).replace(tzinfo=None)
         if reason:
             step.last_state_change_reason = reason
         script = tracked.script if tracked else self.default_step

@@ -27,8 +27,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from airflow.providers.resumable._compat import StrEnum
+
+if TYPE_CHECKING:
+    # typing.Self is 3.11+; typing_extensions comes with Airflow.
+    from typing_extensions import Self
 
 __all__ = ["Fault", "FaultKind", "FaultQueue", "InjectedFault", "InjectsFaults"]
 

@@ -20,9 +20,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from airflow.providers.resumable.testing.faults import Fault
+
+if TYPE_CHECKING:
+    # typing.Self is 3.11+; typing_extensions comes with Airflow.
+    from typing_extensions import Self
 
 __all__ = ["BackgroundServer", "FaultingHttpHandler", "ServiceHttpServer", "ThreadedHttpServer"]
 

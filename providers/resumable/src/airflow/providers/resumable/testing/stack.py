@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,7 +135,7 @@ class TaskProcesses:
 def _utc(value: str) -> datetime:
     """A datetime column as sqlite returns it (ISO text, UTC, offset optional) as an aware datetime."""
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _utc_or_none(value: str | None) -> datetime | None:
@@ -692,7 +692,7 @@ class AirflowStack:
         locked" under concurrent writers) can be repeated without risking a second run: a 409 then
         means the first request did create it.
         """
-        run_id = f"manual__{datetime.now(tz=UTC).isoformat()}"
+        run_id = f"manual__{datetime.now(tz=timezone.utc).isoformat()}"
         body = {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf or {})}
         for attempt in range(5):
             response = self.rest.post(f"/dags/{dag_id}/dagRuns", json=body)
