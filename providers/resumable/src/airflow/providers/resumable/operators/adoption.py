@@ -12,7 +12,7 @@ recorded job.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -73,7 +73,7 @@ def adopt_upstream_job(
             f"cloud; then delete the key (DELETE .../state-store/{key}) and clear the task to submit a "
             f"new {operator.job_noun}."
         )
-    now = datetime.now(tz=UTC)
+    now = datetime.now(tz=timezone.utc)
     ledger = SubmissionLedger.begin(
         owner=ledgers.owner,
         kind=operator.ledger_kind,
