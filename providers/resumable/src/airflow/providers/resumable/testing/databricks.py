@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import time
 from collections import Counter
@@ -173,7 +174,10 @@ class FakeDatabricksService(InjectsFaults[Fault]):
         self._by_token: dict[str, int] = {}
         self._jobs: dict[int, dict[str, Any]] = {}
         self._scripts: dict[str, RunScript] = {}
-        self._ids = itertools.count(1_000_001)
+        # Ids start at a random million: two workspaces faked behind one connection id on one stack
+        # (a test run twice, two tests) must never share a run id, or the job reaper, acting on an
+        # earlier test's ledger through that connection, could cancel the later test's run.
+        self._ids = itertools.count(1_000_001 + random.randrange(1, 1_000_000) * 1_000_000)
         self._cancel_requests_by_run: Counter[int] = Counter()
         self._cancel_all_requests_by_job: Counter[int] = Counter()
         self._lock = threading.Lock()
