@@ -9,8 +9,8 @@ the ``airflow`` package of apache-airflow-core and ``airflow/sdk`` of apache-air
 How it works: one diff per Airflow release (:data:`RELEASES`), in upstream repository layout, and
 beside it the exact replacements in the release's compiled web UI (:mod:`.replacements`: a diff of
 its minified lines would be megabytes); ``airflow-core/src/`` and ``task-sdk/src/`` both map onto
-the target. Both kinds of file change are checked against git blob ids and applied alike. The versions are read from the
-tree itself (``__version__`` in ``airflow/__init__.py`` and ``airflow/sdk/__init__.py``, never by
+the target, and both kinds of change are checked against git blob ids and applied alike. The
+versions are read from the tree itself (``__version__`` in ``airflow/__init__.py`` and ``airflow/sdk/__init__.py``, never by
 importing them) and pick the diff; a release without one is refused before any file is looked at.
 Each file is then classified by whether the diff applies to it forward (*pristine*) or in reverse
 (*patched*), or whether the patch the target's record names (:data:`RECORD_FILE`, written by every
@@ -134,7 +134,7 @@ class CorePatch:
         return f"{self.name} (sha256 {self.sha256[:12]}, airflow-provider-resumable {self.provider_version})"
 
     def record(self) -> bytes:
-        """The record file's content for this patch: one line naming it, then the diff itself."""
+        """The record file's content for this patch: one line naming it, then the diff and the UI part."""
         fields: dict[str, object] = {
             "name": self.name,
             "sha256": self.sha256,
@@ -167,7 +167,7 @@ class CorePatch:
                 provider_version=str(fields["provider"]),
                 ui_text=body[split:],
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # AttributeError: JSON, not an object
             return None
         # A truncated or edited record must not be used to revert anything.
         return patch if patch.sha256 == fields["sha256"] else None
