@@ -4,7 +4,7 @@ Pristine Airflow trees built from the sdists of every apache-airflow-core / apac
 release the core patch is bundled for.
 
 The sdists are downloaded once into ``.tmp/sdists`` under the repository from the package registry
-and reused. A tree holds only the files some bundled patch touches, plus the few others the checks
+and reused. A tree holds only the files its release's bundled patch touches, plus the few others the checks
 read (:data:`EXTRA_FILES`): the same paths as a site-packages, at a fraction of the size (the checks
 need nothing else, and copying the whole ``airflow`` package per test would dominate their run time).
 """
@@ -23,7 +23,7 @@ import pytest
 
 from airflow.providers.resumable.core_patch.installation import (
     RELEASES,
-    bundled_patches,
+    bundled_patch,
     target_path,
 )
 
@@ -33,6 +33,7 @@ EXTRA_FILES = (
     "airflow/__init__.py",  # the versions are read from these two
     "airflow/sdk/__init__.py",
     "airflow/api_fastapi/execution_api/routes/task_state_store.py",  # how each release routes a key
+    "airflow/ui/dist/index.html",  # which bundle the UI loads
 )
 
 TreeFactory = Callable[[str], Path]
@@ -64,11 +65,14 @@ def sdist(dist: str, version: str) -> Path:
     return path
 
 
-def touched_files() -> set[str]:
-    """Every file some bundled patch touches, relative to a site-packages."""
+def touched_files(version: str) -> set[str]:
+    """
+    Every file the release's bundled patch touches (the diff's and the UI bundle's), relative to a
+    site-packages. Per release: the UI bundle's name carries a content hash, so each release's differs.
+    """
     root = Path("/")
     return {
-        str(target_path(root, file.path).relative_to(root)) for p in bundled_patches() for file in p.files
+        str(target_path(root, file.path).relative_to(root)) for file in bundled_patch(version).files
     } | set(EXTRA_FILES)
 
 
@@ -102,10 +106,10 @@ def release_tree_of(tmp_path_factory: pytest.TempPathFactory) -> TreeFactory:
     Checks that every file a tree should hold was in the sdists.
     """
     trees: dict[str, Path] = {}
-    wanted = touched_files()
 
     def build(version: str) -> Path:
         if version not in trees:
+            wanted = touched_files(version)
             root = tmp_path_factory.mktemp(f"release-{version}")
             core = (version, "apache-airflow-core")
             for dist_version, dist in (core, (RELEASES[version], "apache-airflow-task-sdk")):

@@ -84,8 +84,8 @@ def test_a_tree_without_airflow_is_refused(tmp_path: Path):
 
 
 def test_a_tree_where_one_hunk_cannot_apply_is_left_untouched(pristine_tree: Path):
-    victim = target_path(pristine_tree, PATCH.files[-1].path)
-    hunk = PATCH.files[-1].hunks[-1]
+    victim = target_path(pristine_tree, PATCH.diff_files[-1].path)
+    hunk = PATCH.diff_files[-1].hunks[-1]
     lines = victim.read_bytes().splitlines(keepends=True)
     lines[hunk.old_start - 1] = b"# changed by someone else\n"
     victim.write_bytes(b"".join(lines))
@@ -99,7 +99,7 @@ def test_a_tree_where_one_hunk_cannot_apply_is_left_untouched(pristine_tree: Pat
 
 
 def test_an_interrupted_apply_reads_partially_applied_and_apply_finishes_it(pristine_tree: Path):
-    first = PATCH.files[0]
+    first = PATCH.diff_files[0]
     path = target_path(pristine_tree, first.path)
     path.write_bytes(apply_file_patch(path.read_bytes(), first, Direction.FORWARD))
 

@@ -25,7 +25,9 @@ def test_status_apply_revert_exit_codes_and_messages(pristine_tree: Path, capsys
     code, out, _ = _run(capsys, "patch", "apply", *target)
     assert code == 0
     assert re.search(
-        r"Applied airflow-3\.3\.2-checkpointed\.patch \(sha256 [0-9a-f]{12}, .*\) to 25 files", out
+        # 24 files of the diff, the UI bundle, and the record
+        r"Applied airflow-3\.3\.2-checkpointed\.patch \(sha256 [0-9a-f]{12}, .*\) to 26 files",
+        out,
     )
 
     code, out, _ = _run(capsys, "patch", "apply", *target)

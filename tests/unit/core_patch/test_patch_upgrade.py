@@ -86,7 +86,7 @@ def test_the_record_names_the_patch_and_holds_its_text(versions_tree: Path):
     recorded = CorePatch.from_record(record)
 
     assert recorded == bundled_patch("3.3.2")
-    assert record.endswith(bundled_patch("3.3.2").text)
+    assert record.endswith(bundled_patch("3.3.2").text + bundled_patch("3.3.2").ui_text)
     assert recorded is not None
     assert recorded.provider_version == __version__
 
@@ -138,7 +138,7 @@ def test_an_upgrade_that_changes_every_file_it_can_is_one_step(
     reworded = [f for f in inspect_target(tree).files if f.state is PatchState.OTHER_PATCH]
     with_added_comment = [
         f
-        for f in current.files
+        for f in current.diff_files
         if any(b"#" in line for h in f.hunks for line in set(h.new_lines) - set(h.old_lines))
     ]
     assert len(reworded) == len(with_added_comment) > 1
@@ -217,8 +217,8 @@ def test_files_patched_without_a_matching_record_read_applied_and_apply_records_
     # patch's, the record still names the older one.
     apply_patch(versions_tree, older)
     reworded = target_path(versions_tree, REWORDED_FILE)
-    ours = next(f for f in bundled_patch("3.3.2").files if f.path == REWORDED_FILE)
-    theirs = next(f for f in older.files if f.path == REWORDED_FILE)
+    ours = next(f for f in bundled_patch("3.3.2").diff_files if f.path == REWORDED_FILE)
+    theirs = next(f for f in older.diff_files if f.path == REWORDED_FILE)
     release = apply_file_patch(reworded.read_bytes(), theirs, Direction.REVERSE)
     reworded.write_bytes(apply_file_patch(release, ours, Direction.FORWARD))
 

@@ -64,9 +64,9 @@ def test_one_patch_per_release_each_naming_its_release_and_carrying_blob_ids():
 
 
 def test_the_ported_patches_make_the_changes_of_the_3_3_2_patch():
-    reference = {f.path: _changes(f) for f in bundled_patch("3.3.2").files}
+    reference = {f.path: _changes(f) for f in bundled_patch("3.3.2").diff_files}
     for version in ("3.3.0", "3.3.1"):
-        ported = {f.path: _changes(f) for f in bundled_patch(version).files}
+        ported = {f.path: _changes(f) for f in bundled_patch(version).diff_files}
         assert ported.keys() == reference.keys(), version
         differing = sorted(path for path in reference if ported[path] != reference[path])
         # 3.3.0's mark_tasks.py predates the helper the 3.3.2 hunks touch (see the patch header).

@@ -6,9 +6,11 @@ What it is for: ``airflow-resumable patch status|apply|revert``. A target is a d
 the ``airflow`` package of apache-airflow-core and ``airflow/sdk`` of apache-airflow-task-sdk
 (a site-packages, or the two sdists' ``src`` trees unpacked into one directory).
 
-How it works: one diff per Airflow release (:data:`RELEASES`), in upstream repository layout;
-``airflow-core/src/`` and ``task-sdk/src/`` both map onto the target. The versions are read from the
-tree itself (``__version__`` in ``airflow/__init__.py`` and ``airflow/sdk/__init__.py``, never by
+How it works: one diff per Airflow release (:data:`RELEASES`), in upstream repository layout, and
+beside it the exact replacements in the release's compiled web UI (:mod:`.replacements`: a diff of
+its minified lines would be megabytes); ``airflow-core/src/`` and ``task-sdk/src/`` both map onto
+the target, and both kinds of change are checked against git blob ids and applied alike. The
+versions are read from the tree itself (``__version__`` in ``airflow/__init__.py`` and ``airflow/sdk/__init__.py``, never by
 importing them) and pick the diff; a release without one is refused before any file is looked at.
 Each file is then classified by whether the diff applies to it forward (*pristine*) or in reverse
 (*patched*), or whether the patch the target's record names (:data:`RECORD_FILE`, written by every
@@ -43,13 +45,11 @@ from importlib import resources
 from pathlib import Path
 
 from airflow.providers.resumable import __version__
-from airflow.providers.resumable.core_patch.unified_diff import (
-    Direction,
-    FilePatch,
-    applies,
-    apply_file_patch,
-    parse_unified_diff,
-)
+from airflow.providers.resumable.core_patch.replacements import FileReplacements, parse_replacements
+from airflow.providers.resumable.core_patch.unified_diff import Direction, FilePatch, parse_unified_diff
+
+FileChange = FilePatch | FileReplacements
+"""One file's change in a patch: hunks of the diff, or exact replacements (the UI bundle)."""
 
 RELEASES: dict[str, str] = {"3.3.0": "1.3.0", "3.3.1": "1.3.1", "3.3.2": "1.3.2"}
 """Every Airflow release the core patch is bundled for: apache-airflow-core -> apache-airflow-task-sdk.
@@ -90,6 +90,8 @@ class CorePatch:
     :param airflow_version: the apache-airflow-core version it was written against.
     :param task_sdk_version: the apache-airflow-task-sdk version it was written against.
     :param provider_version: the airflow-provider-resumable version that ships (or applied) it.
+    :param ui_text: the web UI bundle's replacements (a :mod:`.replacements` JSON document), empty
+        for a patch without them (as recorded by providers before they existed).
     """
 
     name: str
@@ -97,6 +99,7 @@ class CorePatch:
     airflow_version: str
     task_sdk_version: str
     provider_version: str
+    ui_text: bytes = b""
 
     @property
     def versions(self) -> dict[str, str]:
@@ -105,27 +108,43 @@ class CorePatch:
 
     @functools.cached_property
     def sha256(self) -> str:
-        """The diff's identity: two patches with the same hash are the same patch."""
-        return hashlib.sha256(self.text).hexdigest()
+        """The patch's identity: two patches with the same hash are the same patch."""
+        if not self.ui_text:
+            return hashlib.sha256(self.text).hexdigest()  # what records without a UI part carry
+        # Length-prefixed, so no other split of the same bytes into diff and UI part has this hash.
+        return hashlib.sha256(b"%d\n" % len(self.text) + self.text + self.ui_text).hexdigest()
 
     @functools.cached_property
-    def files(self) -> tuple[FilePatch, ...]:
+    def diff_files(self) -> tuple[FilePatch, ...]:
         """The diff, parsed."""
         return parse_unified_diff(self.text)
+
+    @functools.cached_property
+    def ui_files(self) -> tuple[FileReplacements, ...]:
+        """The UI bundle's replacements, parsed."""
+        return parse_replacements(self.ui_text) if self.ui_text else ()
+
+    @property
+    def files(self) -> tuple[FileChange, ...]:
+        """Every file the patch changes: the diff's, then the UI bundle's."""
+        return (*self.diff_files, *self.ui_files)
 
     def identity(self) -> str:
         """How ``status`` and ``doctor`` name it: file name, short hash, and the provider version."""
         return f"{self.name} (sha256 {self.sha256[:12]}, airflow-provider-resumable {self.provider_version})"
 
     def record(self) -> bytes:
-        """The record file's content for this patch: one line naming it, then the diff itself."""
-        fields = {
+        """The record file's content for this patch: one line naming it, then the diff and the UI part."""
+        fields: dict[str, object] = {
             "name": self.name,
             "sha256": self.sha256,
             "provider": self.provider_version,
             **self.versions,
         }
-        return _RECORD_PREFIX + json.dumps(fields, sort_keys=True).encode() + b"\n" + self.text
+        if self.ui_text:
+            fields["diff_bytes"] = len(self.text)  # the UI part follows the diff
+        header = _RECORD_PREFIX + json.dumps(fields, sort_keys=True).encode() + b"\n"
+        return header + self.text + self.ui_text
 
     @classmethod
     def from_record(cls, content: bytes) -> CorePatch | None:
@@ -134,19 +153,21 @@ class CorePatch:
 
         :param content: the record file's bytes.
         """
-        first, _, text = content.partition(b"\n")
+        first, _, body = content.partition(b"\n")
         if not first.startswith(_RECORD_PREFIX):
             return None
         try:
             fields = json.loads(first[len(_RECORD_PREFIX) :])
+            split = int(fields.get("diff_bytes", len(body)))
             patch = cls(
                 name=str(fields["name"]),
-                text=text,
+                text=body[:split],
                 airflow_version=str(fields["apache-airflow-core"]),
                 task_sdk_version=str(fields["apache-airflow-task-sdk"]),
                 provider_version=str(fields["provider"]),
+                ui_text=body[split:],
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # AttributeError: JSON, not an object
             return None
         # A truncated or edited record must not be used to revert anything.
         return patch if patch.sha256 == fields["sha256"] else None
@@ -162,13 +183,20 @@ def bundled_patch(airflow_version: str) -> CorePatch:
     if airflow_version not in RELEASES:
         raise PatchError(f"No core patch is bundled for apache-airflow-core {airflow_version}. {supported()}")
     name = f"airflow-{airflow_version}-checkpointed.patch"
+    package = resources.files(__package__)
     return CorePatch(
         name=name,
-        text=resources.files(__package__).joinpath(name).read_bytes(),
+        text=package.joinpath(name).read_bytes(),
         airflow_version=airflow_version,
         task_sdk_version=RELEASES[airflow_version],
         provider_version=__version__,
+        ui_text=package.joinpath(ui_name(airflow_version)).read_bytes(),
     )
+
+
+def ui_name(airflow_version: str) -> str:
+    """The file name of a release's UI bundle replacements, beside its diff."""
+    return f"airflow-{airflow_version}-checkpointed-ui.json"
 
 
 def bundled_patches() -> tuple[CorePatch, ...]:
@@ -211,14 +239,14 @@ class FileStatus:
     :param state: ``APPLIED``, ``NOT_APPLIED``, ``OTHER_PATCH`` or ``CONFLICT`` for this one file.
     :param current: its bytes now.
     :param release: its release bytes (the patch undone), ``None`` for a conflict.
-    :param patch: its hunks in the bundled patch, ``None`` when only the recorded patch touches it.
+    :param patch: its change in the bundled patch, ``None`` when only the recorded patch touches it.
     """
 
     path: Path
     state: PatchState
     current: bytes
     release: bytes | None
-    patch: FilePatch | None
+    patch: FileChange | None
 
 
 @dataclass(frozen=True)
@@ -252,6 +280,10 @@ class TargetStatus:
             return PatchState.APPLIED
         if states == {PatchState.NOT_APPLIED}:
             return PatchState.NOT_APPLIED
+        if self.record is not None and self.record.sha256 != self.patch.sha256:
+            # The recorded patch shares every file it touches with this one, which touches more (a
+            # patch without the UI part, say): those are not an interrupted apply but another version.
+            return PatchState.OTHER_PATCH
         return PatchState.PARTIALLY_APPLIED
 
     @property
@@ -428,15 +460,15 @@ def inspect_target(root: Path, patch: CorePatch | None = None) -> TargetStatus:
 
 
 def _classify(
-    content: bytes, ours: FilePatch | None, theirs: FilePatch | None
+    content: bytes, ours: FileChange | None, theirs: FileChange | None
 ) -> tuple[PatchState, bytes | None]:
     """One file's state, and its release bytes (``None`` for a conflict)."""
-    if ours is not None and applies(content, ours, Direction.REVERSE):
-        return PatchState.APPLIED, apply_file_patch(content, ours, Direction.REVERSE)
-    if theirs is not None and applies(content, theirs, Direction.REVERSE):
-        return PatchState.OTHER_PATCH, apply_file_patch(content, theirs, Direction.REVERSE)
+    if ours is not None and ours.applies(content, Direction.REVERSE):
+        return PatchState.APPLIED, ours.apply(content, Direction.REVERSE)
+    if theirs is not None and theirs.applies(content, Direction.REVERSE):
+        return PatchState.OTHER_PATCH, theirs.apply(content, Direction.REVERSE)
     # The release file is the pre-image of both patches (same release, same blob ids).
-    if all(applies(content, p, Direction.FORWARD) for p in (ours, theirs) if p is not None):
+    if all(p.applies(content, Direction.FORWARD) for p in (ours, theirs) if p is not None):
         return PatchState.NOT_APPLIED, content
     return PatchState.CONFLICT, None
 
@@ -460,7 +492,7 @@ def apply_patch(root: Path, patch: CorePatch | None = None) -> list[Path]:
     for file in status.files:
         if file.state is PatchState.APPLIED or file.release is None:
             continue
-        wanted = apply_file_patch(file.release, file.patch, Direction.FORWARD) if file.patch else file.release
+        wanted = file.patch.apply(file.release, Direction.FORWARD) if file.patch else file.release
         if wanted != file.current:
             changes.append((file.path, file.current, wanted))
     record = status.patch.record()

@@ -90,6 +90,14 @@ class FilePatch:
             return self.old_blob, self.new_blob
         return self.new_blob, self.old_blob
 
+    def apply(self, content: bytes, direction: Direction) -> bytes:
+        """:func:`apply_file_patch` as a method, like :meth:`.replacements.FileReplacements.apply`."""
+        return apply_file_patch(content, self, direction)
+
+    def applies(self, content: bytes, direction: Direction) -> bool:
+        """:func:`applies` as a method, like :meth:`.replacements.FileReplacements.applies`."""
+        return applies(content, self, direction)
+
 
 def git_blob_id(content: bytes) -> str:
     """
