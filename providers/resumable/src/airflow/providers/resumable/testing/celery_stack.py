@@ -81,7 +81,10 @@ class PostgresStackDatabase(StackDatabase):
     """``StackDatabase`` over Postgres: read-only, autocommit, a connection per query (local, cheap)."""
 
     def __init__(self, dsn: str) -> None:
-        import psycopg2
+        try:
+            import psycopg2
+        except ImportError:
+            raise StackUnavailable("psycopg2 is not installed: install the 'celery' extra") from None
 
         self.dsn = dsn
         self.transient_errors = (psycopg2.OperationalError,)

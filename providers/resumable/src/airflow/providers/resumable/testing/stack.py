@@ -16,6 +16,11 @@ and a REST token was issued. Tests drop DAG files into ``dags_folder``, trigger 
 observe state by polling the sqlite database directly (read-only, one short transaction per query,
 so the scheduler is never blocked by a reader).
 
+The production flavour (Postgres, Redis, the CeleryExecutor, two workers) is
+``celery_stack.CeleryAirflowStack``: it overrides the few hooks ``start()`` and ``stop()`` call
+(``_start_services``, ``_start_workers``, ``_stop_services``, ``_flavour_env``) and the database
+reader; this module stays sqlite and the LocalExecutor.
+
 What it does not do: no triggerer (nothing here defers), no serve-logs server (task logs are read
 from disk), no network beyond 127.0.0.1. Not ``airflow standalone``: on SIGTERM it orphans its
 children, and it cannot skip serve-logs, which binds all interfaces.
