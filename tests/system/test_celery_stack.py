@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from airflow.providers.resumable.drill import drill_dags
@@ -59,6 +60,12 @@ def _wait_for_the_running_job(
     worker = stack.worker_of(dag_id, run_id, DRILL_TASK_ID)
     assert worker in WORKERS, "the task instance's hostname names the worker that runs it"
     return job, worker
+
+
+def _assert_none_left_running(processes: list[psutil.Process], *, timeout: float = 15) -> None:
+    """Every process of a shut-down worker's tree exits: its supervisors and task processes too."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    assert not alive, f"processes of the shut-down worker still running: {[p.pid for p in alive]}"
 
 
 def _assert_one_run_never_cancelled_success_on_try_1(
@@ -131,6 +138,7 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
         job, first_worker = _wait_for_the_running_job(stack, databricks, dag_id, run_id)
         [other_worker] = set(WORKERS) - {first_worker}
 
+        tree = stack.worker_processes(first_worker)
         signalled = time.monotonic()
         os.kill(stack.worker_pid(first_worker), signal.SIGQUIT)  # Celery's cold shutdown
         stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "checkpointed", timeout=60)
@@ -138,6 +146,7 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
         assert databricks.is_running(job), f"the job was not left going: {databricks.job_state(job)}"
         stack.wait_for_worker_exit(first_worker, timeout=60)
         worker_exited = time.monotonic()
+        _assert_none_left_running(tree)
         resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
         resumed_at = time.monotonic()
         assert resumed.try_number == 1
@@ -166,11 +175,13 @@ def test_warm_shutdown_of_the_worker_waits_for_the_job_today_never_cancelling_it
 
     with stack.record_ti_states(dag_id, run_id) as recorder:
         job, worker = _wait_for_the_running_job(stack, databricks, dag_id, run_id)
+        tree = stack.worker_processes(worker)
         signalled = time.monotonic()
         os.kill(stack.worker_pid(worker), signal.SIGTERM)  # Celery's warm shutdown, as a deploy sends it
         stack.wait_for_worker_exit(worker, timeout=JOB_SECONDS + 60)
         worker_exited = time.monotonic()
         job_state_at_exit = databricks.job_state(job)
+        _assert_none_left_running(tree)
         stack.wait_for_dag_run(dag_id, run_id, timeout=60)
 
     sys.stderr.write(

@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from airflow.providers.resumable.testing.processes import ManagedProcess, start_process, stop_processes
 from airflow.providers.resumable.testing.stack import (
     AirflowStack,
@@ -341,6 +343,12 @@ class CeleryAirflowStack(AirflowStack):
     def worker_pid(self, name: str) -> int:
         """The ``celery worker`` main process of ``name``: what a deploy sends SIGTERM to."""
         return self._processes[name].pid
+
+    def worker_processes(self, name: str) -> list[psutil.Process]:
+        """The worker's main process and all its descendants now: pool processes (each an Airflow
+        supervisor while it runs a task) and the task processes they fork, in process groups of their own."""
+        main = psutil.Process(self.worker_pid(name))
+        return [main, *main.children(recursive=True)]
 
     def wait_for_worker_exit(self, name: str, *, timeout: float) -> int:
         """Wait until the worker's main process has exited; returns its exit code."""
