@@ -29,7 +29,7 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || { echo ">> creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@echo ">> installing airflow-provider-resumable (editable) and its pinned dependencies into $(VENV)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[all,test,upstream-tests,lint,docs]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[all,test,upstream-tests,lint,docs,celery]"
 	@touch $@
 
 venv: $(INSTALLED)
@@ -151,7 +151,7 @@ constraints:
 	rm -rf .tmp/constraints-venv
 	$(PYTHON) -m venv .tmp/constraints-venv
 	.tmp/constraints-venv/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	.tmp/constraints-venv/bin/python -m pip install --quiet ".[all,test,upstream-tests,lint,docs]"
+	.tmp/constraints-venv/bin/python -m pip install --quiet ".[all,test,upstream-tests,lint,docs,celery]"
 	{ sed -n '1,3p' $(CONSTRAINTS); .tmp/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-resumable'; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf .tmp/constraints-venv

@@ -20,6 +20,7 @@ from types import FrameType
 import pytest
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
 from airflow.providers.resumable.testing.databricks import (
     FakeDatabricksServer,
     FakeDatabricksService,
@@ -50,21 +51,28 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def _session_stack(
-    home: Path, *, python: Path | None = None, component_python: Mapping[str, Path] | None = None
+    home: Path,
+    *,
+    python: Path | None = None,
+    component_python: Mapping[str, Path] | None = None,
+    stack: AirflowStack | None = None,
 ) -> Iterator[AirflowStack]:
     """Start a stack for the session and stop everything it started by PID, however it ends."""
-    stack = AirflowStack(home, StackSettings(), python=python, component_python=component_python)
+    if stack is None:
+        stack = AirflowStack(home, StackSettings(), python=python, component_python=component_python)
     stack.add_plugin_file(PLUGINS_SOURCE / "checkpoint_listener_plugin.py")
     # A CI runner stops a job with SIGTERM; make that unwind like Ctrl-C so the stack is still stopped.
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     if previous_sigterm is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    starting_since = time.monotonic()
     try:
         try:
             stack.start()
         except StackUnavailable as unavailable:
             pytest.skip(f"no Airflow stack on this machine: {unavailable}")
         phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in stack.startup_phases.items())
+        phases += f" (total {time.monotonic() - starting_since:.1f}s)"
         sys.stderr.write(f"\n[airflow_stack] up at {stack.base_url} in {phases} (home {home})\n")
         yield stack
     finally:
@@ -111,6 +119,19 @@ def stock_airflow_python(root: Path) -> Path:
     if sys.prefix == sys.base_prefix:
         pytest.skip("the stock-Airflow variant copies the running venv, and this interpreter is not in one")
     return stock_copy(Interpreter.inspect(Path(sys.executable)), root / "venv-stock").python
+
+
+@pytest.fixture(scope="module")
+def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryAirflowStack]:
+    """The production flavour: Postgres, Redis, the CeleryExecutor and two workers (``celery_stack.py``)."""
+    home = tmp_path_factory.mktemp("airflow-home-celery")
+    try:
+        celery = CeleryAirflowStack(home, StackSettings())
+    except StackUnavailable as unavailable:
+        pytest.skip(f"no production-flavour stack on this machine: {unavailable}")
+    with _session_stack(home, stack=celery) as stack:
+        assert isinstance(stack, CeleryAirflowStack)
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +185,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, object, object]:
     report = yield
     funcargs = getattr(item, "funcargs", {})
-    stack = funcargs.get("airflow_stack") or funcargs.get("system_dags")
+    stack = funcargs.get("airflow_stack") or funcargs.get("system_dags") or funcargs.get("celery_stack")
     if isinstance(funcargs.get("checkpoint_flavour"), FlavouredStack):
         stack = funcargs["checkpoint_flavour"].stack
     if isinstance(report, pytest.TestReport) and report.failed and isinstance(stack, AirflowStack):

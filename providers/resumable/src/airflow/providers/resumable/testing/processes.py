@@ -80,9 +80,21 @@ class ManagedProcess:
 
 
 def start_process(
-    name: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Path
+    name: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    run_as: tuple[int, int] | None = None,
 ) -> ManagedProcess:
-    """Start ``argv`` as the leader of a new session, stdout and stderr appended to ``log_path``."""
+    """
+    Start ``argv`` as the leader of a new session, stdout and stderr appended to ``log_path``.
+
+    ``run_as`` (uid, gid) drops root for servers that refuse it (Postgres). The kernel clears the
+    parent-death signal on a change of credentials; Python runs ``preexec_fn`` after the switch, so
+    it is still set.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
         popen = subprocess.Popen(
@@ -94,6 +106,10 @@ def start_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            user=None if run_as is None else run_as[0],
+            group=None if run_as is None else run_as[1],
+            # Root's supplementary groups must not come along.
+            extra_groups=None if run_as is None else [],
         )
     managed = ManagedProcess(name=name, popen=popen, log_path=log_path)
     managed.refresh_tree()

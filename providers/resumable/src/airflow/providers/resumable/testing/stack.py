@@ -16,6 +16,11 @@ and a REST token was issued. Tests drop DAG files into ``dags_folder``, trigger 
 observe state by polling the sqlite database directly (read-only, one short transaction per query,
 so the scheduler is never blocked by a reader).
 
+The production flavour (Postgres, Redis, the CeleryExecutor, two workers) is
+``celery_stack.CeleryAirflowStack``: it overrides the few hooks ``start()`` and ``stop()`` call
+(``_start_services``, ``_start_workers``, ``_stop_services``, ``_flavour_env``) and the database
+reader; this module stays sqlite and the LocalExecutor.
+
 What it does not do: no triggerer (nothing here defers), no serve-logs server (task logs are read
 from disk), no network beyond 127.0.0.1. Not ``airflow standalone``: on SIGTERM it orphans its
 children, and it cannot skip serve-logs, which binds all interfaces.
@@ -132,13 +137,13 @@ class TaskProcesses:
     task_pid: int
 
 
-def _utc(value: str) -> datetime:
-    """A datetime column as sqlite returns it (ISO text, UTC, offset optional) as an aware datetime."""
-    parsed = datetime.fromisoformat(value)
+def _utc(value: str | datetime) -> datetime:
+    """A datetime column as sqlite (ISO text, UTC, offset optional) or Postgres returns it, made aware."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _utc_or_none(value: str | None) -> datetime | None:
+def _utc_or_none(value: str | datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
 
 
@@ -177,12 +182,20 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 class StackDatabase:
-    """Read-only access to the stack's sqlite metadata database, one short transaction per query."""
+    """
+    Read-only access to the stack's sqlite metadata database, one short transaction per query.
+
+    Queries use ``?`` placeholders and read columns by name, so a subclass for another database
+    (``celery_stack.PostgresStackDatabase``) only replaces ``query``.
+    """
+
+    # What a poll may hit while Airflow writes and should simply retry at the next poll.
+    transient_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def query(self, sql: str, params: Mapping[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         # mode=ro: a test can never write behind Airflow's back; autocommit: the shared lock is held
         # only for this statement, so the scheduler's writers are never blocked for long.
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
@@ -328,7 +341,7 @@ class TIStateRecorder:
         while not self._stop.is_set():
             try:
                 self._sample()
-            except sqlite3.OperationalError as error:  # "database is locked" past the timeout
+            except self._db.transient_errors as error:  # sqlite: "database is locked" past the timeout
                 self._errors.append(error)
             self._stop.wait(self._interval)
 
@@ -412,6 +425,7 @@ class AirflowStack:
     """
 
     COMPONENTS = ("api-server", "scheduler", "dag-processor")
+    EXECUTOR = "LocalExecutor"
 
     def __init__(
         self,
@@ -474,7 +488,7 @@ class AirflowStack:
             "no_proxy": "127.0.0.1,localhost",
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins_folder),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.EXECUTOR,
             "AIRFLOW__CORE__PARALLELISM": str(s.parallelism),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -485,7 +499,7 @@ class AirflowStack:
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self._passwords_file),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db.path}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.base_url,
@@ -511,8 +525,27 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.task_logs),
         }
+        env.update(self._flavour_env())
         env.update(s.extra_env)
         return env
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return f"sqlite:///{self.db.path}"
+
+    def _flavour_env(self) -> dict[str, str]:
+        """Settings a flavour of the stack adds or overrides (before ``extra_env``); none here."""
+        return {}
+
+    def _start_services(self) -> None:
+        """Start what Airflow needs before ``db migrate`` (a database server, a broker); none here."""
+
+    def _start_workers(self) -> None:
+        """Start workers that run outside the scheduler, once the components are healthy; none here."""
+
+    def _stop_services(self) -> list[str]:
+        """Stop what ``_start_services`` started, after every Airflow process is gone."""
+        return []
 
     @property
     def _passwords_file(self) -> Path:
@@ -525,7 +558,6 @@ class AirflowStack:
                 raise StackUnavailable(f"no Python interpreter at {python}")
         if not sys.platform.startswith("linux"):
             raise StackUnavailable("the system-test stack relies on Linux process handling (prctl, /proc)")
-        started_at = time.monotonic()
         # Outside pytest too (a script, a REPL), leaving the interpreter stops the stack.
         atexit.register(self.stop)
         for directory in (self.dags_folder, self.component_logs, self.task_logs):
@@ -533,8 +565,15 @@ class AirflowStack:
         # Pre-seeded, so the simple auth manager never generates (and prints) a password of its own.
         self._passwords_file.write_text(json.dumps({ADMIN_USER: self._admin_password}))
 
-        self._migrate_database()
-        self.startup_phases["db migrate"] = time.monotonic() - started_at
+        try:
+            self._start_services()
+            migrate_from = time.monotonic()
+            self._migrate_database()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_phases["db migrate"] = time.monotonic() - migrate_from
+        components_from = time.monotonic()
         commands = {
             "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
             "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -552,12 +591,11 @@ class AirflowStack:
                 )
             self._wait_until_healthy()
             self._rest = RestClient(self.base_url, self._issue_token())
+            self.startup_phases["components healthy"] = time.monotonic() - components_from
+            self._start_workers()
         except BaseException:
             self.stop()
             raise
-        self.startup_phases["components healthy"] = (
-            time.monotonic() - started_at - self.startup_phases["db migrate"]
-        )
         return self
 
     def _migrate_database(self) -> None:
@@ -624,6 +662,8 @@ class AirflowStack:
             self._rest.close()
             self._rest = None
         survivors = stop_processes(self._processes.values(), grace_seconds=self.settings.stop_grace_seconds)
+        # Only now: Airflow's processes would log connection errors, or hang, without their database.
+        survivors += self._stop_services()
         return survivors
 
     def started_pids(self) -> set[int]:
