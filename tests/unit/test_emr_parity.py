@@ -20,8 +20,9 @@ PAIRS = [
 ]
 IDS = ["add-steps", "serverless-start-job"]
 
-DEFAULTS_WE_CHANGE = {"deferrable"}
-"""Upstream reads ``[operators] default_deferrable``; ours is always False (True is refused)."""
+DEFAULTS_WE_CHANGE: set[str] = set()
+"""None: ``deferrable`` reads ``[operators] default_deferrable`` as upstream's does
+(``test_deferrable_parity.py`` checks both follow the option)."""
 
 AWS_BASE_OPERATOR_ARGS = {
     "aws_conn_id": "aws_default",
