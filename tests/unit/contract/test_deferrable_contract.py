@@ -304,3 +304,23 @@ def test_a_deferral_past_the_execution_timeout_cancels_the_job_once_and_fails(cl
     assert timed_out["outcome"] == "timed_out", timed_out["error"]
     assert cloud.cancel_calls() == 1
     assert cloud.jobs_created() == 1
+
+
+def test_the_triggers_async_poll_reads_the_wait_the_server_asked_for(cloud):
+    """The trigger's backoff honours Retry-After / RetryInfo only if the async path's error carries it."""
+    cloud.run_forever()
+    hook = _trigger(run_attempt(_spec(cloud))).make_hook()
+    job = _ledger(cloud)["external_id"]
+    cloud.throttle_polls(1)
+
+    async def throttled() -> BaseException:
+        try:
+            await hook.a_describe(job)
+        except Exception as err:
+            return err
+        raise AssertionError("the throttled poll did not fail")
+
+    error = asyncio.run(throttled())
+
+    assert hook.is_transient(error), error
+    assert hook.retry_after(error) == cloud.retry_after_seconds, error
