@@ -22,6 +22,7 @@ _MODULE_GROUPS = {
     "tests/system/test_drill_real_mode.py": "drill-real-mode",
     "tests/system/test_mixed_fleet.py": "stack-mixed-fleet",
     "tests/system/test_worker_loss.py": "stack-worker-loss",
+    "tests/system/test_deferrable.py": "stack-deferrable",
     "tests/packaging/test_install.py": "packaging",
 }
 _STACK_FIXTURES = {"airflow_stack", "system_dags", "checkpoint_flavour"}
@@ -42,6 +43,8 @@ def _xdist_group(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # ``-p no:xdist``: the marker is not registered, and --strict-markers would refuse it
     for item in items:
         if (group := _xdist_group(item)) is not None:
             item.add_marker(pytest.mark.xdist_group(group))
