@@ -161,6 +161,7 @@ def run_attempt(spec: AttemptSpec) -> dict[str, Any]:
         # A deferral: the trigger as the task runner sends it to the server (class path, kwargs).
         "trigger": list(error.trigger.serialize()) if hasattr(error, "trigger") else None,
         "defer_timeout": getattr(error, "timeout", None) if hasattr(error, "trigger") else None,
+        "defer_kwargs": getattr(error, "kwargs", None) if hasattr(error, "trigger") else None,
     }
     (spec.workdir / "outcome.json").write_text(json.dumps(outcome, default=str))
     return outcome

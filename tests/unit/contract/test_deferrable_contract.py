@@ -19,6 +19,7 @@ import importlib
 import json
 import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -31,6 +32,7 @@ from attempts import AttemptProcess, AttemptSpec, JsonFileTaskStateStore, run_at
 from contract_clouds import CLOUDS, ContractCloud
 
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.operators.deferral import MAX_TRIGGER_GIVE_UPS
 from airflow.providers.resumable.retrying import BackoffPolicy
 from airflow.providers.resumable.triggers.base import ResumableJobTrigger
 
@@ -201,20 +203,50 @@ def test_execute_complete_refuses_an_event_about_another_job(cloud):
     assert cloud.cancel_calls() == 0
 
 
-def test_a_trigger_that_failed_for_good_reconnects_from_the_ledger(cloud):
+def _finish_all_soon(cloud: ContractCloud, seconds: float = 1.5) -> threading.Timer:
+    timer = threading.Timer(seconds, cloud.finish_all)
+    timer.start()
+    return timer
+
+
+def test_a_trigger_that_gives_up_reconnects_from_the_ledger_then_polls_from_the_worker(cloud):
     cloud.run_forever()
     run_attempt(_spec(cloud))
     job = _ledger(cloud)["external_id"]
+    gave_up = {"status": "error", "job_id": job, "message": "polling failed"}
+
+    again = _conclude(cloud, gave_up)
+    assert again["outcome"] == "deferred", again["error"]
+    assert again["trigger"][1]["external_id"] == job, "reconnected to the ledger's job"
+    assert again["defer_kwargs"] == {"trigger_give_ups": 1}
+
+    # The third give-up in a row: the trigger keeps failing, so this attempt polls the job itself.
+    timer = _finish_all_soon(cloud)
+    polled = run_attempt(
+        _spec(
+            cloud,
+            resume=("execute_complete", {"event": gave_up, "trigger_give_ups": MAX_TRIGGER_GIVE_UPS - 1}),
+        )
+    )
+    timer.join()
+
+    assert polled["outcome"] == "success", polled["error"]
+    assert cloud.jobs_created() == 1
+    assert cloud.submit_requests() == 1, "reconnected, never submitted again"
+    assert cloud.cancel_calls() == 0
+
+
+def test_a_crashed_trigger_reconnects_from_the_ledger_and_polls_from_the_worker(cloud):
+    cloud.run_forever()
+    run_attempt(_spec(cloud))
+    timer = _finish_all_soon(cloud)
 
     crashed = run_attempt(
-        _spec(cloud, resume=("__fail__", {"error": "Trigger failure", "traceback": ["boom"]}))
+        _spec(cloud, resume=("__fail__", {"error": "Trigger failure", "traceback": ["ImportError: boom"]}))
     )
-    assert crashed["outcome"] == "deferred", crashed["error"]
-    assert crashed["trigger"][1]["external_id"] == job
+    timer.join()
 
-    cloud.finish_all()
-    gave_up = _conclude(cloud, {"status": "error", "job_id": job, "message": "polling failed"})
-    assert gave_up["outcome"] == "success", gave_up["error"]
+    assert crashed["outcome"] == "success", crashed["error"]
     assert cloud.jobs_created() == 1
     assert cloud.submit_requests() == 1, "reconnected, never submitted again"
     assert cloud.cancel_calls() == 0

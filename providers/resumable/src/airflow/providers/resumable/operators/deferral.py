@@ -12,9 +12,10 @@ concludes.
 
 **What does not.** The ledger stays the only truth about which job belongs to the task instance:
 ``execute_complete`` reads it and follows the ledger's job, whatever the event says. An event about
-another job is refused (the ledger's job is followed instead), and an event that says polling failed,
-or a trigger that crashed (``__fail__``), makes the task reconnect from the ledger, re-deferring while
-the job still runs. Nothing in this path submits: a job is only ever started by ``execute``'s
+another job is refused (the ledger's job is followed instead), and an event that says polling failed
+makes the task reconnect from the ledger, re-deferring while the job still runs; after
+:data:`MAX_TRIGGER_GIVE_UPS` such events in a row, or a trigger the triggerer could not run
+(``__fail__``), the attempt polls from the worker instead. Nothing in this path submits: a job is only ever started by ``execute``'s
 decision. A worker shutdown while concluding checkpoints as usual. ``execution_timeout`` still bounds
 the whole try: the trigger is given what is left of it, and a timed-out deferral cancels the job and
 fails the task, as a polling attempt does.
@@ -50,6 +51,12 @@ if TYPE_CHECKING:
     from airflow.providers.resumable.ledger import LedgerOwner, SubmissionLedger
 
 
+MAX_TRIGGER_GIVE_UPS = 3
+"""Error events in a row (a trigger that gave up polling) after which the task polls from the worker
+instead of deferring again: a trigger that keeps failing while the worker's own calls work (an async
+client broken on the triggerer) must not bounce the task between worker and triggerer forever."""
+
+
 class DeferringOperator(JobControlOperator):
     """Defer to the triggerer and conclude from the ledger (see the module docstring)."""
 
@@ -76,6 +83,7 @@ class DeferringOperator(JobControlOperator):
         def recover(self, external_id: str, state: JobState) -> bool: ...
         def on_poll_budget_spent(self, external_id: str, state: JobState, spent: str) -> NoReturn: ...
         def _conclude(self, job_id: str, final: JobState) -> Any: ...
+        def _follow(self, job_id: str, context: Context) -> Any: ...
         def _start_clock(self, ledger: SubmissionLedger) -> None: ...
         @staticmethod
         def _owner(context: Context) -> LedgerOwner: ...
@@ -88,8 +96,13 @@ class DeferringOperator(JobControlOperator):
                 "trigger_class, or remove deferrable=True"
             )
 
-    def _defer(self, job_id: str) -> NoReturn:
-        """Hand the job to the triggerer; the task comes back in :meth:`execute_complete`."""
+    def _defer(self, job_id: str, *, give_ups: int = 0) -> NoReturn:
+        """
+        Hand the job to the triggerer; the task comes back in :meth:`execute_complete`.
+
+        :param job_id: the ledger's job.
+        :param give_ups: error events in a row so far, handed back to :meth:`execute_complete`.
+        """
         assert self.trigger_class is not None  # _check_deferrable refused the DAG otherwise
         trigger = self.trigger_class(
             external_id=job_id,
@@ -110,12 +123,14 @@ class DeferringOperator(JobControlOperator):
             f" (at most {timeout})" if timeout is not None else "",
         )
         self._count("defer")
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
+        kwargs = {"trigger_give_ups": give_ups} if give_ups else None
+        self.defer(trigger=trigger, method_name="execute_complete", kwargs=kwargs, timeout=timeout)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """
-        Airflow's entry point after a deferral. A trigger that crashed (``__fail__``) makes the task
-        reconnect from the ledger instead of failing; a deferral that reached the try's
+        Airflow's entry point after a deferral. A trigger that crashed (``__fail__``: the triggerer
+        could not run it, e.g. the provider is missing there) makes the task reconnect from the
+        ledger and poll from the worker instead of failing; a deferral that reached the try's
         ``execution_timeout`` cancels the job and fails the task.
         """
         if next_method != TRIGGER_FAIL_REPR or not self.durable:
@@ -128,20 +143,29 @@ class DeferringOperator(JobControlOperator):
             raise AirflowTaskTimeout(f"execution_timeout reached while deferred ({self.job_noun} {job_id})")
         traceback = (next_kwargs or {}).get("traceback")
         self.log.warning(
-            "The trigger failed (%s); reconnecting from the ledger:\n%s", error, "\n".join(traceback or [])
+            "The trigger failed (%s); reconnecting from the ledger, polling from the worker:\n%s",
+            error,
+            "\n".join(traceback or []),
         )
-        return self.execute_complete(context, {"status": EventStatus.ERROR, "message": str(error)})
+        return self.execute_complete(
+            context,
+            {"status": EventStatus.ERROR, "message": str(error)},
+            trigger_give_ups=MAX_TRIGGER_GIVE_UPS,
+        )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, trigger_give_ups: int = 0
+    ) -> Any:
         """
         Conclude a deferred job from the ledger (the trigger fired), or defer again if it still runs.
 
         :param context: the task's context.
         :param event: the trigger's event payload (``status``, ``job_id``, ...).
+        :param trigger_give_ups: error events in a row before this one (see :data:`MAX_TRIGGER_GIVE_UPS`).
         """
         self._stop.arm()
         try:
-            return self._complete(context, event or {})
+            return self._complete(context, event or {}, trigger_give_ups)
         except AirflowTaskTimeout:
             if self._job_id is not None:
                 self.log.error("execution_timeout reached (%s %s)", self.job_noun, self._job_id)
@@ -150,8 +174,9 @@ class DeferringOperator(JobControlOperator):
         finally:
             self._stop.close()
 
-    def _complete(self, context: Context, event: dict[str, Any]) -> Any:
+    def _complete(self, context: Context, event: dict[str, Any], give_ups: int) -> Any:
         status = event.get("status")
+        give_ups = give_ups + 1 if status == EventStatus.ERROR else 0
         job_id = self._ledger_job_id(context) if self.durable else str(event.get("job_id"))
         if status == EventStatus.ERROR:
             self.log.warning(
@@ -184,7 +209,17 @@ class DeferringOperator(JobControlOperator):
         if not state.status.is_terminal:
             if status == EventStatus.BUDGET_SPENT:
                 self.on_poll_budget_spent(job_id, state, str(event.get("spent")))
-            self._defer(job_id)
+            if give_ups >= MAX_TRIGGER_GIVE_UPS:
+                self.log.warning(
+                    "The trigger gave up %d times in a row on %s %s; polling it from the worker instead",
+                    give_ups,
+                    self.job_noun,
+                    job_id,
+                )
+                # For the rest of this attempt only: the next attempt (a resume) defers again.
+                self.deferrable = False
+                return self._follow(job_id, context)
+            self._defer(job_id, give_ups=give_ups)
         if state.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, state):
             self.log.warning(
                 "%s %s ended %s; recovered in place, deferring again", self.job_noun, job_id, state
