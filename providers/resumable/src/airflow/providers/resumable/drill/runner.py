@@ -105,6 +105,9 @@ class DisruptionResult:
     error: str | None = None
     orphans: int = 0
     """Jobs still running :data:`ORPHAN_WAIT_SECONDS` after their task instance ended."""
+    deferred: bool = False
+    """(``--deferrable``) The try handed its job to the triggerer: a SIGTERM that lands just after the
+    submit ends the attempt by deferring, a safe point like a checkpoint (no worker is needed then)."""
 
     @property
     def duplicates(self) -> int:
@@ -133,8 +136,8 @@ class DisruptionResult:
 
     @property
     def missed(self) -> bool:
-        """A worker shutdown that never turned into a checkpoint: the strike did not land."""
-        return self.disruption.kind.shuts_the_worker_down and self.checkpoints == 0
+        """A worker shutdown that never turned into a checkpoint (or a deferral): the strike did not land."""
+        return self.disruption.kind.shuts_the_worker_down and self.checkpoints == 0 and not self.deferred
 
     @property
     def ok(self) -> bool:
@@ -157,7 +160,7 @@ class DisruptionResult:
             f"{self.retries_used} retry(ies) used" if self.retries_used else "",
             f"{self.orphans} orphaned job(s)" if self.orphans else "",
             "run lost" if self.lost else "",
-            "no checkpoint after the SIGTERM" if self.missed else "",
+            "no checkpoint (nor deferral) after the SIGTERM" if self.missed else "",
             self.error or "",
         ]
         return "FAILED: " + "; ".join(p for p in problems if p)
@@ -473,7 +476,15 @@ def _execute(
         seconds=time.monotonic() - started,
         error=error,
         orphans=orphans,
+        deferred=deferrable and run_id != "" and _deferred(stack, dag_id, run_id),
     )
+
+
+def _deferred(stack: AirflowStack, dag_id: str, run_id: str) -> bool:
+    """Whether the try's log says the operator deferred (its own "Deferring: ..." line)."""
+    folder = stack.task_logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={DRILL_TASK_ID}"
+    log = folder / "attempt=1.log"
+    return log.exists() and '"Deferring: ' in log.read_text(errors="replace")
 
 
 def _orphans(cloud: DrillCloud, jobs: Sequence[str]) -> int:
