@@ -8,15 +8,16 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-report bench-constraints
 
 help:
-	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run"
+	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
 	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"
 	@echo "make campaign  the full kill campaign, 20 seeded disruptions per cloud (~25 min)"
+	@echo "make test-deferrable  every deferrable system scenario on every cloud and flavour (~40 min)"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
 	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
@@ -40,7 +41,7 @@ patch-venv: venv
 	@$(BIN)/airflow-resumable patch apply
 
 demo: patch-venv
-	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,)
+	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,) $(if $(DEFERRABLE),--deferrable,)
 
 # Airflow's own tests first: a patch change that breaks Airflow stops here, in under two minutes.
 # Then ours, TEST_WORKERS at a time (pytest-xdist): most of the time is waiting on Airflow stacks
@@ -130,6 +131,11 @@ unit: patch-venv
 # A real Airflow stack (scheduler, API server, dag processor, LocalExecutor, sqlite) on 127.0.0.1.
 system: patch-venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/system
+
+# Every deferrable system scenario on every cloud and both flavours (make test runs each scenario
+# once, clouds and flavours rotating): about 40 minutes of one worker per flavour.
+test-deferrable: patch-venv
+	RESUMABLE_FULL_DEFERRABLE_MATRIX=1 $(BIN)/python -m pytest -n 2 --dist loadgroup tests/system/test_deferrable.py
 
 # The full kill campaign: CAMPAIGN_PER_CLOUD seeded disruptions per cloud (make test runs every kind
 # once, dealt across the clouds). Replay a failure with RESUMABLE_DRILL_SEED=<seed>.

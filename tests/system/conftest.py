@@ -55,11 +55,14 @@ def _session_stack(
     *,
     python: Path | None = None,
     component_python: Mapping[str, Path] | None = None,
+    settings: StackSettings | None = None,
     stack: AirflowStack | None = None,
 ) -> Iterator[AirflowStack]:
     """Start a stack for the session and stop everything it started by PID, however it ends."""
     if stack is None:
-        stack = AirflowStack(home, StackSettings(), python=python, component_python=component_python)
+        stack = AirflowStack(
+            home, settings or StackSettings(), python=python, component_python=component_python
+        )
     stack.add_plugin_file(PLUGINS_SOURCE / "checkpoint_listener_plugin.py")
     # A CI runner stops a job with SIGTERM; make that unwind like Ctrl-C so the stack is still stopped.
     previous_sigterm = signal.getsignal(signal.SIGTERM)
@@ -179,6 +182,36 @@ def checkpoint_flavour(
         yield FlavouredStack(_deploy_system_dags(stack), wait_state)
 
 
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("up_for_reschedule", id="unpatched"),
+        pytest.param("checkpointed", id="patched"),
+    ],
+)
+def deferrable_flavour(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FlavouredStack]:
+    """
+    A stack with a triggerer (deferred tasks need one), stock or patched as ``checkpoint_flavour``.
+
+    Its own stack, not the session's: its tests kill, freeze and replace triggerers.
+    """
+    wait_state = str(request.param)
+    patched_here = checkpointed_state_available()
+    if wait_state == "checkpointed" and not patched_here:
+        pytest.skip("the core patch is not applied in this interpreter: run 'make patch-venv'")
+    python = None
+    if wait_state == "up_for_reschedule" and patched_here:
+        python = stock_airflow_python(tmp_path_factory.mktemp("stock-airflow-deferrable"))
+    home = tmp_path_factory.mktemp(f"airflow-home-deferrable-{request.param}")
+    # The reaper settles each finished task's ledger soon, so a test's fake can stop without the next
+    # test's fake (whose job ids start over) being asked about a finished task's job.
+    reaper = {"AIRFLOW__RESUMABLE__REAPER_GRACE_PERIOD": "3", "AIRFLOW__RESUMABLE__REAPER_INTERVAL": "2"}
+    with _session_stack(home, python=python, settings=StackSettings(triggerers=1, extra_env=reaper)) as stack:
+        yield FlavouredStack(stack, wait_state)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -186,8 +219,9 @@ def pytest_runtest_makereport(
     report = yield
     funcargs = getattr(item, "funcargs", {})
     stack = funcargs.get("airflow_stack") or funcargs.get("system_dags") or funcargs.get("celery_stack")
-    if isinstance(funcargs.get("checkpoint_flavour"), FlavouredStack):
-        stack = funcargs["checkpoint_flavour"].stack
+    for flavour in ("checkpoint_flavour", "deferrable_flavour"):
+        if isinstance(funcargs.get(flavour), FlavouredStack):
+            stack = funcargs[flavour].stack
     if isinstance(report, pytest.TestReport) and report.failed and isinstance(stack, AirflowStack):
         report.sections.append(("Airflow stack logs", stack.diagnostics()))
     return report

@@ -36,3 +36,25 @@ def test_demo_shows_one_submission_no_cancellation_same_run_and_no_retry_per_clo
         assert before == after != "None", row
         assert "checkpointed" in row or "up_for_reschedule" in row, row
         assert row[-1] == "success", row
+
+
+def test_deferrable_demo_survives_a_triggerer_restart_with_one_submission_per_cloud():
+    demo = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow-resumable"), "demo", "--deferrable"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    story = demo.stdout
+    assert demo.returncode == 0, story + demo.stderr
+
+    assert "SIGTERM to the triggerer" in story
+    assert "SIGTERM to the LocalExecutor worker" not in story
+    summary = story[story.index("cloud ") :]
+    for cloud in demo_clouds():
+        row = next(line.split() for line in summary.splitlines() if line.split()[:1] == [cloud.name])
+        submissions, cancellations, before, after, retries = row[1:6]
+        assert (submissions, cancellations, retries) == ("1", "0", "0"), row
+        assert before == after != "None", row
+        assert "deferred" in row, row
+        assert row[-1] == "success", row

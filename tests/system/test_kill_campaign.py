@@ -58,3 +58,35 @@ def test_kill_campaign_every_cloud_exactly_once_no_cancel_no_retry_no_orphan():
     # unless dealt across them.
     for kind in default_kinds():
         assert story.count(f" {kind.value}:") >= (1 if across else len(FAKE_CLOUDS)), kind
+
+
+@pytest.mark.timeout(2400)
+@pytest.mark.skipif(
+    not os.environ.get("RESUMABLE_CAMPAIGN_PER_CLOUD"),
+    reason="the deferrable campaign runs in make campaign (its jobs run 75 s under triggerer strikes); "
+    "make test runs every deferrable scenario once in tests/system/test_deferrable.py",
+)
+def test_deferrable_kill_campaign_triggerers_killed_stopped_and_frozen_exactly_once_no_cancel_no_retry():
+    """The same campaign with ``deferrable=True``: the triggerer kinds, and those of the submit window."""
+    kinds = default_kinds(deferrable=True)
+    per_cloud = int(os.environ.get("RESUMABLE_CAMPAIGN_PER_CLOUD") or len(kinds))
+    seed = int(os.environ.get("RESUMABLE_DRILL_SEED") or random.SystemRandom().randrange(2**31))
+    sys.stderr.write(f"\n[deferrable kill campaign] {per_cloud} per cloud, seed {seed}\n")
+    report = io.StringIO()
+
+    exit_code = run_drill(
+        disruptions_per_cloud=per_cloud,
+        clouds=list(FAKE_CLOUDS),
+        seed=seed,
+        timeout=2100,
+        out=report,
+        deferrable=True,
+    )
+
+    story = report.getvalue()
+    sys.stderr.write(story)
+    assert exit_code == 0, story
+    assert f"drill PASSED: {per_cloud * len(FAKE_CLOUDS)}/" in story
+    assert "duplicates 0, shutdown cancellations 0, lost runs 0, retries used 0, orphans 0" in story
+    for kind in ("triggerer_sigkill", "triggerer_sigterm", "triggerer_freeze_moves"):
+        assert story.count(f" {kind}:") >= len(FAKE_CLOUDS) or per_cloud < len(kinds), kind

@@ -12,6 +12,7 @@ the server say my state is" answer the test controls through a file.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import multiprocessing
@@ -99,6 +100,9 @@ class AttemptSpec:
     max_tries: int = 0
     try_number: int = 1
     operator: str = DEFAULT_OPERATOR
+    resume: tuple[str, dict[str, Any]] | None = None
+    """Resume a deferred task instead of executing it: Airflow's ``next_method`` and ``next_kwargs``
+    (``("execute_complete", {"event": payload})``, or ``("__fail__", {...})`` for a crashed trigger)."""
 
     def build_operator(self) -> Any:
         module_name, _, attribute = self.operator.partition(":")
@@ -117,6 +121,7 @@ def _outcome_of(error: BaseException | None) -> str:
         "AirflowRescheduleException": "rescheduled",
         "AirflowFailException": "failed_no_retry",
         "AirflowTaskTimeout": "timed_out",
+        "TaskDeferred": "deferred",
     }.get(name, "failed")
 
 
@@ -136,8 +141,14 @@ def run_attempt(spec: AttemptSpec) -> dict[str, Any]:
     (spec.workdir / "pid").write_text(str(os.getpid()))
     error: BaseException | None = None
     result: Any = None
+    execute = operator.execute
+    if spec.resume is not None:
+        # As the task runner resumes a deferred task: resume_execution with the stored method.
+        execute = functools.partial(
+            operator.resume_execution, next_method=spec.resume[0], next_kwargs=spec.resume[1]
+        )
     try:
-        result = _run_execute_callable(context, operator.execute, operator)  # type: ignore[arg-type]
+        result = _run_execute_callable(context, execute, operator)  # type: ignore[arg-type]
     except BaseException as err:
         error = err
     outcome = {
@@ -148,6 +159,10 @@ def run_attempt(spec: AttemptSpec) -> dict[str, Any]:
         # CLOCK_MONOTONIC is system-wide, so the test compares it with its own: what counts against
         # the SIGKILL window is the attempt's report, not the interpreter's teardown after it.
         "reported_at": time.monotonic(),
+        # A deferral: the trigger as the task runner sends it to the server (class path, kwargs).
+        "trigger": list(error.trigger.serialize()) if hasattr(error, "trigger") else None,
+        "defer_timeout": getattr(error, "timeout", None) if hasattr(error, "trigger") else None,
+        "defer_kwargs": getattr(error, "kwargs", None) if hasattr(error, "trigger") else None,
     }
     (spec.workdir / "outcome.json").write_text(json.dumps(outcome, default=str))
     return outcome

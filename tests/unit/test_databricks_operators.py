@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 from attempts import (
     AttemptProcess,
     AttemptSpec,
@@ -42,6 +41,7 @@ from airflow.providers.resumable.testing.databricks import (
     Fault,
     RunScript,
 )
+from airflow.providers.resumable.triggers.databricks import ResumableDatabricksRunTrigger
 
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
 CONN_ID = "databricks_fake"
@@ -477,9 +477,11 @@ def _fresh(spec: AttemptSpec) -> Path:
 @pytest.mark.parametrize(
     "operator", [ResumableDatabricksSubmitRunOperator, ResumableDatabricksRunNowOperator]
 )
-def test_deferrable_true_is_refused_at_construction(operator):
-    with pytest.raises(AirflowException, match="does not support deferrable=True"):
-        operator(task_id="t", deferrable=True)
+def test_deferrable_true_defers_to_the_databricks_run_trigger(operator):
+    task = operator(task_id="t", deferrable=True, json={"job_id": 1, "run_name": "r"})
+
+    assert task.deferrable is True
+    assert task.trigger_class is ResumableDatabricksRunTrigger
 
 
 def test_durable_none_means_durable_like_upstream():

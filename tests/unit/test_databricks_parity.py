@@ -25,8 +25,9 @@ PAIRS = [
 ]
 IDS = ["submit-run", "run-now"]
 
-DEFAULTS_WE_CHANGE = {"deferrable"}
-"""Upstream reads ``[operators] default_deferrable``; ours is always False (True is refused)."""
+DEFAULTS_WE_CHANGE: set[str] = set()
+"""None: ``deferrable`` reads ``[operators] default_deferrable`` as upstream's does
+(``test_deferrable_parity.py`` checks both follow the option)."""
 
 
 @pytest.mark.parametrize(("theirs", "ours"), PAIRS, ids=IDS)

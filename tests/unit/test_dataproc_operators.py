@@ -21,7 +21,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from airflow.sdk.exceptions import AirflowException
 from attempts import (
     TASK_ID,
     AttemptProcess,
@@ -57,6 +56,10 @@ from airflow.providers.resumable.testing.dataproc import (
     FakeDataprocService,
     GrpcFault,
     JobScript,
+)
+from airflow.providers.resumable.triggers.dataproc import (
+    ResumableDataprocBatchTrigger,
+    ResumableDataprocJobTrigger,
 )
 
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
@@ -600,9 +603,12 @@ def test_a_job_that_dataproc_no_longer_knows_is_not_found(dp, dp_server):
         (ResumableDataprocCreateBatchOperator, {"batch": PYSPARK_BATCH}),
     ],
 )
-def test_deferrable_true_is_refused_at_construction(operator, kwargs):
-    with pytest.raises(AirflowException, match="does not support deferrable=True"):
-        operator(task_id="t", region=REGION, deferrable=True, **kwargs)
+def test_deferrable_true_defers_to_the_dataproc_triggers(operator, kwargs):
+    task = operator(task_id="t", region=REGION, deferrable=True, **kwargs)
+
+    assert task.deferrable is True
+    expected = ResumableDataprocJobTrigger if "job" in kwargs else ResumableDataprocBatchTrigger
+    assert task.trigger_class is expected
 
 
 def test_polling_interval_seconds_paces_the_polls_and_must_be_positive():

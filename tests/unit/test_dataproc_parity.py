@@ -33,8 +33,9 @@ PAIRS = [
 ]
 IDS = ["submit-job", "create-batch"]
 
-DEFAULTS_WE_CHANGE = {"deferrable"}
-"""Upstream reads ``[operators] default_deferrable``; ours is always False (True is refused)."""
+DEFAULTS_WE_CHANGE: set[str] = set()
+"""None: ``deferrable`` reads ``[operators] default_deferrable`` as upstream's does
+(``test_deferrable_parity.py`` checks both follow the option)."""
 UPSTREAM_LINKS = {"DataprocJobLink": "Dataproc Job", "DataprocBatchLink": "Dataproc Batch"}
 """Upstream's link classes and their ``name`` (``links/dataproc.py``)."""
 SENTINELS = {"PROVIDE_PROJECT_ID": None, "DEFAULT": "DEFAULT"}
@@ -152,7 +153,11 @@ def test_upstream_defaults_and_required_arguments_are_kept(theirs, ours):
         if isinstance(default, str) and default.startswith("conf.getboolean("):
             # Both read the same option at import time; compare what they read, not the expression.
             option = ast.literal_eval(ast.parse(default).body[0].value.args[1])  # type: ignore[attr-defined]
-            assert option in ("spark_inject_parent_job_info", "spark_inject_transport_info")
+            assert option in (
+                "spark_inject_parent_job_info",
+                "spark_inject_transport_info",
+                "default_deferrable",
+            )
             continue
         if default != our_default:
             changed[name] = (default, our_default)

@@ -5,7 +5,8 @@ import pytest
 
 from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
 from airflow.providers.resumable.drill.plan import DisruptionKind, plan_drill
-from airflow.providers.resumable.drill.runner import default_kinds
+from airflow.providers.resumable.drill.real_clouds import DrillConfigError
+from airflow.providers.resumable.drill.runner import check_drill_request, default_kinds
 
 
 def test_the_same_seed_gives_the_same_plan_and_another_seed_another():
@@ -31,8 +32,42 @@ def test_by_default_only_kinds_that_need_no_retry_on_this_airflow_are_drilled():
     patched = worker_loss_checkpoints_available()
     assert (DisruptionKind.SIGTERM_DURING_STARTUP in kinds) == patched
     assert any(k.kills_the_worker for k in kinds) == patched
+    assert not any(k.disrupts_the_triggerer for k in kinds), "a task polling from the worker has no trigger"
     if patched:
-        assert set(kinds) == set(DisruptionKind), "with the core patch no kind costs a retry"
+        assert set(kinds) == set(DisruptionKind) - set(TRIGGERER_KINDS), (
+            "with the patch no kind costs a retry"
+        )
+
+
+TRIGGERER_KINDS = (
+    DisruptionKind.TRIGGERER_SIGKILL,
+    DisruptionKind.TRIGGERER_SIGTERM,
+    DisruptionKind.TRIGGERER_FREEZE_MOVES,
+)
+
+
+def test_a_deferrable_drill_adds_the_triggerer_kinds_and_drops_those_that_strike_a_polling_worker():
+    kinds = default_kinds(deferrable=True)
+
+    assert set(TRIGGERER_KINDS) <= set(kinds)
+    for kind in (DisruptionKind.SIGTERM_MID_POLL, DisruptionKind.HEARTBEAT_STALL):
+        assert kind not in kinds
+    assert DisruptionKind.SIGTERM_IN_SUBMIT in kinds, "the submission stays in the worker"
+    assert DisruptionKind.THROTTLE_STORM in kinds
+    for kind in TRIGGERER_KINDS:
+        assert kind.expected.dag_run_state == "success"
+        assert not kind.expected.job_cancelled
+        assert not kind.costs_a_retry(worker_loss_checkpoints=False), "a triggerer's loss is never a retry"
+
+
+def test_a_drill_refuses_kinds_that_cannot_strike_its_tasks():
+    with pytest.raises(DrillConfigError, match="add --deferrable"):
+        check_drill_request(["databricks"], [DisruptionKind.TRIGGERER_SIGKILL], {})
+    with pytest.raises(DrillConfigError, match="drop --deferrable"):
+        check_drill_request(["databricks"], [DisruptionKind.SIGTERM_MID_POLL], {}, deferrable=True)
+    assert check_drill_request(["emr"], [DisruptionKind.TRIGGERER_FREEZE_MOVES], {}, deferrable=True) == [
+        DisruptionKind.TRIGGERER_FREEZE_MOVES
+    ]
 
 
 @pytest.mark.parametrize(

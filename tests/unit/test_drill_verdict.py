@@ -73,3 +73,14 @@ def test_what_breaks_the_promise_fails_the_disruption(kind, changes, problem):
 def test_a_persons_cancel_is_not_a_shutdown_cancellation():
     assert _result(DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED).shutdown_cancellations == 0
     assert _result(DisruptionKind.SIGTERM_MID_POLL, cancellations=1).shutdown_cancellations == 1
+
+
+def test_a_deferrable_sigterm_that_lands_after_the_submit_may_end_in_the_deferral_instead_of_a_checkpoint():
+    # With deferrable=True the attempt that the SIGTERM reaches just after the submit defers: the job
+    # is the triggerer's then, and no worker is needed to resume it.
+    deferred = _result(DisruptionKind.SIGTERM_IN_SUBMIT, checkpoints=0, deferred=True)
+    neither = _result(DisruptionKind.SIGTERM_IN_SUBMIT, checkpoints=0, deferred=False)
+
+    assert deferred.ok, deferred.verdict()
+    assert not neither.ok
+    assert "no checkpoint (nor deferral) after the SIGTERM" in neither.verdict()

@@ -47,6 +47,10 @@ from airflow.providers.resumable.testing.emr import (
     StepScript,
     in_process_fake_emr,
 )
+from airflow.providers.resumable.triggers.emr import (
+    ResumableEmrServerlessJobRunTrigger,
+    ResumableEmrStepsTrigger,
+)
 
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
 CONN_ID = "aws_fake"
@@ -331,13 +335,15 @@ def test_both_or_neither_of_job_flow_id_and_name_is_refused_at_parse_time():
         ResumableEmrAddStepsOperator(task_id="t", steps=[_step("a")])
 
 
-def test_deferrable_true_is_refused_clearly():
-    with pytest.raises(Exception, match="does not support deferrable=True"):
-        ResumableEmrAddStepsOperator(task_id="t", job_flow_id="j-1", steps=[_step("a")], deferrable=True)
-    with pytest.raises(Exception, match="does not support deferrable=True"):
-        ResumableEmrServerlessStartJobOperator(
-            task_id="t", application_id="a", execution_role_arn=ROLE, job_driver=SPARK, deferrable=True
-        )
+def test_deferrable_true_defers_to_the_emr_triggers():
+    steps = ResumableEmrAddStepsOperator(task_id="t", job_flow_id="j-1", steps=[_step("a")], deferrable=True)
+    runs = ResumableEmrServerlessStartJobOperator(
+        task_id="t", application_id="a", execution_role_arn=ROLE, job_driver=SPARK, deferrable=True
+    )
+
+    assert steps.deferrable is runs.deferrable is True
+    assert steps.trigger_class is ResumableEmrStepsTrigger
+    assert runs.trigger_class is ResumableEmrServerlessJobRunTrigger
 
 
 # -- steps: describe (in-process moto) ---------------------------------------------------------------

@@ -33,8 +33,9 @@ REQUIRED = {
 }
 """The arguments each operator cannot be built without."""
 
-DEFAULTS_WE_CHANGE = {"deferrable"}
-"""Upstream reads ``[operators] default_deferrable``; ours is always False (True is refused)."""
+DEFAULTS_WE_CHANGE: set[str] = set()
+"""None: ``deferrable`` reads ``[operators] default_deferrable`` as upstream's does
+(``test_deferrable_parity.py`` checks both follow the option)."""
 
 AWS_BASE_OPERATOR_ARGS = {"aws_conn_id", "region_name", "verify", "botocore_config", "region"}
 """What upstream takes on ``AwsBaseOperator.__init__``, ``region`` being the deprecated alias."""

@@ -1,8 +1,9 @@
 # Licensed under the Apache License, Version 2.0.
 """
-Dependencies point one way: core <- links <- hooks <- operators, and the testing kit and the drill use
-hooks and the core, never an operator module (DAG files aside). Links import no hook, so a cloud's
-links load on an install without that cloud's extra (the providers manager imports every one). Read off the source with ``ast``, so a
+Dependencies point one way: core <- hooks <- triggers <- operators, core <- links <- operators, and
+the testing kit and the drill use hooks, triggers and the core, never an operator module (DAG files
+aside). Links import no hook, so a cloud's links load on an install without that cloud's extra (the
+providers manager imports every one). Read off the source with ``ast``, so a
 forbidden import fails here even when nothing imports the module under test.
 """
 
@@ -24,14 +25,15 @@ ENTRY_POINTS = {"cli.py"}
 
 FORBIDDEN = {
     # layer of the importing module -> layers it must not import
-    "core": ("hooks", "operators", "testing", "drill", "demo"),
-    "hooks": ("operators", "testing", "drill", "demo"),
-    "links": ("hooks", "operators", "testing", "drill", "demo"),
+    "core": ("hooks", "triggers", "operators", "testing", "drill", "demo"),
+    "hooks": ("triggers", "operators", "testing", "drill", "demo"),
+    "links": ("hooks", "triggers", "operators", "testing", "drill", "demo"),
+    "triggers": ("operators", "testing", "drill", "demo"),
     "operators": ("testing", "drill", "demo"),
     "testing": ("operators", "drill", "demo"),
     "drill": ("operators", "demo"),
 }
-LAYERS = ("hooks", "links", "operators", "testing", "drill", "demo", "core_patch", "example_dags")
+LAYERS = ("hooks", "links", "triggers", "operators", "testing", "drill", "demo", "core_patch", "example_dags")
 
 
 def _layer(relative: str) -> str:
@@ -85,7 +87,7 @@ def test_no_module_imports_against_the_layering(relative):
 
 def test_the_check_sees_every_layer_it_guards():
     layers = {_layer(relative) for relative in MODULES}
-    assert {"core", "hooks", "links", "operators", "testing", "drill"} <= layers
+    assert {"core", "hooks", "links", "triggers", "operators", "testing", "drill"} <= layers
     assert "drill/drill_dags.py" not in MODULES, "a DAG file may import operators"
 
 

@@ -72,6 +72,17 @@ def test_a_decision_moments_ago_is_left_to_the_running_attempt_for_the_grace_per
     assert _judge(finished_ago=GRACE).action is ReapAction.CANCEL
 
 
+def test_deferred_is_waiting_not_a_decision_and_a_deferred_task_marked_failed_is_reaped():
+    """The trigger never cancels (a trigger also loses on_kill when it merely moves), so a person's
+    stop of a deferred task is the reaper's: deferred waits, failed after deferral is a decision."""
+    from airflow.providers.resumable.job_reaper import WAITING_STATES
+
+    assert "deferred" in WAITING_STATES, "remembered, so a deferred task's deleted run is still reaped"
+    assert _judge(state="deferred").action is ReapAction.IGNORE
+    assert _judge(state="failed").action is ReapAction.CANCEL
+    assert _judge(state="success").action is ReapAction.CANCEL
+
+
 def test_a_job_whose_id_was_never_recorded_is_looked_up_by_its_key():
     verdict = _judge(_stored(submitted=False))
 
@@ -134,6 +145,11 @@ def test_every_bundled_operator_kind_has_a_hook_the_reaper_can_build():
         FakeJobSubmitOperator,
     ]
     assert {op.ledger_kind for op in operators} == set(JOB_HOOKS)
+    for op in operators:
+        # A deferred task's trigger and the reaper reach its job through the same hook.
+        assert op.trigger_class is not None, op.__name__
+        reaper_hook = JOB_HOOKS[op.ledger_kind].split(":")[1]
+        assert op.trigger_class.hook_class.__name__ == reaper_hook, op.__name__
     for kind in JOB_HOOKS:
         factory = job_handle_factory(kind)
         assert factory is not None, kind

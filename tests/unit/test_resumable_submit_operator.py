@@ -784,9 +784,13 @@ def test_an_invalid_job_fails_before_any_request(spec, service):
     assert _ledger(spec) is None
 
 
-def test_deferrable_is_refused_when_the_dag_is_parsed():
-    with pytest.raises(AirflowException, match="does not support deferrable=True"):
-        FakeJobSubmitOperator(task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"}, deferrable=True)
+def test_deferrable_without_a_trigger_is_refused_when_the_dag_is_parsed():
+    class NoTrigger(FakeJobSubmitOperator):
+        trigger_class = None
+
+    with pytest.raises(AirflowException, match="has no trigger to defer to"):
+        NoTrigger(task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"}, deferrable=True)
+    assert NoTrigger(task_id="t", endpoint="http://127.0.0.1:1", job={"name": "x"}).deferrable is False
 
 
 def test_an_unknown_prior_failure_policy_is_refused_when_the_dag_is_parsed():

@@ -112,6 +112,10 @@ class ContractCloud(ABC):
         """Answer the next ``times`` status reads with the cloud's throttling error."""
 
     @abstractmethod
+    def fail_polls(self, times: int) -> None:
+        """Answer the next ``times`` status reads with a server error (5xx, UNAVAILABLE)."""
+
+    @abstractmethod
     def fail_submits(self, times: int) -> None:
         """Answer the next ``times`` submits with a server error (5xx, UNAVAILABLE)."""
 
@@ -179,6 +183,9 @@ class FakeJobCloud(ContractCloud):
 
     def throttle_polls(self, times: int) -> None:
         self.service.inject("get", Fault.error(429, retry_after=self.retry_after_seconds), times=times)
+
+    def fail_polls(self, times: int) -> None:
+        self.service.inject("get", Fault.error(503), times=times)
 
     def fail_submits(self, times: int) -> None:
         self.service.inject("submit", Fault.error(503), times=times)
@@ -254,6 +261,9 @@ class DatabricksCloud(ContractCloud):
 
     def throttle_polls(self, times: int) -> None:
         self.service.inject("runs/get", Fault.error(429, retry_after=self.retry_after_seconds), times=times)
+
+    def fail_polls(self, times: int) -> None:
+        self.service.inject("runs/get", Fault.error(503), times=times)
 
     def fail_submits(self, times: int) -> None:
         self.service.inject("runs/submit", Fault.error(503), times=times)
@@ -338,6 +348,9 @@ class EmrStepsCloud(ContractCloud):
     def throttle_polls(self, times: int) -> None:
         self.server.inject("ListSteps", Fault.error(400), times=times)  # ThrottlingException
 
+    def fail_polls(self, times: int) -> None:
+        self.server.inject("ListSteps", Fault.error(503), times=times)
+
     def fail_submits(self, times: int) -> None:
         self.server.inject("AddJobFlowSteps", Fault.error(503), times=times)
 
@@ -415,6 +428,9 @@ class DataprocCloud(ContractCloud):
             GrpcFault.error(grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay=self.retry_after_seconds),
             times=times,
         )
+
+    def fail_polls(self, times: int) -> None:
+        self.service.inject("GetJob", GrpcFault.error(grpc.StatusCode.UNAVAILABLE), times=times)
 
     def fail_submits(self, times: int) -> None:
         self.service.inject("SubmitJob", GrpcFault.error(grpc.StatusCode.UNAVAILABLE), times=times)

@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep-running", action="store_true", help="leave the stack up after the summary until Ctrl-C"
     )
+    demo.add_argument(
+        "--deferrable",
+        action="store_true",
+        help="run the tasks deferrable ([operators] default_deferrable) with a triggerer, and restart the "
+        "triggerer instead of shutting workers down while the jobs run",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     from airflow.providers.resumable.drill.plan import DisruptionKind
@@ -122,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(kind.value for kind in DisruptionKind),
     )
     drill.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole drill")
+    drill.add_argument(
+        "--deferrable",
+        action="store_true",
+        help="drill the tasks with deferrable=True (polling from a triggerer the stack starts), with the "
+        "triggerer kinds (triggerer_sigkill, triggerer_sigterm, triggerer_freeze_moves) instead of those "
+        "that strike a polling worker",
+    )
     drill.set_defaults(func=_cmd_drill)
     return parser
 
@@ -169,6 +182,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
             kinds=kinds,
             timeout=args.timeout,
             real=real,
+            deferrable=args.deferrable,
         )
     except ValueError as err:  # DrillConfigError included: raised before anything is started
         print(f"airflow-resumable drill: {err}", file=sys.stderr)
@@ -178,7 +192,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from airflow.providers.resumable.demo import run_demo
 
-    return run_demo(keep_running=args.keep_running)
+    return run_demo(keep_running=args.keep_running, deferrable=args.deferrable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

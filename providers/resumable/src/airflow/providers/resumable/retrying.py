@@ -9,8 +9,9 @@ A retried *submit* is safe because it re-sends the same idempotency key.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -96,6 +97,53 @@ class BackoffPolicy:
         :param logger: where to log each retry.
         :param what: what is being retried, for the log line.
         """
+        retrying = tenacity.Retrying(
+            **self._strategy(is_transient, retry_after, give_up, logger, what), sleep=_discard_result(sleep)
+        )
+        return retrying(fn)
+
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        is_transient: ErrorPredicate,
+        retry_after: RetryAfterHint,
+        logger: WarningLogger | None = None,
+        what: str = "cloud call",
+    ) -> T:
+        """
+        :meth:`call`'s async twin, for a trigger polling in the triggerer's event loop.
+
+        The same strategy (attempts, elapsed time, exponential jitter, ``Retry-After`` capped at
+        :attr:`max_wait`); the wait is ``asyncio.sleep``, so the loop serves other triggers meanwhile
+        and a cancelled trigger stops waiting at once.
+
+        :param fn: makes the awaitable to await (called once per attempt).
+        :param is_transient: whether an error is worth another try.
+        :param retry_after: the server's requested wait for an error, if it gave one.
+        :param logger: where to log each retry.
+        :param what: what is being retried, for the log line.
+        """
+        retrying = tenacity.AsyncRetrying(
+            **self._strategy(is_transient, retry_after, lambda: False, logger, what), sleep=asyncio.sleep
+        )
+
+        # A coroutine function, not ``fn`` itself: tenacity calls anything else synchronously and
+        # would hand back the awaitable unawaited.
+        async def attempt() -> T:
+            return await fn()
+
+        return await retrying(attempt)
+
+    def _strategy(
+        self,
+        is_transient: ErrorPredicate,
+        retry_after: RetryAfterHint,
+        give_up: Callable[[], bool],
+        logger: WarningLogger | None,
+        what: str,
+    ) -> dict[str, Any]:
+        """tenacity's arguments for this policy (everything but how to sleep)."""
 
         def _log(retry_state: tenacity.RetryCallState) -> None:
             if logger is None or retry_state.outcome is None:
@@ -109,23 +157,21 @@ class BackoffPolicy:
                 retry_state.outcome.exception(),
             )
 
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(is_transient),
-            stop=(
+        return {
+            "retry": tenacity.retry_if_exception(is_transient),
+            "stop": (
                 tenacity.stop_after_attempt(self.max_attempts)
                 | tenacity.stop_after_delay(self.max_delay)
                 | stop_when(give_up)
             ),
-            wait=wait_retry_after(
+            "wait": wait_retry_after(
                 retry_after,
                 fallback=tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
                 cap=self.max_wait,
             ),
-            before_sleep=_log,
-            reraise=True,
-            sleep=_discard_result(sleep),
-        )
-        return retrying(fn)
+            "before_sleep": _log,
+            "reraise": True,
+        }
 
 
 def _discard_result(sleep: Callable[[float], object]) -> Callable[[float], None]:

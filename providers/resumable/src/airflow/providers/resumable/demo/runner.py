@@ -80,12 +80,15 @@ class TaskStory:
     job_state: str | None = None
 
 
-def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout) -> int:
+def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout, deferrable: bool = False) -> int:
     """
     Run the demo and print its story; return 0 when every cloud shows the exactly-once outcome.
 
     :param keep_running: leave the stack and the fakes up after the summary until Ctrl-C.
     :param out: where the story goes.
+    :param deferrable: run the tasks deferrable (``[operators] default_deferrable``, as a deployment
+        would set it; the DAG is unchanged) with a triggerer, and restart the triggerer (a redeploy)
+        instead of shutting workers down while the jobs run.
     """
     narrator = Narrator(out)
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
@@ -96,13 +99,13 @@ def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout) -> int:
             # The stack first: its components are forked from this process, and a fork while the
             # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
             # with SIGABRT, "epoll_wait error: Bad file descriptor").
-            stack = _start_stack(narrator, cleanup, home)
+            stack = _start_stack(narrator, cleanup, home, deferrable=deferrable)
             stories = _start_clouds(narrator, cleanup)
             _connect_and_deploy(narrator, stack, stories)
             run_id = stack.trigger_dag(DAG_ID)
             narrator.say("dag", f"triggered {DAG_ID}, run {run_id}")
-            final_state = _watch(narrator, stack, run_id, stories)
-            ok = _summarise(narrator, stories, final_state)
+            final_state = _watch(narrator, stack, run_id, stories, deferrable=deferrable)
+            ok = _summarise(narrator, stories, final_state, deferrable=deferrable)
             if keep_running:
                 narrator.waiting_for(None)
                 narrator.say(
@@ -133,12 +136,17 @@ def _start_clouds(narrator: Narrator, cleanup: ExitStack) -> list[TaskStory]:
     return stories
 
 
-def _start_stack(narrator: Narrator, cleanup: ExitStack, home: Path) -> AirflowStack:
-    narrator.say(
-        "stack", f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}"
+def _start_stack(narrator: Narrator, cleanup: ExitStack, home: Path, *, deferrable: bool) -> AirflowStack:
+    components = "scheduler, API server, dag processor" + (", triggerer" if deferrable else "")
+    narrator.say("stack", f"starting Airflow ({components}; LocalExecutor, sqlite) in {home}")
+    narrator.waiting_for("Airflow to start (database migration, then its components)")
+    # Deferrable the way a deployment makes it: [operators] default_deferrable, the DAG unchanged.
+    settings = (
+        StackSettings(triggerers=1, extra_env={"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"})
+        if deferrable
+        else StackSettings()
     )
-    narrator.waiting_for("Airflow to start (database migration, then three components)")
-    stack = AirflowStack(home, StackSettings(), python=Path(sys.executable))
+    stack = AirflowStack(home, settings, python=Path(sys.executable))
     cleanup.callback(stack.stop)
     stack.start()
     phases = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in stack.startup_phases.items())
@@ -160,8 +168,10 @@ def _connect_and_deploy(narrator: Narrator, stack: AirflowStack, stories: list[T
     narrator.say("dag", f"{DAG_ID} parsed: " + ", ".join(s.cloud.task_id for s in stories))
 
 
-def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[TaskStory]) -> str:
-    """Follow the run to its end; shut down the workers once every remote job is running."""
+def _watch(
+    narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[TaskStory], *, deferrable: bool
+) -> str:
+    """Follow the run to its end; shut down the workers (or restart the triggerer) once every job runs."""
     counts: dict[str, CloudCounts] = {}
     disrupted = False
     deadline = time.monotonic() + 300
@@ -193,10 +203,14 @@ def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[T
                 narrator.say(name, f"job {job} is {job_state} in the fake cloud")
             for decision in _new_decisions(stack, run_id, story):
                 narrator.say(name, f"operator log: {decision}")
-        if not disrupted and all(_polling_its_job(s, rows) for s in stories):
-            _shut_down_workers(narrator, stack, run_id, stories)
+        if not disrupted and all(_polling_its_job(s, rows, deferrable=deferrable) for s in stories):
+            if deferrable:
+                _restart_triggerer(narrator, stack, stories)
+                narrator.waiting_for("the new triggerer to take the triggers over and the jobs to finish")
+            else:
+                _shut_down_workers(narrator, stack, run_id, stories)
+                narrator.waiting_for("the checkpointed tasks to resume (resume_after: 10 s)")
             disrupted = True
-            narrator.waiting_for("the checkpointed tasks to resume (resume_after: 10 s)")
         elif disrupted and all(s.states[-1:] == ["running"] and "running" in s.states[:-1] for s in stories):
             narrator.waiting_for("the remote jobs to finish; the resumed tasks are polling them")
         state = stack.db.dag_run_state(DAG_ID, run_id)
@@ -209,11 +223,11 @@ def _watch(narrator: Narrator, stack: AirflowStack, run_id: str, stories: list[T
     return "timed out"
 
 
-def _polling_its_job(story: TaskStory, rows: dict[str, TaskInstanceRow]) -> bool:
+def _polling_its_job(story: TaskStory, rows: dict[str, TaskInstanceRow], *, deferrable: bool) -> bool:
     row = rows.get(story.cloud.task_id)
     return (
         row is not None
-        and row.state == "running"
+        and row.state == ("deferred" if deferrable else "running")
         and story.job_before is not None
         and story.cloud.job_state(story.job_before) == "RUNNING"
     )
@@ -234,6 +248,18 @@ def _shut_down_workers(
         os.kill(processes.worker_pid, signal.SIGTERM)
 
 
+def _restart_triggerer(narrator: Narrator, stack: AirflowStack, stories: list[TaskStory]) -> None:
+    """A redeploy of the triggerer while every job runs: SIGTERM it, then start a new one."""
+    jobs = ", ".join(str(story.job_before) for story in stories)
+    for name in stack.live_triggerers():
+        narrator.say("triggerer", f"SIGTERM to the triggerer ({name}): a redeploy while jobs {jobs} run")
+        stack.signal_triggerer(name, signal.SIGTERM, whole_group=False)
+        stack.wait_for_triggerer_exit(name)
+    narrator.waiting_for("a new triggerer to start")
+    name = stack.start_triggerer()
+    narrator.say("triggerer", f"{name} started; it picks the triggers up from the database and polls on")
+
+
 def _new_decisions(stack: AirflowStack, run_id: str, story: TaskStory) -> list[str]:
     """Lines the operator logged about its decisions and checkpoints, not yet narrated."""
     pattern = f"dag_id={DAG_ID}/run_id={run_id}/task_id={story.cloud.task_id}/attempt=*.log"
@@ -244,14 +270,16 @@ def _new_decisions(stack: AirflowStack, run_id: str, story: TaskStory) -> list[s
                 event = str(json.loads(raw).get("event", ""))
             except (json.JSONDecodeError, AttributeError):
                 continue
-            if event.startswith(("Decision ", "Worker shutdown", "Cancelled", "Checkpointing task")):
+            if event.startswith(
+                ("Decision ", "Worker shutdown", "Cancelled", "Checkpointing task", "Deferring")
+            ):
                 lines.append(event)
     fresh = lines[story.decisions_seen :]
     story.decisions_seen = len(lines)
     return fresh
 
 
-def _summarise(narrator: Narrator, stories: list[TaskStory], final_state: str) -> bool:
+def _summarise(narrator: Narrator, stories: list[TaskStory], final_state: str, *, deferrable: bool) -> bool:
     header = (
         "cloud",
         "submissions",
@@ -266,7 +294,9 @@ def _summarise(narrator: Narrator, stories: list[TaskStory], final_state: str) -
     for story in stories:
         counts = story.cloud.counts()
         retries = max(0, story.try_number - 1)
-        checkpointed = any(s in ("checkpointed", "up_for_reschedule") for s in story.states)
+        # Deferred while the triggerer was restarted, or checkpointed when the worker was shut down.
+        paused = ("deferred",) if deferrable else ("checkpointed", "up_for_reschedule")
+        checkpointed = any(s in paused for s in story.states)
         ok &= (
             counts.submissions == 1
             and counts.cancellations == 0
@@ -295,7 +325,9 @@ def _summarise(narrator: Narrator, stories: list[TaskStory], final_state: str) -
     for line in (lines[0], "  ".join("-" * w for w in widths), *lines[1:]):
         narrator.out.write(f"    {line.rstrip()}\n")
     verdict = (
-        "every job was submitted once, never cancelled, kept its id across the shutdown, and no retry was used"
+        "every job was submitted once, never cancelled, kept its id across the "
+        + ("triggerer restart" if deferrable else "shutdown")
+        + ", and no retry was used"
         if ok
         else "something did not go as designed: see the lines above"
     )

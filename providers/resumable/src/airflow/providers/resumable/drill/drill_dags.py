@@ -1,6 +1,7 @@
 # Licensed under the Apache License, Version 2.0.
 """
-The DAGs a drill runs: one per cloud, one resumable task each. Copied into the drill's dags folder.
+The DAGs a drill runs: two per cloud (polling from the worker, and ``deferrable=True``: polling
+from the triggerer), one resumable task each. Copied into the drill's dags folder.
 
 ``retries=1`` is deliberate: the drill must *observe* a consumed retry (and fail the drill for it)
 rather than have the task simply fail, which would hide whether the job was kept or lost.
@@ -53,66 +54,86 @@ REAL_POLL_SECONDS = 5
 """How often a task on a real cloud polls its job: often enough to strike mid-run, gently on the API."""
 
 
-with DAG(
-    drill_dag_id("databricks"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS
-):
-    ResumableDatabricksSubmitRunOperator(
-        task_id=DRILL_TASK_ID,
-        databricks_conn_id=drill_conn_id("databricks"),
-        run_name=drill_run_name("{{ run_id }}"),
-        databricks_retry_delay=1,
-        **_job_arguments(
-            "databricks",
-            fake={
-                "existing_cluster_id": "drill-cluster",
-                "notebook_task": {"notebook_path": "/Shared/drill"},
-                "polling_period_seconds": 1,
-            },
-            real={"polling_period_seconds": REAL_POLL_SECONDS},
-        ),
-    )
-
-with DAG(drill_dag_id("dataproc"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS):
-    ResumableDataprocSubmitJobOperator(
-        task_id=DRILL_TASK_ID,
-        gcp_conn_id=drill_conn_id("dataproc"),
-        **_job_arguments(
-            "dataproc",
-            fake={
-                "region": "europe-west1",
-                "job": {
-                    "placement": {"cluster_name": "drill-cluster"},
-                    "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
+for deferrable in (False, True):  # the same task polling from the worker, or from the triggerer
+    with DAG(
+        drill_dag_id("databricks", deferrable=deferrable),
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        default_args=DEFAULT_ARGS,
+    ):
+        ResumableDatabricksSubmitRunOperator(
+            task_id=DRILL_TASK_ID,
+            databricks_conn_id=drill_conn_id("databricks"),
+            run_name=drill_run_name("{{ run_id }}"),
+            databricks_retry_delay=1,
+            deferrable=deferrable,
+            **_job_arguments(
+                "databricks",
+                fake={
+                    "existing_cluster_id": "drill-cluster",
+                    "notebook_task": {"notebook_path": "/Shared/drill"},
+                    "polling_period_seconds": 1,
                 },
-                "polling_interval_seconds": 1,
-            },
-            real={"polling_interval_seconds": REAL_POLL_SECONDS},
-        ),
-    )
+                real={"polling_period_seconds": REAL_POLL_SECONDS},
+            ),
+        )
 
-with DAG(drill_dag_id("emr"), schedule=None, start_date=START, catchup=False, default_args=DEFAULT_ARGS):
-    ResumableEmrAddStepsOperator(
-        task_id=DRILL_TASK_ID,
-        aws_conn_id=drill_conn_id("emr"),
-        wait_for_completion=True,  # upstream defaults to False: submit and move on
-        **_job_arguments(
-            "emr",
-            fake={
-                "job_flow_name": "resumable-cluster",  # the cluster the fake EMR starts with
-                "cluster_states": ["WAITING", "RUNNING"],
-                "steps": [
-                    {
-                        "Name": "drill {{ run_id }}",
-                        "ActionOnFailure": "CONTINUE",
-                        "HadoopJarStep": {
-                            "Jar": "command-runner.jar",
-                            "Args": ["spark-submit", "s3://drill/job.py"],
-                        },
-                    }
-                ],
-                "waiter_delay": 1,
-            },
-            # A real step may take an hour: the waiter budget is delay x attempts.
-            real={"waiter_delay": REAL_POLL_SECONDS, "waiter_max_attempts": 720},
-        ),
-    )
+    with DAG(
+        drill_dag_id("dataproc", deferrable=deferrable),
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        default_args=DEFAULT_ARGS,
+    ):
+        ResumableDataprocSubmitJobOperator(
+            task_id=DRILL_TASK_ID,
+            gcp_conn_id=drill_conn_id("dataproc"),
+            deferrable=deferrable,
+            **_job_arguments(
+                "dataproc",
+                fake={
+                    "region": "europe-west1",
+                    "job": {
+                        "placement": {"cluster_name": "drill-cluster"},
+                        "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
+                    },
+                    "polling_interval_seconds": 1,
+                },
+                real={"polling_interval_seconds": REAL_POLL_SECONDS},
+            ),
+        )
+
+    with DAG(
+        drill_dag_id("emr", deferrable=deferrable),
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        default_args=DEFAULT_ARGS,
+    ):
+        ResumableEmrAddStepsOperator(
+            task_id=DRILL_TASK_ID,
+            aws_conn_id=drill_conn_id("emr"),
+            wait_for_completion=True,  # upstream defaults to False: submit and move on
+            deferrable=deferrable,
+            **_job_arguments(
+                "emr",
+                fake={
+                    "job_flow_name": "resumable-cluster",  # the cluster the fake EMR starts with
+                    "cluster_states": ["WAITING", "RUNNING"],
+                    "steps": [
+                        {
+                            "Name": "drill {{ run_id }}",
+                            "ActionOnFailure": "CONTINUE",
+                            "HadoopJarStep": {
+                                "Jar": "command-runner.jar",
+                                "Args": ["spark-submit", "s3://drill/job.py"],
+                            },
+                        }
+                    ],
+                    "waiter_delay": 1,
+                },
+                # A real step may take an hour: the waiter budget is delay x attempts.
+                real={"waiter_delay": REAL_POLL_SECONDS, "waiter_max_attempts": 720},
+            ),
+        )

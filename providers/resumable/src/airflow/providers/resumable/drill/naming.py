@@ -12,9 +12,9 @@ DRILL_TASK_ID = "job"
 """The one task of every drill DAG."""
 
 
-def drill_dag_id(cloud: str) -> str:
-    """The DAG a drill triggers for ``cloud``."""
-    return f"resumable_drill_{cloud}"
+def drill_dag_id(cloud: str, *, deferrable: bool = False) -> str:
+    """The DAG a drill triggers for ``cloud``; its task polls from the triggerer when ``deferrable``."""
+    return f"resumable_drill_{cloud}" + ("_deferrable" if deferrable else "")
 
 
 def drill_conn_id(cloud: str) -> str:

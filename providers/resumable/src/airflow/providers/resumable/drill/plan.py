@@ -44,6 +44,36 @@ class DisruptionKind(StrEnum):
     """The submit answered with 503, several times."""
     DROPPED_RESPONSE = "dropped_response"
     """The submit succeeded but its response was lost on the wire."""
+    TRIGGERER_SIGKILL = "triggerer_sigkill"
+    """(``--deferrable``) The triggerer polling the deferred task's job vanishes (node loss), and a new
+    one starts: it must pick the trigger up and see the job through, with no cancel."""
+    TRIGGERER_SIGTERM = "triggerer_sigterm"
+    """(``--deferrable``) The triggerer is stopped (a redeploy) and a new one starts."""
+    TRIGGERER_FREEZE_MOVES = "triggerer_freeze_moves"
+    """(``--deferrable``) A second triggerer joins, the first freezes past
+    ``[triggerer] triggerer_health_check_threshold`` so the trigger moves, then thaws: Airflow 3.3.2
+    calls the thawed copy's ``on_kill`` (apache/airflow#73454), which must not cancel the job."""
+
+    @property
+    def disrupts_the_triggerer(self) -> bool:
+        """A triggerer kind: only a deferred task has a trigger to disrupt (``--deferrable``)."""
+        return self in (
+            DisruptionKind.TRIGGERER_SIGKILL,
+            DisruptionKind.TRIGGERER_SIGTERM,
+            DisruptionKind.TRIGGERER_FREEZE_MOVES,
+        )
+
+    @property
+    def strikes_a_deferred_task(self) -> bool:
+        """Whether a deferrable task meets this disruption: a task polling from the triggerer has no
+        worker mid-poll, so the kinds that strike a polling worker (or a checkpointed task) do not apply."""
+        return self not in (
+            DisruptionKind.SIGTERM_MID_POLL,
+            DisruptionKind.SIGKILL_MID_POLL,
+            DisruptionKind.HEARTBEAT_STALL,
+            DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED,
+            DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED,
+        )
 
     @property
     def shuts_the_worker_down(self) -> bool:

@@ -45,6 +45,7 @@ from airflow.providers.resumable.drill.real_clouds import (
     connection_env_value,
     real_cloud,
 )
+from airflow.providers.resumable.drill.triggerers import strike_triggerers, wait_for_trigger
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.clouds import (
     FakeCloud,
@@ -63,6 +64,9 @@ import the operators into the runner)."""
 
 DRILL_JOB_SECONDS = 6.0
 """How long each fake job runs: long enough to strike while it runs, short enough for many drills."""
+TRIGGERER_DRILL_JOB_SECONDS = 75.0
+"""How long a fake job runs under a triggerer strike: a strike waits its turn on the one triggerer tier
+(another cloud's freeze takes up to a minute) and a trigger takes the health-check threshold to move."""
 DRILL_HEARTBEAT_TIMEOUT_SECONDS = 10
 """The drill stack's task heartbeat timeout: a SIGKILLed or frozen worker is declared lost after it."""
 STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS = 15.0
@@ -101,6 +105,9 @@ class DisruptionResult:
     error: str | None = None
     orphans: int = 0
     """Jobs still running :data:`ORPHAN_WAIT_SECONDS` after their task instance ended."""
+    deferred: bool = False
+    """(``--deferrable``) The try handed its job to the triggerer: a SIGTERM that lands just after the
+    submit ends the attempt by deferring, a safe point like a checkpoint (no worker is needed then)."""
 
     @property
     def duplicates(self) -> int:
@@ -129,8 +136,8 @@ class DisruptionResult:
 
     @property
     def missed(self) -> bool:
-        """A worker shutdown that never turned into a checkpoint: the strike did not land."""
-        return self.disruption.kind.shuts_the_worker_down and self.checkpoints == 0
+        """A worker shutdown that never turned into a checkpoint (or a deferral): the strike did not land."""
+        return self.disruption.kind.shuts_the_worker_down and self.checkpoints == 0 and not self.deferred
 
     @property
     def ok(self) -> bool:
@@ -153,14 +160,16 @@ class DisruptionResult:
             f"{self.retries_used} retry(ies) used" if self.retries_used else "",
             f"{self.orphans} orphaned job(s)" if self.orphans else "",
             "run lost" if self.lost else "",
-            "no checkpoint after the SIGTERM" if self.missed else "",
+            "no checkpoint (nor deferral) after the SIGTERM" if self.missed else "",
             self.error or "",
         ]
         return "FAILED: " + "; ".join(p for p in problems if p)
 
 
-def default_kinds() -> list[DisruptionKind]:
-    """Every kind this Airflow can come through without using a retry.
+def default_kinds(*, deferrable: bool = False) -> list[DisruptionKind]:
+    """Every kind this Airflow can come through without using a retry, for a task polling from the
+    worker, or (``deferrable``) from the triggerer: the triggerer kinds instead of those that strike a
+    polling worker.
 
     A SIGKILL leaves nothing running to checkpoint: a stock Airflow 3.3.2 fails the task once its
     heartbeat times out; with the core patch, a task that declared itself resumable is checkpointed
@@ -174,16 +183,21 @@ def default_kinds() -> list[DisruptionKind]:
         kind
         for kind in DisruptionKind
         if not kind.costs_a_retry(worker_loss_checkpoints=worker_loss_checkpoints)
+        and (kind.strikes_a_deferred_task if deferrable else not kind.disrupts_the_triggerer)
     ]
 
 
-def default_real_kinds() -> list[DisruptionKind]:
+def default_real_kinds(*, deferrable: bool = False) -> list[DisruptionKind]:
     """:func:`default_kinds` that need no fault injection: what a real cloud can be drilled with."""
-    return [kind for kind in default_kinds() if not kind.needs_fault_injection]
+    return [kind for kind in default_kinds(deferrable=deferrable) if not kind.needs_fault_injection]
 
 
 def check_drill_request(
-    clouds: Sequence[str], kinds: Sequence[DisruptionKind] | None, real: Mapping[str, RealTarget]
+    clouds: Sequence[str],
+    kinds: Sequence[DisruptionKind] | None,
+    real: Mapping[str, RealTarget],
+    *,
+    deferrable: bool = False,
 ) -> list[DisruptionKind]:
     """
     Refuse a drill that cannot run, before anything starts; return the kinds it will draw from.
@@ -191,12 +205,23 @@ def check_drill_request(
     :param clouds: the clouds asked for.
     :param kinds: the kinds asked for (``None``: the defaults for fakes, or for real clouds).
     :param real: the clouds to drill on a real deployment, by name (the others run on fakes).
+    :param deferrable: the drilled tasks poll from the triggerer (``--deferrable``).
     """
     unknown = [cloud for cloud in clouds if cloud not in FAKE_CLOUDS]
     if unknown:
         raise DrillConfigError(f"unknown cloud {', '.join(unknown)}; known: {', '.join(FAKE_CLOUDS)}")
+    misfit = [
+        kind.value
+        for kind in kinds or ()
+        if (not kind.strikes_a_deferred_task if deferrable else kind.disrupts_the_triggerer)
+    ]
+    if misfit:
+        raise DrillConfigError(
+            f"{', '.join(misfit)} cannot strike a task that polls from the "
+            + ("triggerer (drop --deferrable for it)" if deferrable else "worker (add --deferrable for it)")
+        )
     if not real:
-        return list(kinds or default_kinds())
+        return list(kinds or default_kinds(deferrable=deferrable))
     fakes = [cloud for cloud in clouds if cloud not in real]
     if fakes:
         raise DrillConfigError(
@@ -210,7 +235,7 @@ def check_drill_request(
             "cloud choose from "
             + ", ".join(kind.value for kind in DisruptionKind if not kind.needs_fault_injection)
         )
-    return list(kinds or default_real_kinds())
+    return list(kinds or default_real_kinds(deferrable=deferrable))
 
 
 class Printer:
@@ -237,6 +262,7 @@ def run_drill(
     out: TextIO = sys.stdout,
     real: Mapping[str, RealTarget] | None = None,
     kinds_across_clouds: bool = False,
+    deferrable: bool = False,
 ) -> int:
     """
     Plan and run a drill on a private Airflow stack, against fake clouds or your own deployment; 0
@@ -255,9 +281,11 @@ def run_drill(
         for a drill that cannot run, before anything starts.
     :param kinds_across_clouds: every kind once in all, dealt to the clouds, instead of
         ``disruptions_per_cloud`` each (see :func:`~airflow.providers.resumable.drill.plan.plan_drill`).
+    :param deferrable: drill the deferrable DAGs (``deferrable=True``: polling from a triggerer the
+        stack starts), with the triggerer kinds.
     """
     real = dict(real or {})
-    kinds = check_drill_request(clouds, kinds, real)
+    kinds = check_drill_request(clouds, kinds, real, deferrable=deferrable)
     plan = plan_drill(
         disruptions_per_cloud=disruptions_per_cloud,
         clouds=clouds,
@@ -278,7 +306,7 @@ def run_drill(
             fakes: dict[str, FakeCloud] = {
                 name: FAKE_CLOUDS[name](run_seconds=DRILL_JOB_SECONDS) for name in clouds if name not in real
             }
-            stack = _start_stack(printer, cleanup, len(clouds), _real_env(real))
+            stack = _start_stack(printer, cleanup, len(clouds), _real_env(real), deferrable=deferrable)
             # After the stack: its components are forked from this process, and a fork while the
             # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
             # with SIGABRT, "epoll_wait error: Bad file descriptor").
@@ -286,8 +314,10 @@ def run_drill(
                 fake.start()
                 cleanup.callback(fake.stop)
             drilled: dict[str, DrillCloud] = {**fakes, **{name: real_cloud(t) for name, t in real.items()}}
-            _deploy(printer, stack, fakes, clouds)
-            results = _run_plan(printer, stack, drilled, plan, deadline=time.monotonic() + timeout)
+            _deploy(printer, stack, fakes, clouds, deferrable=deferrable)
+            results = _run_plan(
+                printer, stack, drilled, plan, deadline=time.monotonic() + timeout, deferrable=deferrable
+            )
     except KeyboardInterrupt:
         printer.line("drill interrupted; every process it started was stopped")
         return 130
@@ -319,10 +349,14 @@ def _real_env(real: Mapping[str, RealTarget]) -> dict[str, str]:
     return env
 
 
-def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int, env: Mapping[str, str]) -> AirflowStack:
+def _start_stack(
+    printer: Printer, cleanup: ExitStack, clouds: int, env: Mapping[str, str], *, deferrable: bool
+) -> AirflowStack:
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
-    printer.line(f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}")
+    components = "scheduler, API server, dag processor" + (", triggerer" if deferrable else "")
+    printer.line(f"starting Airflow ({components}; LocalExecutor, sqlite) in {home}")
     settings = StackSettings(
+        triggerers=1 if deferrable else 0,
         # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
         parallelism=max(4, 2 * clouds),
         # A SIGKILLed worker is noticed after this long (workers heartbeat every 2 s).
@@ -339,13 +373,18 @@ def _start_stack(printer: Printer, cleanup: ExitStack, clouds: int, env: Mapping
 
 
 def _deploy(
-    printer: Printer, stack: AirflowStack, fakes: Mapping[str, FakeCloud], clouds: Sequence[str]
+    printer: Printer,
+    stack: AirflowStack,
+    fakes: Mapping[str, FakeCloud],
+    clouds: Sequence[str],
+    *,
+    deferrable: bool,
 ) -> None:
     for name, fake in fakes.items():
         stack.rest.post("/connections", json=fake.connection(drill_conn_id(name))).raise_for_status()
     stack.add_dag_file(_DRILL_DAGS)
     for name in clouds:
-        stack.wait_for_dag(drill_dag_id(name))
+        stack.wait_for_dag(drill_dag_id(name, deferrable=deferrable))
     printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")
 
 
@@ -356,6 +395,7 @@ def _run_plan(
     plan: list[Disruption],
     *,
     deadline: float,
+    deferrable: bool,
 ) -> list[DisruptionResult]:
     results: list[DisruptionResult] = []
     lock = threading.Lock()
@@ -364,7 +404,7 @@ def _run_plan(
         for disruption in (d for d in plan if d.cloud == name):
             if time.monotonic() > deadline:
                 return
-            result = _execute(stack, clouds[name], disruption)
+            result = _execute(stack, clouds[name], disruption, deferrable=deferrable)
             with lock:
                 results.append(result)
                 done = len(results)
@@ -380,9 +420,12 @@ def _run_plan(
     return sorted(results, key=lambda r: r.disruption.number)
 
 
-def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> DisruptionResult:
+def _execute(
+    stack: AirflowStack, cloud: DrillCloud, disruption: Disruption, *, deferrable: bool
+) -> DisruptionResult:
     """Trigger one run, strike as planned, wait for the run to end, and account for its jobs."""
-    kind, dag_id, faults = disruption.kind, drill_dag_id(cloud.name), cloud.faults
+    kind, faults = disruption.kind, cloud.faults
+    dag_id = drill_dag_id(cloud.name, deferrable=deferrable)
     if kind.needs_fault_injection and faults is None:  # check_drill_request refuses this up front
         raise DrillConfigError(f"{kind.value} needs fault injection, which {cloud.name} cannot do")
     if faults is not None and kind is DisruptionKind.THROTTLE_STORM:
@@ -396,6 +439,10 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
         faults.inject("cancel_refused", times=2)
     if faults is not None and kind.is_a_persons_decision:
         faults.jobs_run_until_cancelled(True)  # else the job might end before anyone decides
+    elif faults is not None and kind.disrupts_the_triggerer:
+        # Long enough to still run when the strike comes (it may wait for another cloud's strike on
+        # the one triggerer tier) and to be polled by the triggerer the trigger moves to.
+        faults.jobs_run_for(TRIGGERER_DRILL_JOB_SECONDS)
     held = (
         faults.hold_next_submit()
         if faults is not None and kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW
@@ -405,14 +452,14 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
     run_id, final_state, error = "", "not started", None
     try:
         run_id = stack.trigger_dag(dag_id)
-        _strike(stack, cloud, disruption, run_id, held, triggered_at)
+        _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at)
         final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=cloud.run_timeout) or "unknown"
     except Exception as err:  # a drill reports what went wrong and carries on with the next one
         error = f"{type(err).__name__}: {err}"
     finally:
         if held is not None:
             held.set()
-        if faults is not None and kind.is_a_persons_decision:
+        if faults is not None and (kind.is_a_persons_decision or kind.disrupts_the_triggerer):
             faults.jobs_run_until_cancelled(False)
     ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY) if run_id else None
     jobs: tuple[str, ...] = ()
@@ -438,7 +485,15 @@ def _execute(stack: AirflowStack, cloud: DrillCloud, disruption: Disruption) -> 
         seconds=time.monotonic() - started,
         error=error,
         orphans=orphans,
+        deferred=deferrable and run_id != "" and _deferred(stack, dag_id, run_id),
     )
+
+
+def _deferred(stack: AirflowStack, dag_id: str, run_id: str) -> bool:
+    """Whether the try's log says the operator deferred (its own "Deferring: ..." line)."""
+    folder = stack.task_logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={DRILL_TASK_ID}"
+    log = folder / "attempt=1.log"
+    return log.exists() and '"Deferring: ' in log.read_text(errors="replace")
 
 
 def _orphans(cloud: DrillCloud, jobs: Sequence[str]) -> int:
@@ -455,13 +510,21 @@ def _strike(
     stack: AirflowStack,
     cloud: DrillCloud,
     disruption: Disruption,
+    dag_id: str,
     run_id: str,
     held: threading.Event | None,
     triggered_at: datetime,
 ) -> None:
-    kind, dag_id = disruption.kind, drill_dag_id(cloud.name)
+    kind = disruption.kind
     if kind in (DisruptionKind.THROTTLE_STORM, DisruptionKind.SERVER_ERRORS, DisruptionKind.DROPPED_RESPONSE):
         return  # the fault is already queued on the fake
+    if kind.disrupts_the_triggerer:
+        wait_for_trigger(stack, dag_id, run_id, timeout=max(90.0, cloud.run_timeout / 2))
+        time.sleep(min(disruption.delay, DRILL_JOB_SECONDS / 8))  # mid-poll, with the job still running
+        strike_triggerers(
+            stack, kind, dag_id, run_id, lambda: _running_job(stack, cloud, dag_id, run_id) is not None
+        )
+        return
     processes = stack.find_task_processes(dag_id, DRILL_TASK_ID, run_id=run_id, timeout=90)
     if kind is DisruptionKind.SIGTERM_DURING_STARTUP:
         _signal(processes.worker_pid, signal.SIGTERM)

@@ -33,10 +33,16 @@ def is_transient_http(error: BaseException) -> bool:
 
 
 def http_retry_after(error: BaseException) -> float | None:
-    """Seconds the server asked to wait before retrying ``error`` (its response's ``Retry-After``)."""
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("Retry-After") if headers is not None else None
+    """
+    Seconds the server asked to wait before retrying ``error``: the ``Retry-After`` of its response
+    (``requests``: ``error.response.headers``) or of the error itself (``aiohttp``'s
+    ``ClientResponseError.headers``, what the Databricks hook's async calls raise).
+    """
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    if headers is None:
+        headers = getattr(error, "headers", None)
+    get = getattr(headers, "get", None)
+    value = get("Retry-After") if callable(get) else None
     try:
         return float(value) if value is not None else None
     except (TypeError, ValueError):

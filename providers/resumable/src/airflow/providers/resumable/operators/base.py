@@ -23,10 +23,8 @@ from airflow.providers.resumable.ledger import (
 )
 from airflow.providers.resumable.ledger_store import LedgerStore
 from airflow.providers.resumable.operators.adoption import adopt_upstream_job
-from airflow.providers.resumable.operators.job_control import (
-    JobControlOperator,
-    _StopDuringRetries,
-)
+from airflow.providers.resumable.operators.deferral import DeferringOperator
+from airflow.providers.resumable.operators.job_control import _StopDuringRetries
 from airflow.providers.resumable.polling import PollAllowance, PollBudget, PollSchedule
 from airflow.providers.resumable.status import JobState, RemoteStatus
 from airflow.providers.resumable.stop_request import StopRequest
@@ -48,11 +46,13 @@ try:
         "openlineage", "spark_inject_transport_info", fallback=False
     )
     """``openlineage_inject_transport_info``'s default: ``[openlineage] spark_inject_transport_info``."""
+    DEFERRABLE_DEFAULT = conf.getboolean("operators", "default_deferrable", fallback=False)
+    """``deferrable``'s default, as upstream's: ``[operators] default_deferrable``."""
 except Exception:  # pragma: no cover - configuration unreadable: upstream's fallback
-    OPENLINEAGE_PARENT_DEFAULT = OPENLINEAGE_TRANSPORT_DEFAULT = False
+    OPENLINEAGE_PARENT_DEFAULT = OPENLINEAGE_TRANSPORT_DEFAULT = DEFERRABLE_DEFAULT = False
 
 
-class ResumableSubmitOperator(JobControlOperator):
+class ResumableSubmitOperator(DeferringOperator):
     """
     Submit one long-running remote job exactly once, poll it, and survive the worker dying.
 
@@ -86,8 +86,11 @@ class ResumableSubmitOperator(JobControlOperator):
     with :attr:`poll_budget`, and turn cancelling on a person's stop or ``execution_timeout`` off
     with :attr:`cancel_on_stop`. The flow stays here: no subclass overrides :meth:`execute`.
 
-    **What it does not do.** It does not free the worker slot while polling (deferrable operators
-    do; ``deferrable=True`` is not supported yet) and does not stream remote logs.
+    **Deferrable mode.** With ``deferrable=True`` the job is submitted here exactly as above, then a
+    trigger polls it from the triggerer while no worker slot is held, and the task comes back only to
+    conclude (:mod:`~airflow.providers.resumable.operators.deferral`).
+
+    **What it does not do.** It does not stream remote logs.
 
     **Known limitation.** Exactly-once is as strong as the cloud's deduplication of the key (or, for
     clouds without it, :meth:`find_existing`, which is told the ledger's intent time so it can bound
@@ -106,7 +109,8 @@ class ResumableSubmitOperator(JobControlOperator):
     :param poll_interval: seconds between the first status polls.
     :param max_poll_interval: the longest interval between polls; intervals grow from
         ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).
-    :param deferrable: not supported yet; ``True`` raises at DAG parse time.
+    :param deferrable: poll from the triggerer instead of the worker once the job is submitted
+        (default ``[operators] default_deferrable``, as upstream); needs :attr:`trigger_class`.
     :param previous_job_stop_timeout: after a clear, how long to wait for the job the ledger
         records, once cancelled, to reach a terminal state before starting its replacement (cancels
         are asynchronous on Databricks, EMR and Dataproc). A job still going at the bound fails the
@@ -135,17 +139,11 @@ class ResumableSubmitOperator(JobControlOperator):
         resume_after: timedelta = timedelta(seconds=10),
         poll_interval: float = 10.0,
         max_poll_interval: float | None = None,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         previous_job_stop_timeout: timedelta = timedelta(minutes=2),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if deferrable:
-            raise AirflowException(
-                f"{type(self).__name__} (task {self.task_id!r}) does not support deferrable=True yet: "
-                "a resumable operator polls from the worker and survives the worker dying instead. "
-                "Remove deferrable=True, or use the upstream deferrable operator for this task."
-            )
         if not self.ledger_kind:
             raise TypeError(f"{type(self).__name__} must set the class attribute 'ledger_kind'")
         try:
@@ -164,6 +162,7 @@ class ResumableSubmitOperator(JobControlOperator):
         self.previous_job_stop_timeout = previous_job_stop_timeout
         self.durable = durable
         self.deferrable = deferrable
+        self._check_deferrable()
         self.resume_after = resume_after
         self.poll_interval = float(poll_interval)
         self.max_poll_interval = float(max_poll_interval if max_poll_interval is not None else poll_interval)
@@ -496,6 +495,10 @@ class ResumableSubmitOperator(JobControlOperator):
                 "Not waiting for %s %s to finish (wait_for_completion is off)", self.job_noun, job_id
             )
             return self.result_without_waiting(job_id)
+        if self.deferrable:
+            if self._stop.requested:  # asked to stop before the hand-over: decide here, as a poll would
+                self._stop_while_running(job_id, context)
+            self._defer(job_id)
         # One budget for the whole wait of this attempt, recoveries included, as upstream's waiter.
         allowance = self.poll_budget.start(time.monotonic())
         final = self._poll_until_done(job_id, context, allowance)

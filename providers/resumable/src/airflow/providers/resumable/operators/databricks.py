@@ -29,11 +29,13 @@ except ImportError as err:
 from airflow.providers.resumable.hooks.databricks import ResumableDatabricksHook
 from airflow.providers.resumable.operators import databricks_payload as payload
 from airflow.providers.resumable.operators.base import (
+    DEFERRABLE_DEFAULT,
     OPENLINEAGE_PARENT_DEFAULT,
     OPENLINEAGE_TRANSPORT_DEFAULT,
     ResumableSubmitOperator,
 )
 from airflow.providers.resumable.status import JobState, RemoteStatus
+from airflow.providers.resumable.triggers.databricks import ResumableDatabricksRunTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -50,6 +52,7 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
     """What both Databricks operators share: the hook and its retries, describe, cancel, XComs."""
 
     job_noun = "run"
+    trigger_class = ResumableDatabricksRunTrigger
     template_ext: Sequence[str] = (".json-tpl",)
     ui_color = "#1CB1C2"
     ui_fgcolor = "#fff"
@@ -209,9 +212,8 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
     :param git_source: a remote git repository the tasks are taken from. (templated)
     :param performance_target: ``PERFORMANCE_OPTIMIZED`` or ``STANDARD`` for serverless compute.
         (templated)
-    :param deferrable: not supported: ``True`` raises when the DAG is parsed. Unlike upstream the
-        default is ``False`` whatever ``[operators] default_deferrable`` says, so a deployment-wide
-        deferrable default does not break DAGs using this operator.
+    :param deferrable: poll from the triggerer once the run is submitted (the submission stays in the
+        worker, under the ledger). Defaults to ``[operators] default_deferrable``, as upstream.
     :param openlineage_inject_parent_job_info: inject OpenLineage parent job information into the
         tasks' parameters and ``spark_conf``, as upstream does. Defaults to
         ``[openlineage] spark_inject_parent_job_info``.
@@ -259,7 +261,7 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         wait_for_termination: bool = True,
         git_source: dict[str, Any] | None = None,
         performance_target: str | None = None,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
         durable: bool | None = None,
@@ -428,8 +430,8 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
     :param do_xcom_push: push ``run_id`` and ``run_page_url`` to XCom.
     :param wait_for_termination: wait for the run to end (default); ``False`` ends the task once the
         run is triggered.
-    :param deferrable: not supported: ``True`` raises when the DAG is parsed; the default is
-        ``False`` whatever ``[operators] default_deferrable`` says.
+    :param deferrable: poll from the triggerer once the run is started, as for SubmitRun. Defaults
+        to ``[operators] default_deferrable``.
     :param openlineage_inject_parent_job_info: inject the OpenLineage parent-run context into
         ``job_parameters``, as upstream does. Defaults to ``[openlineage] spark_inject_parent_job_info``.
     :param repair_run: once per attempt, when the run this attempt follows ends unsuccessfully,
@@ -472,7 +474,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         databricks_retry_args: dict[Any, Any] | None = None,
         do_xcom_push: bool = True,
         wait_for_termination: bool = True,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         repair_run: bool = False,
         databricks_repair_reason_new_settings: dict[str, Any] | None = None,

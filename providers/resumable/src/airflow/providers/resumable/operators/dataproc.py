@@ -64,12 +64,17 @@ from airflow.providers.resumable.hooks.dataproc import (
 )
 from airflow.providers.resumable.links.dataproc import ResumableDataprocBatchLink, ResumableDataprocJobLink
 from airflow.providers.resumable.operators.base import (
+    DEFERRABLE_DEFAULT,
     OPENLINEAGE_PARENT_DEFAULT,
     OPENLINEAGE_TRANSPORT_DEFAULT,
     ResumableSubmitOperator,
 )
 from airflow.providers.resumable.polling import PollBudget
 from airflow.providers.resumable.status import JobState, RemoteStatus
+from airflow.providers.resumable.triggers.dataproc import (
+    ResumableDataprocBatchTrigger,
+    ResumableDataprocJobTrigger,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -244,15 +249,16 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
         (templated)
     :param asynchronous: return once the job is submitted (or reconnected), without waiting; it is
         still submitted exactly once.
-    :param deferrable: not supported: ``True`` raises when the DAG is parsed. The default is
-        ``False`` whatever ``[operators] default_deferrable`` says.
+    :param deferrable: poll from the triggerer once the job is submitted (the submission stays in
+        the worker, under the ledger). Defaults to ``[operators] default_deferrable``, as upstream.
     :param polling_interval_seconds: seconds between status polls (must be > 0). Upstream uses it
         only when deferred; here it paces the worker's own polling (``poll_interval``).
     :param cancel_on_kill: cancel the job when the task is stopped by a person or hits
         ``execution_timeout`` (default). A worker shutdown never cancels, whatever this says.
     :param wait_timeout: fail the task if the job is still going this many seconds after this
         attempt started waiting for it (the job is not cancelled, as upstream). Counted per attempt.
-    :param start_from_trigger: only meaningful with ``deferrable=True``, which is refused.
+    :param start_from_trigger: accepted for parity and ignored: the job is always submitted from the
+        worker, under the ledger, so that it is submitted exactly once.
     :param openlineage_inject_parent_job_info: inject OpenLineage parent job information into the
         job's Spark properties, as upstream (needs ``apache-airflow-providers-google`` installed;
         skipped with a warning otherwise). Defaults to ``[openlineage] spark_inject_parent_job_info``.
@@ -264,6 +270,7 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
     """
 
     ledger_kind = "dataproc.submit_job"
+    trigger_class = ResumableDataprocJobTrigger
     _hook_class = DataprocJobHook
     job_noun = "job"
     template_fields: Sequence[str] = (
@@ -290,7 +297,7 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
         gcp_conn_id: str = DEFAULT_CONN_ID,
         impersonation_chain: str | Sequence[str] | None = None,
         asynchronous: bool = False,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         polling_interval_seconds: int = 10,
         cancel_on_kill: bool = True,
         wait_timeout: int | None = None,
@@ -421,8 +428,8 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
     :param impersonation_chain: a service account to impersonate, or a chain of them. (templated)
     :param result_retry: accepted for parity; upstream's synchronous path does not use it either.
     :param asynchronous: return the batch (as a dict) once it is created, without waiting.
-    :param deferrable: not supported: ``True`` raises when the DAG is parsed; the default is
-        ``False`` whatever ``[operators] default_deferrable`` says.
+    :param deferrable: poll from the triggerer once the batch is created. Defaults to
+        ``[operators] default_deferrable``, as upstream.
     :param polling_interval_seconds: seconds between status polls (must be > 0); upstream uses it
         only when deferred.
     :param openlineage_inject_parent_job_info: as upstream, when the Google provider is installed
@@ -433,6 +440,7 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
     """
 
     ledger_kind = "dataproc.create_batch"
+    trigger_class = ResumableDataprocBatchTrigger
     _hook_class = DataprocBatchHook
     job_noun = "batch"
     template_fields: Sequence[str] = (
@@ -463,7 +471,7 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
         impersonation_chain: str | Sequence[str] | None = None,
         result_retry: Any = DEFAULT,
         asynchronous: bool = False,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         polling_interval_seconds: int = 5,
         openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,

@@ -53,12 +53,17 @@ from airflow.providers.resumable.hooks.emr import (
     tag_step_name,
 )
 from airflow.providers.resumable.operators.base import (
+    DEFERRABLE_DEFAULT,
     OPENLINEAGE_PARENT_DEFAULT,
     OPENLINEAGE_TRANSPORT_DEFAULT,
     ResumableSubmitOperator,
 )
 from airflow.providers.resumable.polling import PollBudget
 from airflow.providers.resumable.status import JobState
+from airflow.providers.resumable.triggers.emr import (
+    ResumableEmrServerlessJobRunTrigger,
+    ResumableEmrStepsTrigger,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -192,8 +197,8 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
     :param botocore_config: botocore ``Config`` arguments for the client. Its ``retries`` are
         replaced by this operator's own backoff, which wakes on a stop request and never re-sends a
         step submission blind.
-    :param deferrable: not supported: ``True`` raises when the DAG is parsed, whatever
-        ``[operators] default_deferrable`` says.
+    :param deferrable: poll from the triggerer once the steps are added (the submission stays in
+        the worker, under the ledger). Defaults to ``[operators] default_deferrable``, as upstream.
     :param openlineage_inject_parent_job_info: inject the OpenLineage parent-job information into
         Spark steps, as upstream does. Defaults to ``[openlineage] spark_inject_parent_job_info``.
     :param kwargs: :class:`~airflow.providers.resumable.operators.base.ResumableSubmitOperator` and
@@ -201,6 +206,7 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
     """
 
     ledger_kind = "emr.add_steps"
+    trigger_class = ResumableEmrStepsTrigger
     job_noun = "steps"
     template_fields: Sequence[str] = upstream.EmrAddStepsOperator.template_fields
     template_ext: Sequence[str] = upstream.EmrAddStepsOperator.template_ext
@@ -219,7 +225,7 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         waiter_delay: int = 30,
         waiter_max_attempts: int = 60,
         execution_role_arn: str | None = None,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
@@ -432,11 +438,12 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
     :param waiter_max_attempts: the polls one attempt makes before giving up, as upstream; the job
         run is then cancelled, as upstream cancels it. Default 25.
     :param waiter_delay: seconds between polls (``poll_interval`` unless that is given). Default 60.
-    :param deferrable: not supported: ``True`` raises when the DAG is parsed.
+    :param deferrable: poll from the triggerer once the job run is started. Defaults to
+        ``[operators] default_deferrable``, as upstream.
     :param enable_application_ui_links: persist the Spark/Tez UI and driver log links, as upstream.
     :param cancel_on_kill: upstream applies it to deferrable mode only; accepted for compatibility.
         Here the job run is cancelled on user intent and ``execution_timeout``, never on a worker
-        shutdown.
+        or triggerer shutdown, deferred or not.
     :param openlineage_inject_parent_job_info: inject OpenLineage parent-job information into
         ``spark-defaults``, as upstream. Defaults to ``[openlineage] spark_inject_parent_job_info``.
     :param openlineage_inject_transport_info: inject OpenLineage transport information, as upstream.
@@ -453,6 +460,7 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
     """
 
     ledger_kind = "emr_serverless.start_job_run"
+    trigger_class = ResumableEmrServerlessJobRunTrigger
     job_noun = "job run"
     template_fields: Sequence[str] = upstream.EmrServerlessStartJobOperator.template_fields
     template_fields_renderers = upstream.EmrServerlessStartJobOperator.template_fields_renderers
@@ -472,7 +480,7 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         name: str | None = None,
         waiter_max_attempts: int | ArgNotSet = NOTSET,
         waiter_delay: int | ArgNotSet = NOTSET,
-        deferrable: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         enable_application_ui_links: bool = False,
         cancel_on_kill: bool = True,
         openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,

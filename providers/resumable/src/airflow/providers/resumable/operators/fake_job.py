@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.resumable.hooks.fake_job import FakeJobHook
 from airflow.providers.resumable.operators.base import ResumableSubmitOperator
 from airflow.providers.resumable.status import JobState
+from airflow.providers.resumable.triggers.fake_job import FakeJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -34,6 +35,7 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
 
     template_fields: Sequence[str] = ("endpoint", "job")
     ledger_kind = "testing.fake_jobs"
+    trigger_class = FakeJobTrigger
     job_noun = "job"
 
     def __init__(

@@ -113,6 +113,9 @@ class _DrillableFake:
     def jobs_run_until_cancelled(self, endless: bool) -> None:
         self._set_run_seconds(None if endless else self._run_seconds)
 
+    def jobs_run_for(self, seconds: float) -> None:
+        self._set_run_seconds(seconds)
+
     def start(self) -> None:
         self._server.start()
 

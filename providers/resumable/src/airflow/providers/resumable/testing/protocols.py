@@ -51,6 +51,10 @@ class FaultInjector(Protocol):
         """From now on, new jobs run until cancelled (``True``) or for the fake's usual time."""
         ...
 
+    def jobs_run_for(self, seconds: float) -> None:
+        """From now on, new jobs run ``seconds`` (``jobs_run_until_cancelled(False)`` restores the usual time)."""
+        ...
+
     def hold_next_submit(self) -> threading.Event:
         """Commit the next submit but hold its answer until the returned event is set."""
         ...

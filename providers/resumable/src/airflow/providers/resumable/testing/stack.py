@@ -21,7 +21,11 @@ The production flavour (Postgres, Redis, the CeleryExecutor, two workers) is
 (``_start_services``, ``_start_workers``, ``_stop_services``, ``_flavour_env``) and the database
 reader; this module stays sqlite and the LocalExecutor.
 
-What it does not do: no triggerer (nothing here defers), no serve-logs server (task logs are read
+Triggerers: ``StackSettings.triggerers`` start with the stack, and ``start_triggerer()`` adds one
+later (a second one to take over, a replacement after a kill); ``signal_triggerer()`` stops, kills,
+freezes or thaws one, and ``trigger_of()`` says which triggerer runs a deferred task's trigger.
+
+What it does not do: no serve-logs server (task logs are read
 from disk), no network beyond 127.0.0.1. Not ``airflow standalone``: on SIGTERM it orphans its
 children, and it cannot skip serve-logs, which binds all interfaces.
 
@@ -99,6 +103,12 @@ class StackSettings:
     # From the components' start until all report healthy (db migrate has its own, longer limit).
     startup_timeout_seconds: float = 90.0
     stop_grace_seconds: float = 10.0
+    # Triggerers started with the stack; deferred tasks need at least one (more: start_triggerer()).
+    triggerers: int = 0
+    # A triggerer silent this long has its triggers handed to another (default 30 s); heartbeats
+    # every 2 s (default 5 s) keep a loaded 2-core machine well clear of it.
+    triggerer_health_check_threshold_seconds: int = 15
+    triggerer_heartbeat_seconds: int = 2
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -524,6 +534,10 @@ class AirflowStack:
             # The default (<tmp>/airflow) is shared by every Airflow on the machine.
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.task_logs),
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(
+                s.triggerer_health_check_threshold_seconds
+            ),
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": str(s.triggerer_heartbeat_seconds),
         }
         env.update(self._flavour_env())
         env.update(s.extra_env)
@@ -578,6 +592,10 @@ class AirflowStack:
             "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
             "scheduler": ["scheduler", "--skip-serve-logs"],
             "dag-processor": ["dag-processor"],
+            **{
+                self._triggerer_name(n): ["triggerer", "--skip-serve-logs"]
+                for n in range(self.settings.triggerers)
+            },
         }
         try:
             for name, args in commands.items():
@@ -630,7 +648,9 @@ class AirflowStack:
                 return None
             last_health.clear()
             last_health.update(response.json())
-            components = ("metadatabase", "scheduler", "dag_processor")
+            components = ("metadatabase", "scheduler", "dag_processor") + (
+                ("triggerer",) if self.settings.triggerers else ()
+            )
             ok = all((last_health.get(c) or {}).get("status") == "healthy" for c in components)
             return True if ok else None
 
@@ -665,6 +685,74 @@ class AirflowStack:
         # Only now: Airflow's processes would log connection errors, or hang, without their database.
         survivors += self._stop_services()
         return survivors
+
+    # ---------------------------------------------------------------- triggerers
+
+    @staticmethod
+    def _triggerer_name(index: int) -> str:
+        return "triggerer" if index == 0 else f"triggerer-{index + 1}"
+
+    def triggerer_names(self) -> list[str]:
+        """The triggerers this stack started, oldest first (dead ones included)."""
+        return [name for name in self._processes if name.startswith("triggerer")]
+
+    def live_triggerers(self) -> list[str]:
+        """The triggerers whose main process still runs (frozen ones included), oldest first."""
+        return [name for name in self.triggerer_names() if self._processes[name].is_running()]
+
+    def wait_for_triggerer_exit(self, name: str, *, timeout: float = 60) -> None:
+        """Wait until a signalled triggerer's main process has exited."""
+        poll_until(
+            lambda: not self._processes[name].is_running() or None,
+            timeout=timeout,
+            describe=lambda: f"{name} to exit",
+        )
+
+    def start_triggerer(self, *, timeout: float = 90) -> str:
+        """Start one more triggerer and wait until it heartbeats; its name (``triggerer-2``, ...)."""
+        name = self._triggerer_name(len(self.triggerer_names()))
+        running_before = self._running_triggerer_jobs()
+        self._processes[name] = start_process(
+            name,
+            [*self.airflow_command, "triggerer", "--skip-serve-logs"],
+            env=self.env,
+            cwd=self.home,
+            log_path=self.component_logs / f"{name}.log",
+        )
+        poll_until(
+            lambda: (self._running_triggerer_jobs() - running_before) or None,
+            timeout=timeout,
+            describe=lambda: f"{name} to start heartbeating\n{tail(self.component_logs / f'{name}.log')}",
+        )
+        return name
+
+    def signal_triggerer(self, name: str, signum: int, *, whole_group: bool) -> None:
+        """
+        Send ``signum`` to a triggerer: to its main process only (a redeploy's SIGTERM), or to its
+        whole process group, trigger runner included (a node lost: SIGKILL; a frozen pod: SIGSTOP).
+        """
+        managed = self._processes[name]
+        managed.refresh_tree()
+        if whole_group:
+            os.killpg(managed.pid, signum)
+        else:
+            os.kill(managed.pid, signum)
+
+    def _running_triggerer_jobs(self) -> set[int]:
+        rows = self.db.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")
+        return {int(row["id"]) for row in rows}
+
+    def trigger_of(self, dag_id: str, run_id: str, task_id: str) -> tuple[int, int | None] | None:
+        """A deferred task's trigger id and the triggerer job running it (``None`` while unassigned)."""
+        rows = self.db.query(
+            "SELECT t.id, t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
+            "WHERE ti.dag_id = ? AND ti.run_id = ? AND ti.task_id = ?",
+            (dag_id, run_id, task_id),
+        )
+        if not rows:
+            return None
+        triggerer = rows[0]["triggerer_id"]
+        return int(rows[0]["id"]), int(triggerer) if triggerer is not None else None
 
     def started_pids(self) -> set[int]:
         """Every PID of every process tree this stack started, as far as it has seen them."""
