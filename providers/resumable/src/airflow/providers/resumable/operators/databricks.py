@@ -27,6 +27,7 @@ except ImportError as err:
     raise missing_extra("databricks", err) from err
 
 from airflow.providers.resumable.hooks.databricks import ResumableDatabricksHook
+from airflow.providers.resumable.operators import databricks_lineage as lineage
 from airflow.providers.resumable.operators import databricks_payload as payload
 from airflow.providers.resumable.operators.base import (
     DEFERRABLE_DEFAULT,
@@ -342,39 +343,14 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
                 if isinstance(task, dict):
                     upstream._inject_airflow_params_into_task(task, forwardable)
         if self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info:
-            json = self._with_openlineage(json, context)
-        return payload.normalised(json, self.task_id)
-
-    def _with_openlineage(self, json: dict[str, Any], context: Context) -> dict[str, Any]:
-        # Same two steps and the same "never fail the run over lineage" policy as upstream.
-        if self.openlineage_inject_parent_job_info:
-            try:
-                injected = copy.deepcopy(json)
-                targets = injected["tasks"] if isinstance(injected.get("tasks"), list) else [injected]
-                for task in targets:
-                    if isinstance(task, dict):
-                        upstream._inject_openlineage_context_into_task_parameters(task, context)
-                json = injected
-            except Exception as err:
-                self.log.warning(
-                    "Could not inject OpenLineage context; parameters left as they were", exc_info=err
-                )
-        try:
-            from airflow.providers.databricks.utils.openlineage import (
-                inject_openlineage_properties_into_databricks_job,
-            )
-
-            return inject_openlineage_properties_into_databricks_job(
-                job=json,
-                context=context,
+            json = lineage.into_submit_run(
+                json,
+                context,
                 inject_parent_job_info=self.openlineage_inject_parent_job_info,
                 inject_transport_info=self.openlineage_inject_transport_info,
+                log=self.log,
             )
-        except Exception as err:
-            self.log.warning(
-                "Could not inject OpenLineage properties; the job is left as it was", exc_info=err
-            )
-            return json
+        return payload.normalised(json, self.task_id)
 
     def submit(self, submission: dict[str, Any], idempotency_key: str, *, resend: bool) -> str:
         return self.hook.submit_run(submission, idempotency_key)
@@ -558,27 +534,9 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
                     "Not injecting OpenLineage parent info: a legacy *_params slot excludes job_parameters"
                 )
             else:
-                json = self._with_openlineage(json, context)
+                json = lineage.into_run_now(json, context, log=self.log)
         self._merged_json = json
         return json
-
-    def _with_openlineage(self, json: dict[str, Any], context: Context) -> dict[str, Any]:
-        try:
-            from airflow.providers.databricks.utils.openlineage import (
-                inject_openlineage_context_into_databricks_job_parameters,
-            )
-
-            return {
-                **json,
-                "job_parameters": inject_openlineage_context_into_databricks_job_parameters(
-                    job_parameters=json.get("job_parameters", {}), context=context
-                ),
-            }
-        except Exception as err:
-            self.log.warning(
-                "Could not inject OpenLineage context; job parameters left as they were", exc_info=err
-            )
-            return json
 
     def submit(self, submission: dict[str, Any], idempotency_key: str, *, resend: bool) -> str:
         payload = self._merged_json = self.hook.resolve_job(submission)

@@ -71,17 +71,11 @@ from airflow.providers.resumable.operators.base import (
 )
 from airflow.providers.resumable.polling import PollBudget
 from airflow.providers.resumable.status import JobState, RemoteStatus
-from airflow.providers.resumable.triggers.dataproc import (
-    ResumableDataprocBatchTrigger,
-    ResumableDataprocJobTrigger,
-)
+from airflow.providers.resumable.triggers import dataproc as dataproc_triggers
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
     from google.api_core.retry import Retry
-
-
-# -- the operators ---------------------------------------------------------------------------------
 
 
 class _DataprocOperator(ResumableSubmitOperator):
@@ -270,7 +264,7 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
     """
 
     ledger_kind = "dataproc.submit_job"
-    trigger_class = ResumableDataprocJobTrigger
+    trigger_class = dataproc_triggers.ResumableDataprocJobTrigger
     _hook_class = DataprocJobHook
     job_noun = "job"
     template_fields: Sequence[str] = (
@@ -440,7 +434,7 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
     """
 
     ledger_kind = "dataproc.create_batch"
-    trigger_class = ResumableDataprocBatchTrigger
+    trigger_class = dataproc_triggers.ResumableDataprocBatchTrigger
     _hook_class = DataprocBatchHook
     job_noun = "batch"
     template_fields: Sequence[str] = (
