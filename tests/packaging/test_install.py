@@ -6,7 +6,11 @@ by ``twine check``), the wheel goes into a clean venv with no extra, and there:
 - with no extra, Airflow finds the provider and its CLI, the core imports, no cloud package is
   installed, and importing a cloud's operator names the extra to install;
 - the documented Dockerfile recipe's own commands install the ``[databricks]`` extra (the operator
-  then imports, and Airflow stays at 3.3.2) and patch that install.
+  then imports, and Airflow stays at the release it had) and patch that install.
+
+The clean venv starts with the oldest supported Airflow, 3.3.0, as a deployment that has not
+upgraded would: installing the provider, with or without an extra, must leave it at 3.3.0, and the
+3.3.0 core patch must apply there.
 
 The tests run in file order (one xdist group, ``tests/conftest.py``): the last one adds the extra.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import venv
@@ -25,7 +30,25 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CONSTRAINTS = REPO / "constraints-3.11.txt"
+DEV_CONSTRAINTS = REPO / "constraints-3.11.txt"
+AIRFLOW = "3.3.0"
+"""The deployment's Airflow: the oldest release the provider supports."""
+TASK_SDK = "1.3.0"
+AIRFLOW_PINS = re.compile(r"^(apache-airflow(-core|-task-sdk)?|aiosqlite)==")
+
+
+def _constraints_for_the_deployment(path: Path) -> Path:
+    """The dev pins with the deployment's Airflow in place of 3.3.2 (3.3.0 caps aiosqlite below 0.22)."""
+    kept = [line for line in DEV_CONSTRAINTS.read_text().splitlines() if not AIRFLOW_PINS.match(line)]
+    pins = [
+        f"apache-airflow=={AIRFLOW}",
+        f"apache-airflow-core=={AIRFLOW}",
+        f"apache-airflow-task-sdk=={TASK_SDK}",
+    ]
+    path.write_text("\n".join([*kept, *pins, "aiosqlite==0.21.0"]) + "\n")
+    return path
+
+
 _DOCKERFILE_BLOCK = re.compile(r"^\.\. code-block:: dockerfile\n\n((?:(?:   .*)?\n)+)", re.MULTILINE)
 CLOUD_DISTRIBUTIONS = (
     "apache-airflow-providers-amazon",
@@ -38,6 +61,7 @@ CLOUD_DISTRIBUTIONS = (
 
 
 def _pip(python: Path, *args: str) -> None:
+    constraints = python.parents[2] / "constraints.txt"  # beside the venv: the deployment's pins
     # Under the pins a user of this checkout would use: quick (the local wheel cache) and repeatable.
     subprocess.run(
         [
@@ -50,7 +74,7 @@ def _pip(python: Path, *args: str) -> None:
             # No .pyc for all of Airflow up front: the tests import a small part of it.
             "--no-compile",
             "-c",
-            str(CONSTRAINTS),
+            str(constraints),
             *args,
         ],
         check=True,
@@ -62,12 +86,25 @@ def _pip(python: Path, *args: str) -> None:
 def release_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The sdist and the wheel, as ``python -m build`` makes them (the wheel is built from the sdist)."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
+    # From a copy of the files git knows (as a release is built from a checkout): the build writes
+    # egg-info into the tree it builds, and other tests run from this one at the same time.
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         capture_output=True,
         check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(source)],
+        capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert built.returncode == 0, f"python -m build failed:\n{built.stdout[-3000:]}\n{built.stderr[-5000:]}"
     [sdist] = out.glob("*.tar.gz")
     [wheel] = out.glob("*.whl")
     return sdist, wheel
@@ -77,11 +114,13 @@ def release_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def clean_install(
     tmp_path_factory: pytest.TempPathFactory, release_files: tuple[Path, Path]
 ) -> tuple[Path, dict[str, str]]:
-    """A fresh venv with the provider's wheel and no extra (Airflow comes as its dependency); and an
-    environment to run it in."""
+    """A fresh venv with Airflow 3.3.0, then the provider's wheel with no extra; and an environment to
+    run it in."""
     tmp_path = tmp_path_factory.mktemp("clean-install")
+    _constraints_for_the_deployment(tmp_path / "constraints.txt")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
+    _pip(env_dir / "bin" / "python", f"apache-airflow=={AIRFLOW}")
     _pip(env_dir / "bin" / "python", str(release_files[1]))
     env = {
         **os.environ,
@@ -153,7 +192,7 @@ def test_the_core_install_has_no_cloud_package_and_registers_the_provider_and_th
 
     # doctor runs there too (it fails here: no patch, no metadata database; what matters is that it runs).
     doctor = _run(env, str(env_dir / "bin" / "airflow-resumable"), "doctor", check=False)
-    assert "[ok     ] Airflow version: apache-airflow-core 3.3.2" in doctor.stdout, (
+    assert f"[ok     ] Airflow version: apache-airflow-core {AIRFLOW}" in doctor.stdout, (
         doctor.stdout + doctor.stderr
     )
     assert "Traceback" not in doctor.stderr, doctor.stderr
@@ -194,7 +233,7 @@ def test_the_documented_dockerfile_recipe_installs_an_extra_and_patches_the_inst
     # As written, but from the wheel, and with pip's cache (--no-cache-dir keeps an image small; here
     # it would only download every wheel again).
     requirements = [
-        word.replace("${AIRFLOW_VERSION}", "3.3.2").replace("airflow-provider-resumable", f"{wheel}", 1)
+        word.replace("${AIRFLOW_VERSION}", AIRFLOW).replace("airflow-provider-resumable", f"{wheel}", 1)
         if word.startswith(("apache-airflow==", "airflow-provider-resumable"))
         else word
         for word in words[2:]
@@ -209,7 +248,7 @@ def test_the_documented_dockerfile_recipe_installs_an_extra_and_patches_the_inst
         "import airflow, airflow.providers.resumable.operators.databricks as d\n"
         "print(airflow.__version__, d.ResumableDatabricksSubmitRunOperator.__name__)",
     )
-    assert after.stdout.split() == ["3.3.2", "ResumableDatabricksSubmitRunOperator"]
+    assert after.stdout.split() == [AIRFLOW, "ResumableDatabricksSubmitRunOperator"], "Airflow did not move"
 
     outputs = [_run(env, *shlex.split(command)) for command in commands]
     # `patch status` exits 0 only when the patch is applied (check=True in _run); and says so.
