@@ -289,8 +289,7 @@ class ResumableSubmitOperator(DeferringOperator):
 
     def execute(self, context: Context) -> Any:
         """Decide from the ledger, then submit, reconnect or finish; poll until the job ends."""
-        self._stop.arm()
-        try:
+        with self._attempt():
             submission = self.build_submission(context)
             if not self.durable:
                 return self._execute_without_ledger(submission, context)
@@ -304,14 +303,6 @@ class ResumableSubmitOperator(DeferringOperator):
             return self._execute_durably(
                 submission, LedgerStore(store, owner=self._owner(context), kind=self.ledger_kind), context
             )
-        except AirflowTaskTimeout:
-            # Airflow calls on_kill() after this, but on_kill may not do I/O: cancel here.
-            if self._job_id is not None:
-                self.log.error("execution_timeout reached (%s %s)", self.job_noun, self._job_id)
-                self._cancel_on_stop(self._job_id, reason="execution_timeout")
-            raise
-        finally:
-            self._stop.close()
 
     # ------------------------------------------------------------------ the flow
 

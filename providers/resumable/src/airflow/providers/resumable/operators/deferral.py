@@ -29,6 +29,8 @@ attempt runs, or by the next attempt after a clear.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -163,9 +165,19 @@ class DeferringOperator(JobControlOperator):
         :param event: the trigger's event payload (``status``, ``job_id``, ...).
         :param trigger_give_ups: error events in a row before this one (see :data:`MAX_TRIGGER_GIVE_UPS`).
         """
+        with self._attempt():
+            return self._complete(context, event or {}, trigger_give_ups)
+
+    @contextmanager
+    def _attempt(self) -> Iterator[None]:
+        """
+        Around every entry point of an attempt (``execute``, ``execute_complete``): the stop request
+        armed, and an ``execution_timeout`` that cancels the job here, because Airflow calls
+        ``on_kill()`` after it and ``on_kill`` may not do I/O.
+        """
         self._stop.arm()
         try:
-            return self._complete(context, event or {}, trigger_give_ups)
+            yield
         except AirflowTaskTimeout:
             if self._job_id is not None:
                 self.log.error("execution_timeout reached (%s %s)", self.job_noun, self._job_id)
