@@ -240,9 +240,5 @@ def fake_databricks_behind(stack: AirflowStack, conn_id: str) -> Iterator[FakeDa
             "schema": "http",
             "password": service.token,
         }
-        response = stack.rest.post("/connections", json=connection)
-        if response.status_code == 409:
-            stack.rest.json("PATCH", f"/connections/{conn_id}", json=connection)
-        else:
-            assert not response.is_error, response.text
+        stack.put_connection(connection)
         yield service

@@ -104,11 +104,7 @@ def databricks(celery_stack: CeleryAirflowStack) -> Iterator[FakeDatabricksCloud
     fake.start()
     try:
         connection = fake.connection(drill_conn_id(fake.name))
-        response = celery_stack.rest.post("/connections", json=connection)
-        if response.status_code == 409:
-            celery_stack.rest.json("PATCH", f"/connections/{connection['connection_id']}", json=connection)
-        else:
-            assert not response.is_error, response.text
+        celery_stack.put_connection(connection)
         celery_stack.add_dag_file(Path(drill_dags.__file__))
         celery_stack.wait_for_dag(drill_dag_id(fake.name))
         yield fake

@@ -54,11 +54,7 @@ def cloud(request: pytest.FixtureRequest, checkpoint_flavour: FlavouredStack) ->
     try:
         stack = checkpoint_flavour.stack
         connection = fake.connection(drill_conn_id(fake.name))
-        response = stack.rest.post("/connections", json=connection)
-        if response.status_code == 409:
-            stack.rest.json("PATCH", f"/connections/{connection['connection_id']}", json=connection)
-        else:
-            assert not response.is_error, response.text
+        stack.put_connection(connection)
         stack.add_dag_file(Path(drill_dags.__file__))
         stack.wait_for_dag(drill_dag_id(fake.name))
         yield fake

@@ -39,11 +39,7 @@ def use_connection(
     the adapter that counts the jobs).
     """
     body = {"connection_id": conn_id, **fields}
-    response = stack.rest.post("/connections", json=body)
-    if response.status_code == 409:
-        stack.rest.json("PATCH", f"/connections/{conn_id}", json=body)
-    else:
-        assert not response.is_error, f"creating connection {conn_id} failed: HTTP {response.status_code}"
+    stack.put_connection(body)
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
 
 

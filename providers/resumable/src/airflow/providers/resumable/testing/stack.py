@@ -812,6 +812,19 @@ class AirflowStack:
         elif response.is_error:
             raise AssertionError(f"POST /pools -> HTTP {response.status_code}: {response.text[:500]}")
 
+    def put_connection(self, connection: Mapping[str, Any]) -> None:
+        """
+        Create the connection over REST, or replace it when one of its id exists (a fake restarted
+        on another port, a test run twice on one stack).
+
+        :param connection: the REST body, ``connection_id`` included.
+        """
+        response = self.rest.post("/connections", json=connection)
+        if response.status_code == 409:
+            self.rest.json("PATCH", f"/connections/{connection['connection_id']}", json=connection)
+        elif response.is_error:
+            raise AssertionError(f"POST /connections -> HTTP {response.status_code}: {response.text[:500]}")
+
     def trigger_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
         """
         Trigger a manual run over REST; returns its run_id.
