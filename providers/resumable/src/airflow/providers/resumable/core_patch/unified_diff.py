@@ -32,19 +32,19 @@ _INDEX_LINE = re.compile(rb"^index ([0-9a-f]+)\.\.([0-9a-f]+)(?: \d+)?$")
 _NO_NEWLINE = b"\\ No newline at end of file"
 
 
+class Direction(Enum):
+    """Which way a patch is applied."""
+
+    FORWARD = "forward"
+    REVERSE = "reverse"
+
+
 class DiffError(ValueError):
     """The diff text is malformed or uses a feature this parser does not support."""
 
 
 class HunkMismatch(ValueError):
     """A hunk does not match the file it is applied to."""
-
-
-class Direction(Enum):
-    """Which way a patch is applied."""
-
-    FORWARD = "forward"
-    REVERSE = "reverse"
 
 
 @dataclass(frozen=True)

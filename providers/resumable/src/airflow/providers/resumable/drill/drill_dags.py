@@ -41,99 +41,88 @@ def _real_job(cloud: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def _job_arguments(cloud: str, *, fake: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]:
-    """The operator's job arguments: on a real cloud the user's spec (plus ``real``), else ``fake``."""
+REAL_POLL_SECONDS = 5
+"""How often a task on a real cloud polls its job: often enough to strike mid-run, gently on the API."""
+
+_FAKE_JOBS: dict[str, dict[str, Any]] = {
+    "databricks": {
+        "existing_cluster_id": "drill-cluster",
+        "notebook_task": {"notebook_path": "/Shared/drill"},
+        "polling_period_seconds": 1,
+    },
+    "dataproc": {
+        "region": "europe-west1",
+        "job": {
+            "placement": {"cluster_name": "drill-cluster"},
+            "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
+        },
+        "polling_interval_seconds": 1,
+    },
+    "emr": {
+        "job_flow_name": "resumable-cluster",  # the cluster the fake EMR starts with
+        "cluster_states": ["WAITING", "RUNNING"],
+        "steps": [
+            {
+                "Name": "drill {{ run_id }}",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://drill/job.py"]},
+            }
+        ],
+        "waiter_delay": 1,
+    },
+}
+"""Each cloud's job against its fake: a fixed job on the fake's made-up cluster, polled every second."""
+
+_REAL_POLLING: dict[str, dict[str, Any]] = {
+    "databricks": {"polling_period_seconds": REAL_POLL_SECONDS},
+    "dataproc": {"polling_interval_seconds": REAL_POLL_SECONDS},
+    # A real step may take an hour: the waiter budget is delay x attempts.
+    "emr": {"waiter_delay": REAL_POLL_SECONDS, "waiter_max_attempts": 720},
+}
+
+
+def _job_arguments(cloud: str) -> dict[str, Any]:
+    """The operator's job arguments: on a real cloud the user's spec (polled gently), else the fake's job."""
     spec = _real_job(cloud)
     if spec is None:
-        return fake
+        return _FAKE_JOBS[cloud]
+    real = _REAL_POLLING[cloud]
     # A Databricks spec is a runs/submit body, which the operator takes whole as ``json``.
     return {**real, "json": spec} if cloud == "databricks" else {**spec, **real}
 
 
-REAL_POLL_SECONDS = 5
-"""How often a task on a real cloud polls its job: often enough to strike mid-run, gently on the API."""
-
-
-for deferrable in (False, True):  # the same task polling from the worker, or from the triggerer
-    with DAG(
-        drill_dag_id("databricks", deferrable=deferrable),
+def _drill_dag(cloud: str, *, deferrable: bool) -> DAG:
+    return DAG(
+        drill_dag_id(cloud, deferrable=deferrable),
         schedule=None,
         start_date=START,
         catchup=False,
         default_args=DEFAULT_ARGS,
-    ):
+    )
+
+
+for deferrable in (False, True):  # the same task polling from the worker, or from the triggerer
+    with _drill_dag("databricks", deferrable=deferrable):
         ResumableDatabricksSubmitRunOperator(
             task_id=DRILL_TASK_ID,
             databricks_conn_id=drill_conn_id("databricks"),
             run_name=drill_run_name("{{ run_id }}"),
             databricks_retry_delay=1,
             deferrable=deferrable,
-            **_job_arguments(
-                "databricks",
-                fake={
-                    "existing_cluster_id": "drill-cluster",
-                    "notebook_task": {"notebook_path": "/Shared/drill"},
-                    "polling_period_seconds": 1,
-                },
-                real={"polling_period_seconds": REAL_POLL_SECONDS},
-            ),
+            **_job_arguments("databricks"),
         )
-
-    with DAG(
-        drill_dag_id("dataproc", deferrable=deferrable),
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        default_args=DEFAULT_ARGS,
-    ):
+    with _drill_dag("dataproc", deferrable=deferrable):
         ResumableDataprocSubmitJobOperator(
             task_id=DRILL_TASK_ID,
             gcp_conn_id=drill_conn_id("dataproc"),
             deferrable=deferrable,
-            **_job_arguments(
-                "dataproc",
-                fake={
-                    "region": "europe-west1",
-                    "job": {
-                        "placement": {"cluster_name": "drill-cluster"},
-                        "pyspark_job": {"main_python_file_uri": "gs://drill-bucket/job.py"},
-                    },
-                    "polling_interval_seconds": 1,
-                },
-                real={"polling_interval_seconds": REAL_POLL_SECONDS},
-            ),
+            **_job_arguments("dataproc"),
         )
-
-    with DAG(
-        drill_dag_id("emr", deferrable=deferrable),
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        default_args=DEFAULT_ARGS,
-    ):
+    with _drill_dag("emr", deferrable=deferrable):
         ResumableEmrAddStepsOperator(
             task_id=DRILL_TASK_ID,
             aws_conn_id=drill_conn_id("emr"),
             wait_for_completion=True,  # upstream defaults to False: submit and move on
             deferrable=deferrable,
-            **_job_arguments(
-                "emr",
-                fake={
-                    "job_flow_name": "resumable-cluster",  # the cluster the fake EMR starts with
-                    "cluster_states": ["WAITING", "RUNNING"],
-                    "steps": [
-                        {
-                            "Name": "drill {{ run_id }}",
-                            "ActionOnFailure": "CONTINUE",
-                            "HadoopJarStep": {
-                                "Jar": "command-runner.jar",
-                                "Args": ["spark-submit", "s3://drill/job.py"],
-                            },
-                        }
-                    ],
-                    "waiter_delay": 1,
-                },
-                # A real step may take an hour: the waiter budget is delay x attempts.
-                real={"waiter_delay": REAL_POLL_SECONDS, "waiter_max_attempts": 720},
-            ),
+            **_job_arguments("emr"),
         )

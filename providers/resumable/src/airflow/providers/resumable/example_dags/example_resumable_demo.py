@@ -37,6 +37,8 @@ with DAG(
     emr_steps = ResumableEmrAddStepsOperator(
         task_id="emr_steps",
         aws_conn_id="aws_default",
+        wait_for_completion=True,  # upstream defaults to False: submit and move on
+        waiter_delay=2,
         job_flow_name="resumable-cluster",
         cluster_states=["WAITING", "RUNNING"],
         steps=[
@@ -49,8 +51,6 @@ with DAG(
                 },
             }
         ],
-        wait_for_completion=True,  # upstream defaults to False: submit and move on
-        waiter_delay=2,
     )
     dataproc_etl = ResumableDataprocSubmitJobOperator(
         task_id="dataproc_etl",

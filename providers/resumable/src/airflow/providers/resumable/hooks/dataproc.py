@@ -519,7 +519,17 @@ def retry_after(error: BaseException) -> float | None:
 
 
 class _DataprocCalls(ResumableDataprocHook):
-    """One region and project of Dataproc, with the call options and ownership checks both APIs share."""
+    """
+    One region and project of Dataproc, with the call options and ownership checks both APIs share.
+
+    :param gcp_conn_id: the Google Cloud connection.
+    :param impersonation_chain: a service account to impersonate, or a chain of them.
+    :param region: the Dataproc region.
+    :param project_id: the project; the connection's when ``None``.
+    :param timeout: seconds for one call (default 60 s).
+    :param metadata: additional gRPC metadata sent with every call.
+    :param retry: a ``google.api_core.retry.Retry`` for every call (default: none; the caller retries).
+    """
 
     noun = "job"
 
@@ -633,19 +643,23 @@ class _DataprocCalls(ResumableDataprocHook):
             kwargs["host"] = endpoint
         return kwargs
 
+    async def _a_call(
+        self, transport_class: Any, client_class: Any, method: str, request: dict[str, Any]
+    ) -> Any:
+        """One call over the library's native asyncio gRPC client, on a channel of its own, closed after."""
+        transport = transport_class(**self._async_transport_kwargs())
+        try:
+            return await getattr(client_class(transport=transport), method)(request=request, **self.rpc())
+        finally:
+            await transport.close()
+
 
 class DataprocJobHook(_DataprocCalls):
     """
     Dataproc jobs on a cluster (JobController), submitted once under a ``request_id`` and a job id
     derived from the ledger key.
 
-    :param gcp_conn_id: the Google Cloud connection.
-    :param impersonation_chain: a service account to impersonate, or a chain of them.
-    :param region: the Dataproc region.
-    :param project_id: the project; the connection's when ``None``.
-    :param timeout: seconds for one call (default 60 s).
-    :param metadata: additional gRPC metadata sent with every call.
-    :param retry: a ``google.api_core.retry.Retry`` for every call (default: none; the caller retries).
+    Takes the arguments of :class:`_DataprocCalls`.
     """
 
     noun = "job"
@@ -705,14 +719,15 @@ class DataprocJobHook(_DataprocCalls):
 
     async def a_describe(self, job_id: str) -> JobState:
         """:meth:`describe` over the library's native asyncio gRPC client (``JobControllerAsyncClient``)."""
-        transport = JobControllerGrpcAsyncIOTransport(**self._async_transport_kwargs())
-        client = dataproc_v1.JobControllerAsyncClient(transport=transport)
         try:
-            job = await client.get_job(request=self._where(job_id), **self.rpc())
+            job = await self._a_call(
+                JobControllerGrpcAsyncIOTransport,
+                dataproc_v1.JobControllerAsyncClient,
+                "get_job",
+                self._where(job_id),
+            )
         except gexc.NotFound as err:
             return JobState.not_found(f"Dataproc has no job {job_id}: {err.message}")
-        finally:
-            await transport.close()
         return job_to_job_state(job, link=self.link(job_id))
 
     def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
@@ -730,13 +745,7 @@ class DataprocBatchHook(_DataprocCalls):
     Dataproc Serverless batches (BatchController), created once under a ``request_id`` and a batch
     id derived from the ledger key.
 
-    :param gcp_conn_id: the Google Cloud connection.
-    :param impersonation_chain: a service account to impersonate, or a chain of them.
-    :param region: the Dataproc region.
-    :param project_id: the project; the connection's when ``None``.
-    :param timeout: seconds for one call (default 60 s).
-    :param metadata: additional gRPC metadata sent with every call.
-    :param retry: a ``google.api_core.retry.Retry`` for every call (default: none; the caller retries).
+    Takes the arguments of :class:`_DataprocCalls`.
     """
 
     noun = "batch"
@@ -826,14 +835,15 @@ class DataprocBatchHook(_DataprocCalls):
 
     async def a_describe(self, batch_id: str) -> JobState:
         """:meth:`describe` over the library's native asyncio gRPC client (``BatchControllerAsyncClient``)."""
-        transport = BatchControllerGrpcAsyncIOTransport(**self._async_transport_kwargs())
-        client = dataproc_v1.BatchControllerAsyncClient(transport=transport)
         try:
-            batch = await client.get_batch(request={"name": self.name_of(batch_id)}, **self.rpc())
+            batch = await self._a_call(
+                BatchControllerGrpcAsyncIOTransport,
+                dataproc_v1.BatchControllerAsyncClient,
+                "get_batch",
+                {"name": self.name_of(batch_id)},
+            )
         except gexc.NotFound as err:
             return JobState.not_found(f"Dataproc has no batch {batch_id}: {err.message}")
-        finally:
-            await transport.close()
         return batch_to_job_state(batch, link=self.link(batch_id))
 
     def cancel(self, batch_id: str, *, timeout: float | None = None) -> None:

@@ -294,6 +294,10 @@ def job_run_to_job_state(job_run: Mapping[str, Any]) -> JobState:
 # -- the hooks ------------------------------------------------------------------------------------------
 
 
+AWS_ARGUMENTS = ("aws_conn_id", "region_name", "verify", "botocore_config")
+"""What ``AwsBaseOperator`` and these hooks take to reach AWS, by name."""
+
+
 class _AwsClientHook(LoggingMixin):
     """The amazon provider's hook and a boto3 client with botocore's retries off."""
 
@@ -315,12 +319,7 @@ class _AwsClientHook(LoggingMixin):
 
     def params(self) -> dict[str, Any]:
         """The arguments that rebuild this hook elsewhere (JSON-serialisable)."""
-        return {
-            "aws_conn_id": self.aws_conn_id,
-            "region_name": self.region_name,
-            "verify": self.verify,
-            "botocore_config": self.botocore_config,
-        }
+        return {name: getattr(self, name) for name in AWS_ARGUMENTS}
 
     @cached_property
     def aws(self) -> Any:

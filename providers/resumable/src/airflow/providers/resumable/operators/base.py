@@ -76,7 +76,8 @@ class ResumableSubmitOperator(DeferringOperator):
     (see :mod:`~airflow.providers.resumable.deadline`), not each attempt afresh.
 
     **What subclasses implement.** :meth:`build_submission` (validate and build the request; no
-    cloud call), :meth:`submit`, :meth:`describe`, :meth:`cancel`, optionally :meth:`find_existing`
+    cloud call), :meth:`submit`, a :attr:`hook` whose ``describe`` and ``cancel`` the base calls (or
+    :meth:`describe` and :meth:`cancel` themselves), optionally :meth:`find_existing`
     (clouds that cannot deduplicate), :meth:`result` and :meth:`result_without_waiting`,
     :meth:`on_job_known` (XComs, links), :meth:`recover` (restart a failed job in place, e.g. a
     Databricks repair), :meth:`on_poll_budget_spent`, and :meth:`is_transient` /
@@ -84,7 +85,8 @@ class ResumableSubmitOperator(DeferringOperator):
     (:mod:`airflow.providers.resumable.hooks`) classifies; :meth:`hook_params` says how to rebuild
     that hook outside the task. They may turn polling off with :attr:`wait_for_completion`, bound it
     with :attr:`poll_budget`, and turn cancelling on a person's stop or ``execution_timeout`` off
-    with :attr:`cancel_on_stop`. The flow stays here: no subclass overrides :meth:`execute`.
+    with :attr:`cancel_on_stop`. The flow stays here: no subclass overrides :meth:`execute`. See
+    "Write your own resumable operator" in the docs.
 
     **Deferrable mode.** With ``deferrable=True`` the job is submitted here exactly as above, then a
     trigger polls it from the triggerer while no worker slot is held, and the task comes back only to

@@ -60,19 +60,24 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
     operator_extra_links = (ResumableDatabricksJobRunLink(),)
     _hook_caller: ClassVar[str] = ""
 
+    # The arguments both upstream operators take, with upstream's defaults: declared once here
+    # (the parity tests read constructor signatures across the bases, as for upstream's own).
     def __init__(
         self,
         *,
-        databricks_conn_id: str,
-        polling_period_seconds: int,
-        databricks_retry_limit: int,
-        databricks_retry_delay: int,
-        databricks_retry_args: dict[Any, Any] | None,
-        do_xcom_push: bool,
-        wait_for_termination: bool,
-        idempotency_token: str | None,
-        durable: bool | None,
-        deferrable: bool,
+        json: Any | None = None,
+        idempotency_token: str | None = None,
+        performance_target: str | None = None,
+        databricks_conn_id: str = "databricks_default",
+        polling_period_seconds: int = 30,
+        databricks_retry_limit: int = 3,
+        databricks_retry_delay: int = 1,
+        databricks_retry_args: dict[Any, Any] | None = None,
+        do_xcom_push: bool = True,
+        wait_for_termination: bool = True,
+        deferrable: bool = DEFERRABLE_DEFAULT,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
+        durable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poll_interval", polling_period_seconds)
@@ -84,6 +89,7 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
         )
         if databricks_retry_limit < 1:
             raise AirflowException(f"databricks_retry_limit must be at least 1, got {databricks_retry_limit}")
+        self.json = json
         self.databricks_conn_id = databricks_conn_id
         self.polling_period_seconds = polling_period_seconds
         self.databricks_retry_limit = databricks_retry_limit
@@ -92,6 +98,8 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
         self.wait_for_termination = wait_for_termination
         self.wait_for_completion = wait_for_termination
         self.idempotency_token = idempotency_token
+        self.performance_target = performance_target
+        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.run_id: int | None = None
         """The Databricks run this attempt follows, as upstream keeps it."""
 
@@ -131,12 +139,6 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
 
     def retry_after(self, error: BaseException) -> float | None:
         return ResumableDatabricksHook.retry_after(error)
-
-    def describe(self, external_id: str) -> JobState:
-        return self.hook.describe(external_id)
-
-    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        self.hook.cancel(external_id, timeout=timeout)
 
     def on_job_known(self, external_id: str, context: Context) -> None:
         run_id = self.run_id = int(external_id)
@@ -237,7 +239,6 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
     def __init__(
         self,
         *,
-        json: Any | None = None,
         tasks: list[object] | None = None,
         spark_jar_task: dict[str, Any] | None = None,
         notebook_task: dict[str, Any] | None = None,
@@ -251,37 +252,12 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         environments: list[dict[str, Any]] | None = None,
         run_name: str | None = None,
         timeout_seconds: int | None = None,
-        databricks_conn_id: str = "databricks_default",
-        polling_period_seconds: int = 30,
-        databricks_retry_limit: int = 3,
-        databricks_retry_delay: int = 1,
-        databricks_retry_args: dict[Any, Any] | None = None,
-        do_xcom_push: bool = True,
-        idempotency_token: str | None = None,
         access_control_list: list[dict[str, str]] | None = None,
-        wait_for_termination: bool = True,
         git_source: dict[str, Any] | None = None,
-        performance_target: str | None = None,
-        deferrable: bool = DEFERRABLE_DEFAULT,
-        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
-        durable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            databricks_conn_id=databricks_conn_id,
-            polling_period_seconds=polling_period_seconds,
-            databricks_retry_limit=databricks_retry_limit,
-            databricks_retry_delay=databricks_retry_delay,
-            databricks_retry_args=databricks_retry_args,
-            do_xcom_push=do_xcom_push,
-            wait_for_termination=wait_for_termination,
-            idempotency_token=idempotency_token,
-            durable=durable,
-            deferrable=deferrable,
-            **kwargs,
-        )
-        self.json = json
+        super().__init__(**kwargs)
         self.tasks = tasks
         self.spark_jar_task = spark_jar_task
         self.notebook_task = notebook_task
@@ -297,8 +273,6 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         self.timeout_seconds = timeout_seconds
         self.access_control_list = access_control_list
         self.git_source = git_source
-        self.performance_target = performance_target
-        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.openlineage_inject_transport_info = openlineage_inject_transport_info
 
     def _named_json_parameters(self) -> dict[str, Any]:
@@ -434,45 +408,19 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         job_id: str | None = None,
         job_name: str | None = None,
         job_parameters: dict[str, str] | None = None,
-        json: Any | None = None,
         dbt_commands: list[str] | None = None,
         notebook_params: dict[str, str] | None = None,
         python_params: list[str] | None = None,
         jar_params: list[str] | None = None,
         spark_submit_params: list[str] | None = None,
         python_named_params: dict[str, str] | None = None,
-        idempotency_token: str | None = None,
-        performance_target: str | None = None,
-        databricks_conn_id: str = "databricks_default",
-        polling_period_seconds: int = 30,
-        databricks_retry_limit: int = 3,
-        databricks_retry_delay: int = 1,
-        databricks_retry_args: dict[Any, Any] | None = None,
-        do_xcom_push: bool = True,
-        wait_for_termination: bool = True,
-        deferrable: bool = DEFERRABLE_DEFAULT,
-        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         repair_run: bool = False,
         databricks_repair_reason_new_settings: dict[str, Any] | None = None,
         cancel_previous_runs: bool = False,
         forward_dag_params: bool = True,
-        durable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            databricks_conn_id=databricks_conn_id,
-            polling_period_seconds=polling_period_seconds,
-            databricks_retry_limit=databricks_retry_limit,
-            databricks_retry_delay=databricks_retry_delay,
-            databricks_retry_args=databricks_retry_args,
-            do_xcom_push=do_xcom_push,
-            wait_for_termination=wait_for_termination,
-            idempotency_token=idempotency_token,
-            durable=durable,
-            deferrable=deferrable,
-            **kwargs,
-        )
-        self.json = json
+        super().__init__(**kwargs)
         self.job_id = job_id
         self.job_name = job_name
         self.job_parameters = job_parameters
@@ -482,8 +430,6 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         self.python_named_params = python_named_params
         self.jar_params = jar_params
         self.spark_submit_params = spark_submit_params
-        self.performance_target = performance_target
-        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.repair_run = repair_run
         self.databricks_repair_reason_new_settings = databricks_repair_reason_new_settings or {}
         self.cancel_previous_runs = cancel_previous_runs

@@ -83,22 +83,24 @@ class _DataprocOperator(ResumableSubmitOperator):
 
     ui_color = "#0273d4"
 
+    # The arguments both upstream operators take, with upstream's defaults: declared once here
+    # (the parity tests read constructor signatures across the bases, as for upstream's own).
     def __init__(
         self,
         *,
         region: str,
-        project_id: str | None,
-        request_id: str | None,
-        retry: Retry | _MethodDefault,
-        timeout: float | None,
-        metadata: Sequence[tuple[str, str]],
-        gcp_conn_id: str,
-        impersonation_chain: str | Sequence[str] | None,
-        asynchronous: bool,
-        deferrable: bool,
+        project_id: str | None = None,
+        request_id: str | None = None,
+        retry: Retry | _MethodDefault = DEFAULT,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        gcp_conn_id: str = DEFAULT_CONN_ID,
+        impersonation_chain: str | Sequence[str] | None = None,
+        asynchronous: bool = False,
+        deferrable: bool = DEFERRABLE_DEFAULT,
         polling_interval_seconds: int,
-        openlineage_inject_parent_job_info: bool,
-        openlineage_inject_transport_info: bool,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
+        openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
         **kwargs: Any,
     ) -> None:
         if polling_interval_seconds <= 0:
@@ -162,12 +164,6 @@ class _DataprocOperator(ResumableSubmitOperator):
     def retry_after(self, error: BaseException) -> float | None:
         """The ``google.rpc.RetryInfo`` delay Google APIs attach to RESOURCE_EXHAUSTED and UNAVAILABLE."""
         return dataproc_hooks.retry_after(error)
-
-    def describe(self, external_id: str) -> JobState:
-        return self.hook.describe(external_id)
-
-    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        self.hook.cancel(external_id, timeout=timeout)
 
     # -- OpenLineage ----------------------------------------------------------------------------
 
@@ -282,40 +278,13 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
         self,
         *,
         job: dict[str, Any],
-        region: str,
-        project_id: str | None = None,
-        request_id: str | None = None,
-        retry: Retry | _MethodDefault = DEFAULT,
-        timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] = (),
-        gcp_conn_id: str = DEFAULT_CONN_ID,
-        impersonation_chain: str | Sequence[str] | None = None,
-        asynchronous: bool = False,
-        deferrable: bool = DEFERRABLE_DEFAULT,
         polling_interval_seconds: int = 10,
         cancel_on_kill: bool = True,
         wait_timeout: int | None = None,
         start_from_trigger: bool = False,
-        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
-        openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            region=region,
-            project_id=project_id,
-            request_id=request_id,
-            retry=retry,
-            timeout=timeout,
-            metadata=metadata,
-            gcp_conn_id=gcp_conn_id,
-            impersonation_chain=impersonation_chain,
-            asynchronous=asynchronous,
-            deferrable=deferrable,
-            polling_interval_seconds=polling_interval_seconds,
-            openlineage_inject_parent_job_info=openlineage_inject_parent_job_info,
-            openlineage_inject_transport_info=openlineage_inject_transport_info,
-            **kwargs,
-        )
+        super().__init__(polling_interval_seconds=polling_interval_seconds, **kwargs)
         self.job = job
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_stop = cancel_on_kill
@@ -323,7 +292,7 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
         self.start_from_trigger = start_from_trigger
         self.job_id: str | None = None
         """The Dataproc job this attempt follows, as upstream keeps it."""
-        if wait_timeout and not asynchronous:
+        if wait_timeout and not self.asynchronous:
             # Counted per attempt from the start of its wait, as upstream counts it.
             self.poll_budget = PollBudget(max_seconds=float(wait_timeout))
 
@@ -451,42 +420,15 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
     def __init__(
         self,
         *,
-        region: str,
-        project_id: str | None = None,
         batch: dict[str, Any] | dataproc_v1.Batch,
         batch_id: str | None = None,
         batch_id_prefix: str | None = None,
-        request_id: str | None = None,
         num_retries_if_resource_is_not_ready: int = 0,
-        retry: Retry | _MethodDefault = DEFAULT,
-        timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] = (),
-        gcp_conn_id: str = DEFAULT_CONN_ID,
-        impersonation_chain: str | Sequence[str] | None = None,
         result_retry: Any = DEFAULT,
-        asynchronous: bool = False,
-        deferrable: bool = DEFERRABLE_DEFAULT,
         polling_interval_seconds: int = 5,
-        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
-        openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            region=region,
-            project_id=project_id,
-            request_id=request_id,
-            retry=retry,
-            timeout=timeout,
-            metadata=metadata,
-            gcp_conn_id=gcp_conn_id,
-            impersonation_chain=impersonation_chain,
-            asynchronous=asynchronous,
-            deferrable=deferrable,
-            polling_interval_seconds=polling_interval_seconds,
-            openlineage_inject_parent_job_info=openlineage_inject_parent_job_info,
-            openlineage_inject_transport_info=openlineage_inject_transport_info,
-            **kwargs,
-        )
+        super().__init__(polling_interval_seconds=polling_interval_seconds, **kwargs)
         self.batch = batch
         self.batch_id = batch_id
         self.batch_id_prefix = batch_id_prefix

@@ -80,21 +80,25 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
         passes it must reach the same region after the swap. Unlike upstream, a warning says so.
     """
 
+    # The AWS arguments take upstream's defaults here, as upstream's ``AwsBaseOperator`` declares them.
     def __init__(
         self,
         *,
-        aws_conn_id: str | None,
-        region_name: str | None,
-        verify: bool | str | None,
-        botocore_config: dict[str, Any] | None,
         wait_for_completion: bool,
         waiter_delay: int,
         waiter_max_attempts: int,
-        deferrable: bool,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        deferrable: bool = DEFERRABLE_DEFAULT,
+        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         # A named parameter, as upstream's: Airflow's ``.partial()`` checks names against the signatures.
         region: str | ArgNotSet | None = NOTSET,
         **kwargs: Any,
     ) -> None:
+        if waiter_max_attempts < 1:
+            raise AirflowException(f"waiter_max_attempts must be at least 1, got {waiter_max_attempts}")
         kwargs.setdefault("poll_interval", waiter_delay)
         super().__init__(deferrable=deferrable, **kwargs)
         if not isinstance(region, ArgNotSet):
@@ -104,8 +108,6 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
                 AirflowProviderDeprecationWarning,
                 stacklevel=3,
             )
-        if waiter_max_attempts < 1:
-            raise AirflowException(f"waiter_max_attempts must be at least 1, got {waiter_max_attempts}")
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
@@ -113,16 +115,12 @@ class _ResumableAwsOperator(ResumableSubmitOperator):
         self.wait_for_completion = wait_for_completion
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
+        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         # Per attempt, as upstream's waiter: a resumed attempt polls with a fresh budget.
         self.poll_budget = PollBudget(max_polls=waiter_max_attempts)
 
     def _aws_args(self) -> dict[str, Any]:
-        return {
-            "aws_conn_id": self.aws_conn_id,
-            "region_name": self.region_name,
-            "verify": self.verify,
-            "botocore_config": self.botocore_config,
-        }
+        return {name: getattr(self, name) for name in emr_hooks.AWS_ARGUMENTS}
 
     def is_transient(self, error: BaseException) -> bool:
         return emr_hooks.is_transient(error)
@@ -225,25 +223,14 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         waiter_delay: int = 30,
         waiter_max_attempts: int = 60,
         execution_role_arn: str | None = None,
-        deferrable: bool = DEFERRABLE_DEFAULT,
-        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if (job_flow_id is None) == (job_flow_name is None):
             raise AirflowException("Exactly one of job_flow_id or job_flow_name must be specified.")
         super().__init__(
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
             wait_for_completion=wait_for_completion,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
-            deferrable=deferrable,
             **kwargs,
         )
         self.job_flow_id = job_flow_id
@@ -251,7 +238,6 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         self.cluster_states = cluster_states or []
         self.steps = steps or []
         self.execution_role_arn = execution_role_arn
-        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.step_ids: list[str] = []
         """The steps this attempt follows, in the order they were added."""
         self._cluster_id: str | None = None
@@ -352,13 +338,6 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         """Page ``ListSteps`` newest first back to the intent time; adopt the steps tagged with the key."""
         return self.hook.find_steps(self._resolve_cluster(), idempotency_key, since=intent_at)
 
-    def describe(self, external_id: str) -> JobState:
-        return self.hook.describe(external_id)
-
-    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        """One ``CancelSteps`` call for all the steps; steps that have ended are reported, not raised."""
-        self.hook.cancel(external_id, timeout=timeout)
-
     def on_job_known(self, external_id: str, context: Context) -> None:
         ids = StepIds.parse(external_id)
         self._cluster_id = ids.cluster_id
@@ -367,26 +346,19 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
         if not self.do_xcom_push:
             return
         context["ti"].xcom_push(key="job_flow_id", value=ids.cluster_id)
-        region, partition = self.hook.conn_region_name, self.hook.conn_partition
-        EmrClusterLink.persist(
-            context=context,
-            operator=self,
-            region_name=region,
-            aws_partition=partition,
-            job_flow_id=ids.cluster_id,
-        )
+        where = {
+            "context": context,
+            "operator": self,
+            "region_name": self.hook.conn_region_name,
+            "aws_partition": self.hook.conn_partition,
+            "job_flow_id": ids.cluster_id,
+        }
+        EmrClusterLink.persist(**where)
         log_uri = self._call(
             lambda: self.hook.log_uri(ids.cluster_id),
             what=f"read the log URI of cluster {ids.cluster_id}",
         )
-        EmrLogsLink.persist(
-            context=context,
-            operator=self,
-            region_name=region,
-            aws_partition=partition,
-            job_flow_id=ids.cluster_id,
-            log_uri=log_uri,
-        )
+        EmrLogsLink.persist(**where, log_uri=log_uri)
 
     def result(self, external_id: str, state: JobState) -> list[str]:
         """The step ids, as upstream returns them (XCom ``return_value``)."""
@@ -480,26 +452,15 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         name: str | None = None,
         waiter_max_attempts: int | ArgNotSet = NOTSET,
         waiter_delay: int | ArgNotSet = NOTSET,
-        deferrable: bool = DEFERRABLE_DEFAULT,
         enable_application_ui_links: bool = False,
         cancel_on_kill: bool = True,
-        openlineage_inject_parent_job_info: bool = OPENLINEAGE_PARENT_DEFAULT,
         openlineage_inject_transport_info: bool = OPENLINEAGE_TRANSPORT_DEFAULT,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
             wait_for_completion=wait_for_completion,
             waiter_delay=60 if isinstance(waiter_delay, ArgNotSet) else waiter_delay,
             waiter_max_attempts=25 if isinstance(waiter_max_attempts, ArgNotSet) else waiter_max_attempts,
-            deferrable=deferrable,
             **kwargs,
         )
         self.application_id = application_id
@@ -511,7 +472,6 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         self.name = name
         self.enable_application_ui_links = enable_application_ui_links
         self.cancel_on_kill = cancel_on_kill
-        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.openlineage_inject_transport_info = openlineage_inject_transport_info
         self.job_id: str | None = None
         """The job run this attempt follows, as upstream keeps it."""
@@ -568,12 +528,6 @@ class ResumableEmrServerlessStartJobOperator(_ResumableAwsOperator):
         name = submission.name or f"emr_serverless_job_airflow_{idempotency_key}"
         self.log.info("Starting job on Application: %s (clientToken %s)", self.application_id, token)
         return self.hook.start_job_run(submission.args, name=name, client_token=token)
-
-    def describe(self, external_id: str) -> JobState:
-        return self.hook.describe(external_id)
-
-    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        self.hook.cancel(external_id, timeout=timeout)
 
     def on_poll_budget_spent(self, external_id: str, state: JobState, spent: str) -> NoReturn:
         # As upstream: the job run is cancelled when its waiter gives up.

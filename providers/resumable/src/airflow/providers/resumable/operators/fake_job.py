@@ -83,12 +83,6 @@ class FakeJobSubmitOperator(ResumableSubmitOperator):
     def find_existing(self, idempotency_key: str, *, intent_at: datetime | None = None) -> str | None:
         return self.hook.find(idempotency_key) if self.use_find_existing else None
 
-    def describe(self, external_id: str) -> JobState:
-        return self.hook.describe(external_id)
-
-    def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
-        self.hook.cancel(external_id, timeout=timeout)
-
     def result(self, external_id: str, state: JobState) -> Any:
         return {"job_id": external_id, "output": self.hook.output(external_id)}
 

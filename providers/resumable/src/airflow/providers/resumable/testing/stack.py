@@ -48,7 +48,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,7 +58,12 @@ import httpx
 import psutil
 from cryptography.fernet import Fernet
 
-from airflow.providers.resumable.testing.processes import ManagedProcess, start_process, stop_processes
+from airflow.providers.resumable.testing.processes import (
+    ManagedProcess,
+    identity_arguments,
+    start_process,
+    stop_processes,
+)
 
 T = TypeVar("T")
 
@@ -189,6 +194,42 @@ def tail(path: Path, lines: int = 60) -> str:
         return f"<{path} does not exist>"
     content = path.read_text(errors="replace").splitlines()
     return "\n".join(content[-lines:])
+
+
+def run_to_log(
+    what: str,
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float,
+    run_as: tuple[int, int] | None = None,
+) -> None:
+    """
+    Run a start-up command to its end, its output in ``log_path``; a failure shows the log's tail.
+
+    :param what: the command's name in an error ("airflow db migrate").
+    :param argv: the command.
+    :param log_path: where its output goes.
+    :param env: its environment.
+    :param cwd: its working directory.
+    :param timeout: seconds it may take (``subprocess.TimeoutExpired`` after that).
+    :param run_as: (uid, gid) to run it as; this process's identity if ``None``.
+    """
+    with log_path.open("wb") as log_file:
+        result = subprocess.run(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+            **identity_arguments(run_as),
+        )
+    if result.returncode != 0:
+        raise StackStartError(f"{what} exited {result.returncode}:\n{tail(log_path)}")
 
 
 class StackDatabase:
@@ -617,19 +658,14 @@ class AirflowStack:
         return self
 
     def _migrate_database(self) -> None:
-        log_path = self.component_logs / "db-migrate.log"
-        with log_path.open("wb") as log_file:
-            result = subprocess.run(
-                [*self.airflow_command, "db", "migrate"],
-                env=self.env,
-                cwd=self.home,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                timeout=MIGRATE_TIMEOUT_SECONDS,
-                check=False,
-            )
-        if result.returncode != 0:
-            raise StackStartError(f"airflow db migrate exited {result.returncode}:\n{tail(log_path)}")
+        run_to_log(
+            "airflow db migrate",
+            [*self.airflow_command, "db", "migrate"],
+            self.component_logs / "db-migrate.log",
+            env=self.env,
+            cwd=self.home,
+            timeout=MIGRATE_TIMEOUT_SECONDS,
+        )
 
     def _wait_until_healthy(self) -> None:
         last_health: dict[str, Any] = {}
