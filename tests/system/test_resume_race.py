@@ -27,13 +27,11 @@ from airflow.providers.resumable.testing.stack import AirflowStack, poll_until
 from tests.system.dags.system_resume_race_dags import LATE_EVENT_DAG_ID, RACE_POOL
 from tests.system.plugins.late_exit_listener_plugin import RECORD_NAME
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.skipif(
-        not checkpointed_state_available(),
-        reason="the checkpointed state needs the core patch: run 'make patch-venv'",
-    ),
-]
+needs_the_core_patch = pytest.mark.skipif(
+    not checkpointed_state_available(),
+    reason="the checkpointed state needs the core patch: run 'make patch-venv'",
+)
+pytestmark = [pytest.mark.system, needs_the_core_patch]
 
 DAGS = Path(__file__).parent / "dags"
 TASK = "checkpointing"

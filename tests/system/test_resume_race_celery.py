@@ -13,21 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow.providers.resumable.checkpoint import checkpointed_state_available
 from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
 from airflow.providers.resumable.testing.stack import AirflowStack
 from tests.system.test_resume_race import (
     check_a_late_executor_event_does_not_fail_the_resumed_attempt,
     deployed,
+    needs_the_core_patch,
 )
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.skipif(
-        not checkpointed_state_available(),
-        reason="the checkpointed state needs the core patch: run 'make patch-venv'",
-    ),
-]
+pytestmark = [pytest.mark.system, needs_the_core_patch]
 
 
 @pytest.fixture(scope="module")
