@@ -21,6 +21,7 @@ help:
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
 	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
+	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
@@ -183,6 +184,13 @@ bench: $(BENCH_VENV)/.installed
 # Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
 bench-report: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench --report-only
+
+# checkpointed -> running latency with a short resume_after, on the LocalExecutor/sqlite and the
+# Celery/Postgres stacks (~6 min); writes its own section of docs/benchmarks.md. The dev venv: it
+# has the celery extra and the core patch. `make bench-resume BENCH_RESUME_ARGS="--transitions 50"`.
+.PHONY: bench-resume
+bench-resume: patch-venv
+	$(BIN)/python -m bench.resume_latency $(BENCH_RESUME_ARGS)
 
 bench-constraints:
 	rm -rf .tmp/bench-venv

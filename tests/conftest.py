@@ -23,6 +23,7 @@ _MODULE_GROUPS = {
     "tests/system/test_mixed_fleet.py": "stack-mixed-fleet",
     "tests/system/test_worker_loss.py": "stack-worker-loss",
     "tests/system/test_celery_stack.py": "stack-celery",
+    "tests/system/test_resume_race_celery.py": "stack-celery",
     "tests/packaging/test_install.py": "packaging",
 }
 _STACK_FIXTURES = {"airflow_stack", "system_dags", "checkpoint_flavour"}

@@ -64,6 +64,7 @@ def _session_stack(
             home, settings or StackSettings(), python=python, component_python=component_python
         )
     stack.add_plugin_file(PLUGINS_SOURCE / "checkpoint_listener_plugin.py")
+    stack.add_plugin_file(PLUGINS_SOURCE / "late_exit_listener_plugin.py")
     # A CI runner stops a job with SIGTERM; make that unwind like Ctrl-C so the stack is still stopped.
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     if previous_sigterm is signal.SIG_DFL:

@@ -314,8 +314,15 @@ def test_execution_api_raises_a_tiny_delay_to_the_safe_minimum():
 
     _, reschedule = _update_state(timedelta(0))
 
-    assert timedelta(seconds=5) <= MIN_CHECKPOINT_RESUME_AFTER
+    # One scheduler loop: the executor-event race no longer needs the 10 s it once did.
+    assert timedelta(seconds=1) == MIN_CHECKPOINT_RESUME_AFTER
     assert reschedule.reschedule_date == NOW + MIN_CHECKPOINT_RESUME_AFTER
+
+
+def test_execution_api_keeps_a_short_delay_above_the_minimum():
+    _, reschedule = _update_state(timedelta(seconds=2))
+
+    assert reschedule.reschedule_date == NOW + timedelta(seconds=2)
 
 
 def test_execution_api_route_validates_a_checkpoint_body_against_the_checkpoint_payload():
@@ -361,7 +368,8 @@ def test_checkpoint_resume_after_uses_the_configured_default_and_the_minimum(
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "45")
     assert checkpoint_resume_after(None) == timedelta(seconds=45)
     assert checkpoint_resume_after(timedelta(minutes=3)) == timedelta(minutes=3)
-    assert checkpoint_resume_after(timedelta(seconds=1)) == MIN_CHECKPOINT_RESUME_AFTER
+    assert checkpoint_resume_after(timedelta(seconds=2)) == timedelta(seconds=2)
+    assert checkpoint_resume_after(timedelta(seconds=0.5)) == MIN_CHECKPOINT_RESUME_AFTER
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "0")
     assert checkpoint_resume_after(None) == MIN_CHECKPOINT_RESUME_AFTER
 
@@ -464,18 +472,27 @@ def test_a_declared_running_ti_is_checkpointed_on_worker_loss(monkeypatch: pytes
     hook.on_task_instance_failed.assert_not_called()
 
 
-def test_a_worker_loss_checkpoint_resumes_after_the_declared_delay(monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize(
+    "declared",
+    [
+        pytest.param(15.0, id="the-operators-15s"),
+        pytest.param(2.0, id="a-short-delay-once-raised-to-10s"),
+    ],
+)
+def test_a_worker_loss_checkpoint_resumes_after_the_declared_delay(
+    declared: float, monkeypatch: pytest.MonkeyPatch
+):
     from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
     from airflow.models.taskreschedule import TaskReschedule
 
     # The operator said 15 s; the 60 s default must not apply (measured before: 74.7 s to resume).
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER", "60")
-    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared(resume_after=15.0)})
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared(resume_after=declared)})
 
     _, session, _ = _checkpoint_on_worker_loss(_running_ti(), backend)
 
     (reschedule,) = [c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)]
-    assert reschedule.reschedule_date == NOW + timedelta(seconds=15)
+    assert reschedule.reschedule_date == NOW + timedelta(seconds=declared)
 
 
 def test_a_worker_loss_checkpoint_waits_at_least_the_safe_minimum(monkeypatch: pytest.MonkeyPatch):
@@ -644,6 +661,7 @@ def test_executor_reporting_a_declared_running_ti_finished_checkpoints_it():
     from airflow.utils.state import TaskInstanceState
 
     ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.awaits_its_resumed_attempt.return_value = False
     ti.runs_a_live_resumed_attempt.return_value = False
     ti.checkpoint_on_worker_loss.return_value = True
 
@@ -655,10 +673,18 @@ def test_executor_reporting_a_declared_running_ti_finished_checkpoints_it():
     session.add.assert_not_called()  # no "state mismatch" audit row
 
 
-def test_executor_reporting_an_undeclared_running_ti_finished_still_fails_it():
+@pytest.mark.parametrize(
+    "ti_state",
+    [
+        pytest.param("running", id="undeclared-running"),
+        pytest.param("queued", id="queued-never-resumed"),
+    ],
+)
+def test_executor_reporting_an_undeclared_or_never_resumed_ti_finished_still_fails_it(ti_state: str):
     from airflow.utils.state import TaskInstanceState
 
-    ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti = mock.MagicMock(state=ti_state)
+    ti.awaits_its_resumed_attempt.return_value = False
     ti.runs_a_live_resumed_attempt.return_value = False
     ti.checkpoint_on_worker_loss.return_value = False
 
@@ -672,16 +698,59 @@ def test_executor_reporting_an_earlier_attempt_finished_leaves_the_live_resumed_
     from airflow.utils.state import TaskInstanceState
 
     ti = mock.MagicMock(state=TaskInstanceState.RUNNING)
+    ti.awaits_its_resumed_attempt.return_value = False
     ti.runs_a_live_resumed_attempt.return_value = True
 
     executor, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
 
     ti.runs_a_live_resumed_attempt.assert_called_once_with(session=session)
+    _assert_left_alone(ti, executor, session)
+
+
+def _assert_left_alone(ti: Any, executor: Any, session: Any) -> None:
+    """The scheduler neither failed, checkpointed nor re-stated the task instance for the event."""
     ti.checkpoint_on_worker_loss.assert_not_called()
     ti.handle_failure.assert_not_called()
     ti.set_state.assert_not_called()
     executor.send_callback.assert_not_called()
     session.add.assert_not_called()  # no "state mismatch" audit row
+
+
+@pytest.mark.parametrize("ti_state", ["scheduled", "queued"])
+@pytest.mark.parametrize("event_state", ["success", "failed"])
+def test_executor_reporting_the_attempt_before_a_resume_finished_leaves_the_resumed_ti_alone(
+    ti_state: str, event_state: str
+):
+    # The checkpointed attempt's workload reports its end only after its worker is done with it,
+    # which can be after the task was resumed (same key): it must not fail the resumed attempt.
+    ti = mock.MagicMock(state=ti_state, next_method=None)  # not resuming from a deferral
+    ti.awaits_its_resumed_attempt.return_value = True
+
+    executor, session = _process_one_executor_event(ti, event_state)
+
+    ti.awaits_its_resumed_attempt.assert_called_once_with(session=session)
+    _assert_left_alone(ti, executor, session)
+
+
+@pytest.mark.parametrize(
+    ("state", "reschedule_rows", "awaits"),
+    [
+        pytest.param("scheduled", 1, True, id="scheduled-after-a-resume"),
+        pytest.param("queued", 2, True, id="queued-after-a-resume"),
+        pytest.param("queued", 0, False, id="queued-never-resumed"),
+        pytest.param("scheduled", 0, False, id="scheduled-never-resumed"),
+        pytest.param("running", 1, False, id="running-its-own-attempt"),
+        pytest.param("checkpointed", 1, False, id="not-resumed-yet"),
+    ],
+)
+def test_a_ti_awaits_its_resumed_attempt_when_resumed_in_this_try_and_not_started(
+    state: str, reschedule_rows: int, awaits: bool
+):
+    ti = _running_ti(state=state)
+    session = mock.MagicMock()
+    session.scalar.return_value = reschedule_rows
+
+    assert ti.awaits_its_resumed_attempt(session=session) is awaits
 
 
 @pytest.mark.parametrize(

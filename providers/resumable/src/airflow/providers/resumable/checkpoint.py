@@ -26,13 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_SAFE_RESUME_AFTER = timedelta(seconds=10)
-"""The shortest wait before a resumed attempt may be scheduled.
+"""The shortest wait before a resumed attempt may be scheduled, on the reschedule fallback.
 
 Airflow 3.3.2 has a race: when the old worker's executor event for an attempt arrives after the
 scheduler has already queued the resumed attempt (same try number), the scheduler takes the resumed
 one for an externally killed task and fails it (seen on a stock stack with a 1 s reschedule). The
-core patch enforces this minimum server-side for ``checkpointed``; the reschedule fallback has no
-such guard, so it is applied here."""
+core patch's scheduler recognises that event (``TaskInstance.awaits_its_resumed_attempt``), so a
+``checkpointed`` task needs no such wait (the patch keeps a 1 s minimum, one scheduler loop). The
+fallback runs where the scheduler may be stock, so it keeps this one."""
 
 
 @functools.cache
@@ -206,7 +207,7 @@ def checkpoint_exception(
     patch; otherwise ``AirflowRescheduleException``, which any Airflow 3.3 resumes the same way.
 
     :param resume_after: how long Airflow waits before running the task again; never less than
-        :data:`MIN_SAFE_RESUME_AFTER` (the core patch enforces the same minimum server-side).
+        :data:`MIN_SAFE_RESUME_AFTER` on the reschedule fallback, nor than 1 s with the core patch.
     :param checkpoint_data: what the patched runner keeps for the resumed attempt, or ``None`` to
         write nothing (the resumable operators resume from their ledger and pass ``None``).
     :param ti: the running task instance; by default the current task's.

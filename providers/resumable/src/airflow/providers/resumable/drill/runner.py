@@ -361,8 +361,8 @@ def _start_stack(
         parallelism=max(4, 2 * clouds),
         # A SIGKILLed worker is noticed after this long (workers heartbeat every 2 s).
         task_heartbeat_timeout_seconds=DRILL_HEARTBEAT_TIMEOUT_SECONDS,
-        # A task checkpointed because its worker was lost resumes after the configured default
-        # (the scheduler cannot know the operator's resume_after); the patch's minimum keeps it safe.
+        # A worker-loss checkpoint resumes after the resume_after the operator declared; this default
+        # is for a task its worker's shutdown stopped before any attempt of the try could declare one.
         # Connections and job specs of a real deployment travel in the environment: never on disk.
         extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10", **env},
     )

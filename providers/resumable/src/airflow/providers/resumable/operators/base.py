@@ -105,9 +105,10 @@ class ResumableSubmitOperator(DeferringOperator):
     :param on_prior_failure: what a later attempt does when the job recorded by an earlier attempt
         failed, was cancelled or disappeared: ``"resubmit"`` (default) starts a new job, ``"fail"``
         fails the task without submitting.
-    :param resume_after: how long after a checkpoint Airflow resumes the task. The core patch
-        raises anything shorter to its 10 s minimum, which keeps the resumed attempt clear of the
-        old worker's executor event.
+    :param resume_after: how long after a checkpoint, or after a loss of its worker once the
+        operator declared itself resumable, Airflow resumes the task: at least 1 s (one scheduler
+        loop) with the core patch, at least 10 s on the ``up_for_reschedule`` fallback, where a stock
+        scheduler can still fail a sooner resume.
     :param poll_interval: seconds between the first status polls.
     :param max_poll_interval: the longest interval between polls; intervals grow from
         ``poll_interval`` by 1.5x per poll up to this. Defaults to ``poll_interval`` (constant).

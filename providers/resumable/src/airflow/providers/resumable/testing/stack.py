@@ -844,7 +844,9 @@ class AirflowStack:
     def ensure_pool(self, name: str, slots: int) -> None:
         response = self.rest.post("/pools", json={"name": name, "slots": slots, "include_deferred": False})
         if response.status_code == 409:
-            self.rest.json("PATCH", f"/pools/{name}", json={"name": name, "slots": slots})
+            self.rest.json(
+                "PATCH", f"/pools/{name}", json={"name": name, "slots": slots, "include_deferred": False}
+            )
         elif response.is_error:
             raise AssertionError(f"POST /pools -> HTTP {response.status_code}: {response.text[:500]}")
 
