@@ -107,6 +107,22 @@ def _deselect_outside_the_quick_deferrable_matrix(config: pytest.Config, items: 
         items[:] = kept
 
 
+def _name_the_group_in_the_node_id(item: pytest.Item, group: str) -> None:
+    """
+    What pytest-xdist's worker does for an ``xdist_group`` marker, done so that it works: its
+    scheduler groups tests by a ``@group`` suffix of their node ids.
+
+    pytest-xdist 3.8 writes the suffix to ``item._nodeid``; pytest 9.2 reads node ids from
+    ``item._id`` (a ``NodeId``) instead, so the suffix never reached the scheduler: every test of a
+    group was a unit of its own, and each worker that drew one started a stack of its own.
+    """
+    if getattr(item.config.option, "loadgroup", False):  # set on xdist workers under --dist loadgroup
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _deselect_outside_the_quick_deferrable_matrix(config, items)
     if not config.pluginmanager.hasplugin("xdist"):
@@ -114,6 +130,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if (group := _xdist_group(item)) is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            if hasattr(item, "_id"):
+                _name_the_group_in_the_node_id(item, group)
 
 
 # Every run leaves what each test cost and where it ran in .tmp/test-durations.json, so the suite's
