@@ -242,6 +242,22 @@ def test_wrong_credentials_give_a_clear_error_naming_the_connection(
     assert dbx.counters["runs_created"] == 0
 
 
+# -- the fake's fidelity ---------------------------------------------------------------------------
+
+
+def test_a_one_time_run_has_a_job_id_as_on_a_real_workspace(dbx, dbx_server):
+    """Databricks gives a ``runs/submit`` run a job of its own; upstream's deferrable operators read
+    it (``DatabricksHook.get_job_id``) before they defer, so a fake without it fails them."""
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+    hook = DatabricksHook(databricks_conn_id=CONN_ID)
+    first = hook.submit_run({"run_name": "one-time", "notebook_task": NOTEBOOK, "existing_cluster_id": "c"})
+    second = hook.submit_run({"run_name": "one-time", "notebook_task": NOTEBOOK, "existing_cluster_id": "c"})
+
+    assert isinstance(hook.get_job_id(first), int)
+    assert hook.get_job_id(first) != hook.get_job_id(second), "each one-time run has a job of its own"
+
+
 # -- describe -------------------------------------------------------------------------------------
 
 
