@@ -115,6 +115,11 @@ class ResumableSubmitOperator(DeferringOperator):
         records, once cancelled, to reach a terminal state before starting its replacement (cancels
         are asynchronous on Databricks, EMR and Dataproc). A job still going at the bound fails the
         task and stays in the ledger: two jobs of one task instance never run at once.
+    :param trigger_max_backoff: (``deferrable=True``) the longest single wait of the trigger's
+        backoff when the cloud throttles or fails a poll, a ``Retry-After`` included (a longer hint is
+        cut to it). Default ``[resumable] trigger_max_backoff`` (5 minutes). EMR sends no
+        ``Retry-After``, so its waits double up to this cap; lower it to notice the end of a job
+        sooner after a long throttle storm, raise it to put less load on a struggling API.
     """
 
     ledger_kind: str = ""
@@ -141,6 +146,7 @@ class ResumableSubmitOperator(DeferringOperator):
         max_poll_interval: float | None = None,
         deferrable: bool = DEFERRABLE_DEFAULT,
         previous_job_stop_timeout: timedelta = timedelta(minutes=2),
+        trigger_max_backoff: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -160,6 +166,9 @@ class ResumableSubmitOperator(DeferringOperator):
                 f"previous_job_stop_timeout must not be negative, got {previous_job_stop_timeout}"
             )
         self.previous_job_stop_timeout = previous_job_stop_timeout
+        if trigger_max_backoff is not None and trigger_max_backoff <= timedelta(0):
+            raise AirflowException(f"trigger_max_backoff must be positive, got {trigger_max_backoff}")
+        self.trigger_max_backoff = trigger_max_backoff
         self.durable = durable
         self.deferrable = deferrable
         self._check_deferrable()
