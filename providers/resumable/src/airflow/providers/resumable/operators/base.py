@@ -283,7 +283,7 @@ class ResumableSubmitOperator(DeferringOperator):
         """
         return None
 
-    def recover(self, external_id: str, state: JobState) -> bool:
+    def recover(self, external_id: str, state: JobState, context: Context) -> bool:
         """
         Try to bring a job that ended unsuccessfully back to life *in place* (same external id).
 
@@ -291,6 +291,11 @@ class ResumableSubmitOperator(DeferringOperator):
         job was restarted (e.g. a Databricks repair run) and should be polled again, ``False`` to
         let the task fail. A job found already failed when an attempt starts is handled by
         ``on_prior_failure`` instead. The default recovers nothing.
+
+        :param external_id: the job.
+        :param state: how it ended.
+        :param context: the attempt's context: a recovery that must survive the attempt (a deferral,
+            a checkpoint) records itself in its task state store, as a submission does.
         """
         return False
 
@@ -502,7 +507,7 @@ class ResumableSubmitOperator(DeferringOperator):
         # One budget for the whole wait of this attempt, recoveries included, as upstream's waiter.
         allowance = self.poll_budget.start(time.monotonic())
         final = self._poll_until_done(job_id, context, allowance)
-        while final.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, final):
+        while final.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, final, context):
             self.log.warning(
                 "%s %s ended %s; recovered in place, polling it again", self.job_noun, job_id, final
             )

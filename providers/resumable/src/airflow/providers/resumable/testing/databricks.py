@@ -165,6 +165,8 @@ class FakeDatabricksService(InjectsFaults[Fault]):
         self.token = token
         self.missing_run_status = missing_run_status
         self.default_script = default_script or RunScript()
+        self.repair_script: RunScript | None = None
+        """How a repaired run behaves; ``None``: it runs for the default duration and succeeds."""
         self.cancel_seconds = cancel_seconds
         self.workspace_url = "http://127.0.0.1"
         """Set by the server once it is bound; used to build ``run_page_url``."""
@@ -374,8 +376,7 @@ class FakeDatabricksService(InjectsFaults[Fault]):
                 )
             repair_id = next(self._ids)
             run.repairs.append(repair_id)
-            # The repaired run runs again for the default duration and then succeeds.
-            run.script = RunScript(
+            run.script = self.repair_script or RunScript(
                 pending_seconds=0.0,
                 run_seconds=self.default_script.run_seconds or 0.2,
                 result_state="SUCCESS",
