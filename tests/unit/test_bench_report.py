@@ -110,22 +110,27 @@ def test_figures_count_duplicates_retries_waste_and_calls_per_job_hour():
     assert ours.writes_per_checkpoint == 1
 
 
+def _sync_run(**overrides: Any) -> dict[str, Any]:
+    """A sync run's results (``latest.json``) holding :data:`RECORDS`."""
+    return {
+        "records": RECORDS,
+        "seed": 7,
+        "disruptions_per_operator": 1,
+        "run_seconds": 8.0,
+        "baseline_run_seconds": 60.0,
+        "poll_seconds": 2,
+        "started": "2026-11-24 03:00 UTC",
+        "wall_seconds": 600.0,
+        "drain": None,
+        "skipped": {},
+        "environment": {"machine": "test", "versions": "test"},
+        **overrides,
+    }
+
+
 def test_page_states_each_target_met_or_missed():
     page = render_markdown(
-        {
-            "records": RECORDS,
-            "seed": 7,
-            "disruptions_per_operator": 1,
-            "run_seconds": 8.0,
-            "baseline_run_seconds": 60.0,
-            "poll_seconds": 2,
-            "started": "2026-11-24 03:00 UTC",
-            "wall_seconds": 600.0,
-            "drain": None,
-            "skipped": {"DataprocSubmitJobOperator": "not installed"},
-            "environment": {"machine": "test", "versions": "test"},
-        },
-        "_static/benchmarks.png",
+        _sync_run(skipped={"DataprocSubmitJobOperator": "not installed"}), "_static/benchmarks.png"
     )
     targets = page.split("## Targets", 1)[1]
     assert "| 0 duplicates, 0 compute-seconds thrown away | 0 duplicates, 0 s thrown away | met |" in targets
@@ -230,19 +235,7 @@ def test_deferrable_figures_count_jobs_cancels_retries_and_worker_slot_per_job_h
 
 def test_the_deferrable_section_sits_next_to_the_sync_tables_from_its_own_run():
     page = render_markdown(
-        {
-            "records": RECORDS,
-            "seed": 7,
-            "disruptions_per_operator": 1,
-            "run_seconds": 8.0,
-            "baseline_run_seconds": 60.0,
-            "poll_seconds": 2,
-            "started": "2026-11-24 03:00 UTC",
-            "wall_seconds": 600.0,
-            "drain": None,
-            "skipped": {},
-            "environment": {"machine": "test", "versions": "test"},
-        },
+        _sync_run(),
         "_static/benchmarks.png",
         deferrable={
             "records": DEFERRABLE_RECORDS,
