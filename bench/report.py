@@ -631,9 +631,7 @@ def render_deferrable(result: dict[str, Any]) -> str:
         )
     )
     out.append("\n\n### Deferrable, by kind of disruption\n")
-    kinds = [
-        k for k in dict.fromkeys(r["kind"] for r in records if r["kind"] and r.get("mode") == "deferrable")
-    ]
+    kinds = sorted({r["kind"] for r in records if r["kind"] and r.get("mode") == "deferrable"})
     kind_rows = []
     for fig in figs:
         cells = [STREAM_TITLES.get(fig.stream, fig.stream), fig.side]
@@ -665,7 +663,7 @@ def render_deferrable(result: dict[str, Any]) -> str:
             else ""
         )
         + ".\n\n"
-        + _table(["pair", "side", *sorted(kinds)], kind_rows)
+        + _table(["pair", "side", *kinds], kind_rows)
     )
     errors = [r for r in records if r["error"]]
     if errors:

@@ -260,4 +260,6 @@ def test_the_deferrable_section_sits_next_to_the_sync_tables_from_its_own_run():
     assert "| 4200 / 3600 | 720 / 30 |" in section  # upstream: sync, then deferrable undisturbed
     assert "Not run: `EmrAddStepsOperator` with `deferrable=True`: aiobotocore is not installed." in section
     assert "2: 2j 1c 1r 0f" not in section  # one freeze strike per side, not two
-    assert "1: 2j 1c 1r 0f" in section
+    # Each cell under its own kind's column (the columns are sorted: dropped_response first).
+    assert "| Databricks submit run | upstream | n/a | 1: 2j 1c 1r 0f |" in section
+    assert "| Databricks submit run | ours | 1: 1j 0c 0r 1f | 1: 1j 0c 0r 0f |" in section
