@@ -21,7 +21,7 @@ help:
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
 	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
-	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~35 min); adds its tables to docs/benchmarks.md"
+	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~45 min; BENCH_ARGS=\"--disruptions 8\", each kind once: ~27 min); adds its tables to docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
