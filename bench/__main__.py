@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import random
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +48,15 @@ def _versions() -> str:
         except metadata.PackageNotFoundError:
             found.append(f"{name} (not installed)")
     return f"Python {platform.python_version()}; " + ", ".join(found)
+
+
+def kept_sections(page: str) -> str:
+    """
+    The sections of ``page`` that other bench scripts write and own, each between
+    ``<!-- bench-NAME: ... -->`` and ``<!-- /bench-NAME -->``: rewriting the page keeps them, at its end.
+    """
+    blocks = re.finditer(r"<!-- (bench-[\w-]+):.*?<!-- /\1 -->\n?", page, flags=re.DOTALL)
+    return "".join(block.group(0) for block in blocks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     body = json.loads(RESULTS.read_text())
     deferrable = json.loads(DEFERRABLE_RESULTS.read_text()) if DEFERRABLE_RESULTS.exists() else None
     render_chart(body, CHART)
-    PAGE.write_text(render_markdown(body, f"_static/{CHART.name}", deferrable=deferrable))
+    kept = kept_sections(PAGE.read_text()) if PAGE.exists() else ""
+    PAGE.write_text(
+        render_markdown(body, f"_static/{CHART.name}", deferrable=deferrable) + ("\n" + kept if kept else "")
+    )
     print(f"page: {PAGE}\nchart: {CHART}")
     return 0
 
