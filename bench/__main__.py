@@ -8,12 +8,14 @@ import json
 import os
 import platform
 import random
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
+DEFERRABLE_RESULTS = ROOT / "bench" / "results" / "deferrable.json"
 PAGE = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "_static" / "benchmarks.png"
 
@@ -48,6 +50,15 @@ def _versions() -> str:
     return f"Python {platform.python_version()}; " + ", ".join(found)
 
 
+def kept_sections(page: str) -> str:
+    """
+    The sections of ``page`` that other bench scripts write and own, each between
+    ``<!-- bench-NAME: ... -->`` and ``<!-- /bench-NAME -->``: rewriting the page keeps them, at its end.
+    """
+    blocks = re.finditer(r"<!-- (bench-[\w-]+):.*?<!-- /\1 -->\n?", page, flags=re.DOTALL)
+    return "".join(block.group(0) for block in blocks)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -71,6 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", default="", help="comma-separated pairs to run (default: all)")
     parser.add_argument("--no-drain", action="store_true", help="skip the mass drain")
     parser.add_argument(
+        "--kinds",
+        default="",
+        help="comma-separated disruption kinds to draw from (default: all the bench's, or with "
+        "--deferrable all that can meet a deferred task plus the triggerer kinds)",
+    )
+    parser.add_argument(
+        "--deferrable",
+        action="store_true",
+        help=f"race the pairs with deferrable=True on both sides, triggerer kinds included; writes "
+        f"{DEFERRABLE_RESULTS.name} (the sync run's {RESULTS.name} is kept)",
+    )
+    parser.add_argument(
+        "--triggerer-run-seconds",
+        type=float,
+        default=75.0,
+        help="(--deferrable) how long jobs run under a triggerer strike: past the strike, the health-check "
+        "threshold and the move to another triggerer",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help=f"regenerate the page and chart from {RESULTS.name}"
     )
     args = parser.parse_args(argv)
@@ -78,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report import render_chart, render_markdown
 
     if not args.report_only:
+        from airflow.providers.resumable.drill.plan import DisruptionKind
         from bench.run import Bench
 
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
@@ -90,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             grace_seconds=args.grace_seconds,
             streams=[s for s in args.streams.split(",") if s],
             drain=not args.no_drain,
+            deferrable=args.deferrable,
+            triggerer_run_seconds=args.triggerer_run_seconds,
+            kinds=[DisruptionKind(kind) for kind in args.kinds.split(",") if kind],
         )
         try:
             result = bench.run()
@@ -98,12 +132,17 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         body = result.to_json()
         body["environment"] = {"machine": _machine(), "versions": _versions()}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(body, indent=1) + "\n")
-        print(f"results: {RESULTS}")
+        written = DEFERRABLE_RESULTS if args.deferrable else RESULTS
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(json.dumps(body, indent=1) + "\n")
+        print(f"results: {written}")
     body = json.loads(RESULTS.read_text())
+    deferrable = json.loads(DEFERRABLE_RESULTS.read_text()) if DEFERRABLE_RESULTS.exists() else None
     render_chart(body, CHART)
-    PAGE.write_text(render_markdown(body, f"_static/{CHART.name}"))
+    kept = kept_sections(PAGE.read_text()) if PAGE.exists() else ""
+    PAGE.write_text(
+        render_markdown(body, f"_static/{CHART.name}", deferrable=deferrable) + ("\n" + kept if kept else "")
+    )
     print(f"page: {PAGE}\nchart: {CHART}")
     return 0
 

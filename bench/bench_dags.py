@@ -2,11 +2,12 @@
 """
 The benchmark's DAGs: for every operator pair, one DAG with the upstream operator and one with ours,
 configured alike (same job, same connection, same poll interval, ``retries=1`` and a retry delay
-equal to our ``resume_after``), plus the mass-drain DAG. Copied into the bench stack's dags folder.
+equal to our ``resume_after``), the same pair again with ``deferrable=True`` on both sides (``make
+bench-deferrable``), plus the mass-drain DAG. Copied into the bench stack's dags folder.
 
-The upstream Dataproc DAG exists only where the google provider is installed (the bench venv); its
-hook is given a plain-text gRPC channel to the local fake, the one seam a local fake needs (the
-operator and hook logic stay upstream's).
+The upstream Dataproc DAGs exist only where the google provider is installed (the bench venv); their
+hooks are given a plain-text gRPC channel to the local fake, the one seam a local fake needs (the
+operator, hook and trigger logic stay upstream's; see :mod:`bench.upstream_dataproc`).
 """
 
 from __future__ import annotations
@@ -47,13 +48,13 @@ def conn_id(stream: str) -> str:
     return f"bench_{stream}"
 
 
-def dag_id(stream: str, side: str) -> str:
-    return f"bench_{stream}_{side}"
+def dag_id(stream: str, side: str, *, deferrable: bool = False) -> str:
+    return f"bench_{stream}_{side}" + ("_deferrable" if deferrable else "")
 
 
-def _dag(stream: str, side: str) -> DAG:
+def _dag(stream: str, side: str, *, deferrable: bool = False) -> DAG:
     return DAG(
-        dag_id(stream, side),
+        dag_id(stream, side, deferrable=deferrable),
         schedule=None,
         start_date=START,
         catchup=False,
@@ -123,69 +124,53 @@ DATAPROC: dict[str, Any] = {
     "job": DATAPROC_JOB,
 }
 
-with _dag("databricks_submit", "upstream"):
-    DatabricksSubmitRunOperator(**DATABRICKS_SUBMIT)
-with _dag("databricks_submit", "ours"):
-    ResumableDatabricksSubmitRunOperator(**DATABRICKS_SUBMIT, resume_after=RESUME_AFTER)
+for deferrable in (False, True):
+    with _dag("databricks_submit", "upstream", deferrable=deferrable):
+        DatabricksSubmitRunOperator(**DATABRICKS_SUBMIT, deferrable=deferrable)
+    with _dag("databricks_submit", "ours", deferrable=deferrable):
+        ResumableDatabricksSubmitRunOperator(
+            **DATABRICKS_SUBMIT, resume_after=RESUME_AFTER, deferrable=deferrable
+        )
 
-with _dag("databricks_run_now", "upstream"):
-    DatabricksRunNowOperator(**DATABRICKS_RUN_NOW)
-with _dag("databricks_run_now", "ours"):
-    ResumableDatabricksRunNowOperator(**DATABRICKS_RUN_NOW, resume_after=RESUME_AFTER)
+    with _dag("databricks_run_now", "upstream", deferrable=deferrable):
+        DatabricksRunNowOperator(**DATABRICKS_RUN_NOW, deferrable=deferrable)
+    with _dag("databricks_run_now", "ours", deferrable=deferrable):
+        ResumableDatabricksRunNowOperator(
+            **DATABRICKS_RUN_NOW, resume_after=RESUME_AFTER, deferrable=deferrable
+        )
 
-with _dag("emr_steps", "upstream"):
-    EmrAddStepsOperator(**EMR_STEPS)
-with _dag("emr_steps", "ours"):
-    ResumableEmrAddStepsOperator(**EMR_STEPS, resume_after=RESUME_AFTER)
+    with _dag("emr_steps", "upstream", deferrable=deferrable):
+        EmrAddStepsOperator(**EMR_STEPS, deferrable=deferrable)
+    with _dag("emr_steps", "ours", deferrable=deferrable):
+        ResumableEmrAddStepsOperator(**EMR_STEPS, resume_after=RESUME_AFTER, deferrable=deferrable)
 
-with _dag("emr_serverless", "upstream"):
-    EmrServerlessStartJobOperator(**EMR_SERVERLESS)
-with _dag("emr_serverless", "ours"):
-    ResumableEmrServerlessStartJobOperator(**EMR_SERVERLESS, resume_after=RESUME_AFTER)
+    with _dag("emr_serverless", "upstream", deferrable=deferrable):
+        EmrServerlessStartJobOperator(**EMR_SERVERLESS, deferrable=deferrable)
+    with _dag("emr_serverless", "ours", deferrable=deferrable):
+        ResumableEmrServerlessStartJobOperator(
+            **EMR_SERVERLESS, resume_after=RESUME_AFTER, deferrable=deferrable
+        )
 
-with _dag("dataproc_job", "ours"):
-    # Upstream's hook polls every 10 s whatever the operator says; ours is told the same.
-    ResumableDataprocSubmitJobOperator(
-        **DATAPROC, polling_interval_seconds=DATAPROC_POLL, resume_after=RESUME_AFTER
-    )
+    with _dag("dataproc_job", "ours", deferrable=deferrable):
+        # Upstream's hook polls every 10 s whatever the operator says; ours is told the same.
+        ResumableDataprocSubmitJobOperator(
+            **DATAPROC,
+            polling_interval_seconds=DATAPROC_POLL,
+            resume_after=RESUME_AFTER,
+            deferrable=deferrable,
+        )
 
 try:
-    from airflow.providers.google.cloud.hooks.dataproc import DataprocHook
-    from airflow.providers.google.cloud.operators.dataproc import DataprocSubmitJobOperator
+    from bench.upstream_dataproc import BenchDataprocSubmitJobOperator
 except ImportError:  # the main venv has no google provider; the bench venv does
     pass
 else:
-
-    def _local_job_client(hook: DataprocHook, region: str | None = None) -> Any:
-        """The upstream hook's job client, on a plain-text channel to the fake named by the connection."""
-        import grpc
-        from google.cloud.dataproc_v1 import JobControllerClient
-        from google.cloud.dataproc_v1.services.job_controller.transports import JobControllerGrpcTransport
-
-        endpoint = hook.get_connection(hook.gcp_conn_id).extra_dejson["api_endpoint"]
-        return JobControllerClient(
-            transport=JobControllerGrpcTransport(channel=grpc.insecure_channel(endpoint))
-        )
-
-    class _LocalDataprocHook(DataprocHook):
-        get_job_client = _local_job_client
-
-    class _BenchDataprocSubmitJobOperator(DataprocSubmitJobOperator):
-        """Upstream's operator with the transport seam above; everything else is upstream's."""
-
-        @property
-        def hook(self) -> DataprocHook | None:
-            return self.__dict__.get("_bench_hook")
-
-        @hook.setter
-        def hook(self, value: DataprocHook | None) -> None:
-            # execute() builds a DataprocHook; swap in the same hook with the local channel.
-            self.__dict__["_bench_hook"] = (
-                None if value is None else _LocalDataprocHook(gcp_conn_id=self.gcp_conn_id)
+    for deferrable in (False, True):
+        with _dag("dataproc_job", "upstream", deferrable=deferrable):
+            # Deferred, upstream's trigger polls every polling_interval_seconds: the same 10 s.
+            BenchDataprocSubmitJobOperator(
+                **DATAPROC, deferrable=deferrable, polling_interval_seconds=DATAPROC_POLL
             )
-
-    with _dag("dataproc_job", "upstream"):
-        _BenchDataprocSubmitJobOperator(**DATAPROC)
 
 with DAG(
     "bench_mass_drain",

@@ -1,6 +1,7 @@
 # Licensed under the Apache License, Version 2.0.
 """
-Turn one bench run (``bench/results/latest.json``) into ``docs/benchmarks.md`` and a PNG chart.
+Turn one bench run (``bench/results/latest.json``) into ``docs/benchmarks.md`` and a PNG chart,
+with the tables of one deferrable run (``bench/results/deferrable.json``) next to it when there is one.
 
 Pure: the figures are computed from the recorded task instances, so the page can be regenerated
 from the JSON without running anything (``python -m bench --report-only``).
@@ -177,7 +178,16 @@ def _pairs(figs: list[OperatorFigures]) -> list[tuple[str, OperatorFigures | Non
     ]
 
 
-def render_markdown(result: dict[str, Any], chart_name: str) -> str:
+def render_markdown(
+    result: dict[str, Any], chart_name: str, *, deferrable: dict[str, Any] | None = None
+) -> str:
+    """
+    The benchmarks page.
+
+    :param result: the sync run (``latest.json``).
+    :param chart_name: the chart's path relative to the page.
+    :param deferrable: the deferrable run (``deferrable.json``), if any: its own section.
+    """
     figs = figures(result["records"])
     pairs = _pairs(figs)
     env = result["environment"]
@@ -359,6 +369,9 @@ def render_markdown(result: dict[str, Any], chart_name: str) -> str:
         + _table(["pair", "side", *kinds], kind_rows)
     )
 
+    if deferrable is not None:
+        out.append(render_deferrable(deferrable))
+
     drain = result.get("drain")
     out.append("\n\n## Mass drain\n")
     if drain:
@@ -413,7 +426,8 @@ def render_markdown(result: dict[str, Any], chart_name: str) -> str:
         "$ make bench                                        # ~25 minutes; rewrites this page\n"
         '$ make bench BENCH_ARGS="--disruptions 200"         # the issue\'s 200 per cloud: hours\n'
         f'$ make bench BENCH_ARGS="--seed {result["seed"]}"  # this run\'s schedule again\n'
-        "$ make bench-report                                 # only re-render from bench/results/latest.json\n"
+        "$ make bench-deferrable                             # the deferrable pairs: their tables above\n"
+        "$ make bench-report                                 # only re-render from bench/results/*.json\n"
         "```\n\n"
         "`make bench` builds `.venv-bench` (the pinned set in `bench/constraints-bench.txt`: the main "
         "set's Airflow plus the google provider and matplotlib), applies the core patch there, and runs "
@@ -429,6 +443,239 @@ def render_markdown(result: dict[str, Any], chart_name: str) -> str:
         "- *ended -> running* is measured to the next attempt's `running` row; the attempt reconnects "
         "in its first status poll after that (see the task logs), which the DB does not show.\n"
     )
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class DeferrableFigures:
+    """What the deferrable tables say about one operator (deferrable=True) of a pair."""
+
+    stream: str
+    side: str
+    operator: str
+    disruptions: int
+    jobs: int
+    duplicates: int
+    cancellations: int
+    retries_used: int
+    not_succeeded: int
+    errors: int
+    slot_undisturbed: tuple[float | None, float | None]
+    """Worker-slot seconds per job-hour of the undisturbed deferrable run: in all, while the job ran."""
+    slot_sync_undisturbed: tuple[float | None, float | None]
+    """The same for the undisturbed sync run of the same operator."""
+    slot_disrupted: tuple[float | None, float | None]
+    """The same over the disrupted deferrable runs."""
+    detection_latency: tuple[float | None, float | None]
+    """Seconds from the job's end to the task's end, undisturbed: sync, deferrable."""
+
+
+def slot_seconds_per_job_hour(
+    records: Iterable[dict[str, Any]], held: str = "worker_slot_seconds"
+) -> float | None:
+    """
+    Seconds the task instances held a worker slot (were ``running``) per hour their jobs ran, over
+    the records that measured both (a record whose task ended with no finished job has no job-hour).
+
+    :param records: the bench's records.
+    :param held: ``worker_slot_seconds`` (in all) or ``worker_slot_seconds_while_job_ran``.
+    """
+    measured = [r for r in records if r.get(held) is not None and r.get("kept_job_seconds")]
+    job_seconds = sum(r["kept_job_seconds"] for r in measured)
+    if not job_seconds:
+        return None
+    return sum(r[held] for r in measured) / job_seconds * 3600
+
+
+def _both(records: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    return (
+        slot_seconds_per_job_hour(records),
+        slot_seconds_per_job_hour(records, "worker_slot_seconds_while_job_ran"),
+    )
+
+
+def deferrable_figures(records: Iterable[dict[str, Any]]) -> list[DeferrableFigures]:
+    """Per operator of a deferrable run, in stream order, upstream before ours."""
+    records = list(records)
+    order = list(STREAM_TITLES)
+    keys = sorted(
+        {(r["stream"], r["side"]) for r in records if r.get("mode") == "deferrable"},
+        key=lambda key: (order.index(key[0]) if key[0] in order else 99, key[1] != "upstream"),
+    )
+    result = []
+    for stream, side in keys:
+        mine = [r for r in records if r["stream"] == stream and r["side"] == side]
+        deferred = [r for r in mine if r.get("mode") == "deferrable"]
+        disrupted = [r for r in deferred if r["phase"] == "disruption"]
+
+        def undisturbed(mode: str, runs: list[dict[str, Any]] = mine) -> list[dict[str, Any]]:
+            return [
+                r
+                for r in runs
+                if r["phase"] == "baseline" and r.get("mode") == mode and r["final_state"] == "success"
+            ]
+
+        def latency(mode: str) -> float | None:
+            return next((r["detection_latency"] for r in undisturbed(mode)), None)
+
+        result.append(
+            DeferrableFigures(
+                stream=stream,
+                side=side,
+                operator=deferred[0]["operator"],
+                disruptions=len(disrupted),
+                jobs=sum(len(r["jobs"]) for r in disrupted),
+                duplicates=sum(_duplicates(r) for r in disrupted),
+                cancellations=sum(r["cancellations"] for r in disrupted),
+                retries_used=sum(_retries(r) for r in disrupted),
+                not_succeeded=sum(r["final_state"] != "success" for r in disrupted),
+                errors=sum(bool(r["error"]) for r in disrupted),
+                slot_undisturbed=_both(undisturbed("deferrable")),
+                slot_sync_undisturbed=_both(undisturbed("sync")),
+                slot_disrupted=_both(disrupted),
+                detection_latency=(latency("sync"), latency("deferrable")),
+            )
+        )
+    return result
+
+
+def render_deferrable(result: dict[str, Any]) -> str:
+    """The deferrable section of the page, from one ``--deferrable`` run."""
+    figs = deferrable_figures(result["records"])
+    records = result["records"]
+    out = ["\n\n## Deferrable mode\n"]
+    out.append(
+        f"Both operators of every pair with `deferrable=True`, from one `make bench-deferrable` run: "
+        f"{result['started']}, {result['wall_seconds'] / 60:.0f} minutes, seed `{result['seed']}` "
+        f'(`make bench-deferrable BENCH_ARGS="--seed {result["seed"]}"` replays it); '
+        f"{result['environment'].get('versions', '?')}.\n\n"
+        "- **Stack:** as above, plus one triggerer (`[triggerer] triggerer_health_check_threshold` 15 s, "
+        "heartbeat 2 s); the upstream Dataproc operator's hooks and trigger get the same plain-text gRPC "
+        "channel to the fake, nothing else changed (`bench/upstream_dataproc.py`).\n"
+        "- **Schedule:** the kinds above that can meet a deferred task (a task polling from the "
+        "triggerer has no worker mid-poll: the two mid-poll worker kinds do not apply), on a job of "
+        f"{result['run_seconds']:.0f} s, each pair one task instance at a time as above; then the "
+        "triggerer kinds: triggerer SIGKILLed (node loss) or SIGTERMed (redeploy) mid-poll and a new one "
+        "started, and a second triggerer joining while the first freezes (SIGSTOP) until its triggers "
+        "move, then thaws (SIGCONT; Airflow 3.3.2 calls the thawed copy's `on_kill`, apache/airflow#73454). "
+        "There is one triggerer tier, so each triggerer disruption is one strike under every pair's "
+        "upstream task at once, then one under every pair's ours, on jobs of "
+        f"{_num(result.get('triggerer_run_seconds'), 0)} s.\n"
+        "- **Figures:** *jobs* = jobs the fake saw submitted for the disrupted task instances "
+        "(*duplicates* = beyond one each); *cancels* = cancel requests the fake received; *retries* = "
+        "`try_number - 1` at the end; *worker-slot s / job-hour* = seconds the task instance was "
+        "`running` (a LocalExecutor worker busy with it: submitting, polling, concluding), from its "
+        "state sampled every 0.1 s, per hour that the job it ended with ran (from the fake's job list); "
+        "*undisturbed* is one undisturbed job per operator, sync and deferrable, of "
+        f"{result['baseline_run_seconds']:.0f} s; *under disruption* sums every disrupted task "
+        "instance that ended with a finished job.\n\n"
+    )
+    rows = [
+        [
+            STREAM_TITLES.get(fig.stream, fig.stream),
+            f"`{fig.operator}`",
+            str(fig.disruptions),
+            f"{fig.jobs} ({fig.duplicates})",
+            str(fig.cancellations),
+            str(fig.retries_used),
+            f"{fig.disruptions - fig.not_succeeded} / {fig.disruptions}"
+            + (f", {fig.errors} bench errors" if fig.errors else ""),
+        ]
+        for fig in figs
+    ]
+    out.append(
+        _table(
+            [
+                "pair",
+                "operator (deferrable=True)",
+                "disruptions",
+                "jobs submitted (duplicates)",
+                "cancels",
+                "retries used",
+                "succeeded",
+            ],
+            rows,
+        )
+    )
+    skipped = {name: why for name, why in result.get("skipped", {}).items() if "deferrable" in name}
+    for name, why in skipped.items():
+        out.append(f"\n\nNot run: `{name.removesuffix(' (deferrable)')}` with `deferrable=True`: {why}.")
+    out.append("\n\n### Worker slot held, per job-hour\n")
+    out.append(
+        "Each cell: worker-slot seconds per hour of job in all / of which while the job ran (the "
+        "polling); the rest is starting the task (parsing the DAG file: most of it on this loaded "
+        "machine), submitting and concluding, about the same whatever the job's length.\n\n"
+    )
+    slot_rows = [
+        [
+            STREAM_TITLES.get(fig.stream, fig.stream),
+            f"`{fig.operator}`",
+            " / ".join(_num(v, 0) for v in fig.slot_sync_undisturbed),
+            " / ".join(_num(v, 0) for v in fig.slot_undisturbed),
+            " / ".join(_num(v, 0) for v in fig.slot_disrupted),
+            " / ".join(_num(v, 1) for v in fig.detection_latency),
+        ]
+        for fig in figs
+    ]
+    out.append(
+        _table(
+            [
+                "pair",
+                "operator",
+                "sync, undisturbed",
+                "deferrable, undisturbed",
+                "deferrable, under disruption",
+                "job end -> task end, sync / deferrable (s)",
+            ],
+            slot_rows,
+        )
+    )
+    out.append("\n\n### Deferrable, by kind of disruption\n")
+    kinds = sorted({r["kind"] for r in records if r["kind"] and r.get("mode") == "deferrable"})
+    kind_rows = []
+    for fig in figs:
+        cells = [STREAM_TITLES.get(fig.stream, fig.stream), fig.side]
+        for kind in kinds:
+            runs = [
+                r
+                for r in records
+                if r["stream"] == fig.stream
+                and r["side"] == fig.side
+                and r["kind"] == kind
+                and r.get("mode") == "deferrable"
+            ]
+            if not runs:
+                cells.append("n/a")
+                continue
+            cells.append(
+                f"{len(runs)}: {sum(len(r['jobs']) for r in runs)}j "
+                f"{sum(r['cancellations'] for r in runs)}c {sum(_retries(r) for r in runs)}r "
+                f"{sum(r['final_state'] != 'success' for r in runs)}f"
+                + (f" {sum(bool(r['error']) for r in runs)}e" if any(r["error"] for r in runs) else "")
+            )
+        kind_rows.append(cells)
+    out.append(
+        "Each cell: disruptions: jobs submitted (j), cancels (c), retries used (r), runs that did not "
+        "succeed (f)"
+        + (
+            ", bench errors (e: the strike was missed; see the JSON)"
+            if any(r["error"] for r in records)
+            else ""
+        )
+        + ".\n\n"
+        + _table(["pair", "side", *kinds], kind_rows)
+    )
+    errors = [r for r in records if r["error"]]
+    if errors:
+        out.append(
+            "\n\nBench errors (a strike that missed or a run that did not end in time; the run is "
+            "still counted with the state it reached):\n\n"
+            + "\n".join(
+                f"- {STREAM_TITLES.get(r['stream'], r['stream'])}, {r['side']}, {r['kind'] or r['phase']}: "
+                f"{r['error']}"
+                for r in errors
+            )
+        )
     return "\n".join(out)
 
 

@@ -6,10 +6,18 @@ seeded disruption schedule, and write down what happened to every task instance.
 Phases: an undisturbed run of every operator (API calls, completion-detection latency, metadata
 writes, peak memory), then the disruptions (each planned disruption is applied to the upstream
 operator and to ours in turn), then a mass drain of resumable tasks SIGTERMed together.
+
+With ``deferrable`` (``make bench-deferrable``) both operators of every pair run with
+``deferrable=True`` on a stack with a triggerer: the undisturbed phase runs each pair's sync and
+deferrable DAGs (how long each holds a worker slot per hour of job), the worker and fault kinds
+that can meet a deferred task run as above, and each triggerer kind strikes the one triggerer tier
+once under every pair's upstream operator, then once under every pair's ours (:class:`TierStrike`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import signal
 import sys
@@ -26,6 +34,7 @@ from typing import Any
 import psutil
 
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind, plan_drill
+from airflow.providers.resumable.drill.triggerers import MOVE_TIMEOUT_SECONDS, THAW_SECONDS, wait_for_trigger
 from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskProcesses, poll_until
 from bench import bench_dags
 from bench.bench_dags import DRAIN_TASKS, TASK_ID, conn_id, dag_id
@@ -55,6 +64,20 @@ BENCH_KINDS = (
 """Every kind the drill knows except a SIGTERM during task start-up: the task process dies before any
 operator code exists, so it cannot tell the operators apart (stock Airflow fails either; the patched
 supervisor checkpoints either); see docs/benchmarks.md."""
+DEFERRABLE_SUFFIX = "_deferrable"
+"""How a deferrable bench DAG's id ends (:func:`bench.bench_dags.dag_id`)."""
+DEFERRABLE_KINDS = (
+    DisruptionKind.SIGTERM_IN_SUBMIT,
+    DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW,
+    DisruptionKind.DROPPED_RESPONSE,
+    DisruptionKind.SERVER_ERRORS,
+    DisruptionKind.THROTTLE_STORM,
+    DisruptionKind.TRIGGERER_SIGKILL,
+    DisruptionKind.TRIGGERER_SIGTERM,
+    DisruptionKind.TRIGGERER_FREEZE_MOVES,
+)
+"""The deferrable bench's kinds: :data:`BENCH_KINDS` that can meet a deferred task (a task polling
+from the triggerer has no worker mid-poll to signal), plus the drill's triggerer kinds."""
 ATTEMPT_ENDED = ("checkpointed", "up_for_reschedule", "up_for_retry", "failed", "success")
 RUN_TIMEOUT = 420.0
 
@@ -89,6 +112,14 @@ class RunRecord:
     error: str | None = None
     faults_left_before: int = 0
     """Faults an earlier task instance left queued, dropped before this one started."""
+    mode: str = "sync"
+    """``deferrable`` when both operators ran with ``deferrable=True``."""
+    worker_slot_seconds: float | None = None
+    """Seconds the task instance spent ``running`` (holding a worker slot), from its state samples."""
+    worker_slot_seconds_while_job_ran: float | None = None
+    """The part of :attr:`worker_slot_seconds` while the job it ended with ran: the polling."""
+    kept_job_seconds: float | None = None
+    """How long the job the task ended with ran, from the fake's job list."""
 
     @property
     def retries_used(self) -> int:
@@ -125,6 +156,8 @@ class BenchResult:
     drain: DrainResult | None
     skipped: dict[str, str]
     environment: dict[str, Any]
+    deferrable: bool = False
+    triggerer_run_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
@@ -145,6 +178,9 @@ class Bench:
         grace_seconds: float,
         streams: Sequence[str] | None,
         drain: bool,
+        deferrable: bool = False,
+        triggerer_run_seconds: float = 75.0,
+        kinds: Sequence[DisruptionKind] = (),
         out: Any = sys.stdout,
     ) -> None:
         self.seed = seed
@@ -154,7 +190,10 @@ class Bench:
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
         self.only = set(streams) if streams else None
-        self.drain_enabled = drain
+        self.drain_enabled = drain and not deferrable
+        self.deferrable = deferrable
+        self.triggerer_run_seconds = triggerer_run_seconds
+        self.kinds = tuple(kinds) or (DEFERRABLE_KINDS if deferrable else BENCH_KINDS)
         self.out = out
         self.started = time.monotonic()
         self._lock = threading.Lock()
@@ -189,7 +228,11 @@ class Bench:
         }
 
         def side(stream: str, which: str, operator: str, poll: str) -> Side:
-            return Side(dag_id=dag_id(stream, which), operator=operator, poll_operation=poll)
+            return Side(
+                dag_id=dag_id(stream, which, deferrable=self.deferrable),
+                operator=operator,
+                poll_operation=poll,
+            )
 
         streams = [
             Stream(
@@ -228,6 +271,17 @@ class Bench:
                 dataproc,
             ),
         ]
+        if self.deferrable and importlib.util.find_spec("aiobotocore") is None:
+            # The amazon provider's triggers need it ([aiobotocore] extra); its newest release
+            # requires an older botocore than the one the bench pins with Airflow's constraints.
+            reason = (
+                "aiobotocore is not installed in this venv: the amazon provider's deferrable mode needs "
+                "it, and no release of it accepts the botocore that Airflow 3.3.2's constraints pin"
+            )
+            for stream in streams:
+                if stream.cloud == "emr" and stream.upstream is not None:
+                    self.skipped[f"{stream.upstream.operator} (deferrable)"] = reason
+                    stream.upstream, stream.skipped_upstream_reason = None, reason
         try:
             import airflow.providers.google  # noqa: F401
         except ImportError:
@@ -241,6 +295,7 @@ class Bench:
         home = Path(tempfile.mkdtemp(prefix="airflow-resumable-bench-"))
         self.say(f"starting Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite) in {home}")
         settings = StackSettings(
+            triggerers=1 if self.deferrable else 0,
             parallelism=max(12, DRAIN_TASKS + 6),
             task_heartbeat_timeout_seconds=10,
             extra_env={
@@ -269,10 +324,10 @@ class Bench:
                 "/variables", json={"key": SERVERLESS_APP_VARIABLE, "value": self.emr.application_id}
             ).raise_for_status()
         stack.add_dag_file(Path(bench_dags.__file__))
-        for stream in streams:
-            for side in stream.sides:
-                stack.wait_for_dag(side.dag_id, timeout=120)
-        self.say(f"stack up at {stack.base_url}; {sum(len(s.sides) for s in streams)} bench DAGs parsed")
+        dags = [side.dag_id for stream in streams for _, side in self._baseline_sides(stream)]
+        for dag in dags:
+            stack.wait_for_dag(dag, timeout=120)
+        self.say(f"stack up at {stack.base_url}; {len(dags)} bench DAGs parsed")
 
     # ------------------------------------------------------------------ phases
 
@@ -282,7 +337,7 @@ class Bench:
         plan = plan_drill(
             disruptions_per_cloud=self.disruptions,
             clouds=["schedule"],
-            kinds=BENCH_KINDS,
+            kinds=self.kinds,
             seed=self.seed,
         )
         self.say(
@@ -305,7 +360,13 @@ class Bench:
                 self._in_parallel(streams, lambda s: self._baseline(stack, s))
                 for stream in streams:
                     stream.fake.set_run_seconds(self.run_seconds)
-                self._in_parallel(streams, lambda s: self._disrupt(stack, s, plan))
+                on_workers = [d for d in plan if not d.kind.disrupts_the_triggerer]
+                self._in_parallel(streams, lambda s: self._disrupt(stack, s, on_workers))
+                on_tier = [d for d in plan if d.kind.disrupts_the_triggerer]
+                if on_tier:
+                    for stream in streams:
+                        stream.fake.set_run_seconds(self.triggerer_run_seconds)
+                    self._strike_tier(stack, streams, on_tier)
                 self._account_orphans()
                 if self.drain_enabled:
                     drain = self._mass_drain(stack, cleanup)
@@ -324,6 +385,8 @@ class Bench:
             drain=drain,
             skipped=self.skipped,
             environment={},
+            deferrable=self.deferrable,
+            triggerer_run_seconds=self.triggerer_run_seconds if self.deferrable else None,
         )
 
     def _in_parallel(self, streams: list[Stream], work: Callable[[Stream], None]) -> None:
@@ -331,14 +394,28 @@ class Bench:
             for future in [pool.submit(work, stream) for stream in streams]:
                 future.result()
 
+    def _baseline_sides(self, stream: Stream) -> list[tuple[str, Side]]:
+        """The sides an undisturbed run races, by role: deferrable ones are compared with sync ones."""
+        sides = [("upstream" if side is stream.upstream else "ours", side) for side in stream.sides]
+        if not self.deferrable:
+            return sides
+        sync = [
+            (role, dataclasses.replace(side, dag_id=side.dag_id.removesuffix(DEFERRABLE_SUFFIX)))
+            for role, side in sides
+        ]
+        return sync + sides
+
     def _baseline(self, stack: AirflowStack, stream: Stream) -> None:
         """One undisturbed, longer run of each side: API calls, detection latency, writes, memory."""
-        for side in stream.sides:
-            record = self._execute(stack, stream, side, None, phase="baseline")
+        for role, side in self._baseline_sides(stream):
+            record = self._execute(stack, stream, side, None, phase="baseline", role=role)
             self.say(
-                f"baseline {stream.name:<18} {side.operator:<38} {record.final_state}: "
+                f"baseline {stream.name:<18} {side.operator:<38} {record.mode:<10} {record.final_state}: "
                 f"{record.api_calls} API calls, detection {_fmt(record.detection_latency)}s, "
-                f"writes {sum(record.metadata_writes.values())}, peak RSS {_fmt(record.peak_rss_mib)} MiB"
+                f"writes {sum(record.metadata_writes.values())}, peak RSS {_fmt(record.peak_rss_mib)} MiB, "
+                f"worker slot {_fmt(record.worker_slot_seconds)}s "
+                f"({_fmt(record.worker_slot_seconds_while_job_ran)}s while the job ran) "
+                f"for a {_fmt(record.kept_job_seconds)}s job"
             )
 
     def _disrupt(self, stack: AirflowStack, stream: Stream, plan: list[Disruption]) -> None:
@@ -352,19 +429,59 @@ class Bench:
                     + (f" ({record.error})" if record.error else "")
                 )
 
+    def _strike_tier(self, stack: AirflowStack, streams: list[Stream], plan: list[Disruption]) -> None:
+        """Each triggerer disruption once under every pair's upstream operator, then under ours."""
+        for disruption in plan:
+            for role in ("upstream", "ours"):
+                racing = [
+                    (stream, side)
+                    for stream in streams
+                    if (side := stream.upstream if role == "upstream" else stream.ours) is not None
+                ]
+                tier = TierStrike(stack, disruption.kind, parties=len(racing), say=self.say)
+
+                def one(
+                    item: tuple[Stream, Side], tier: TierStrike = tier, disruption: Disruption = disruption
+                ) -> None:
+                    stream, side = item
+                    record = self._execute(stack, stream, side, disruption, phase="disruption", tier=tier)
+                    self.say(
+                        f"#{disruption.number:<3} {stream.name:<18} {side.operator:<38} "
+                        f"{disruption.kind.value:<24} jobs {len(record.jobs)} cancels {record.cancellations} "
+                        f"retries {record.retries_used} -> {record.final_state}"
+                        + (f" ({record.error})" if record.error else "")
+                    )
+
+                with ThreadPoolExecutor(max_workers=len(racing), thread_name_prefix="bench-tier") as pool:
+                    futures = [pool.submit(one, item) for item in racing]
+                    # Here, not in a pool thread: the triggerer it starts gets SIGTERM when the thread
+                    # that started it ends (PR_SET_PDEATHSIG), and it must outlive this round.
+                    tier.strike_when_all_in()
+                    for future in futures:
+                        future.result()
+
     # ------------------------------------------------------------------ one task instance
 
     def _execute(
-        self, stack: AirflowStack, stream: Stream, side: Side, disruption: Disruption | None, *, phase: str
+        self,
+        stack: AirflowStack,
+        stream: Stream,
+        side: Side,
+        disruption: Disruption | None,
+        *,
+        phase: str,
+        role: str | None = None,
+        tier: TierStrike | None = None,
     ) -> RunRecord:
         kind = disruption.kind if disruption else None
         record = RunRecord(
             stream=stream.name,
-            side="upstream" if side is stream.upstream else "ours",
+            side=role or ("upstream" if side is stream.upstream else "ours"),
             operator=side.operator,
             phase=phase,
             kind=kind.value if kind else None,
             number=disruption.number if disruption else 0,
+            mode="deferrable" if side.dag_id.endswith(DEFERRABLE_SUFFIX) else "sync",
         )
         fake, watcher = stream.fake, self.watchers[stream.name]
         record.faults_left_before = fake.discard_faults()
@@ -407,11 +524,16 @@ class Bench:
                 )
                 time.sleep(0.5 + (disruption.delay if disruption else 0.0))
                 struck_at = _strike(kind, processes, grace=self.grace_seconds)
+            elif kind is not None and kind.disrupts_the_triggerer:
+                assert tier is not None, "a triggerer kind strikes the tier (_strike_tier)"
+                tier.join(side.dag_id, record.run_id)
             if held is not None:
                 held.set()
             record.final_state = stack.wait_for_dag_run(side.dag_id, record.run_id, timeout=RUN_TIMEOUT)
         except Exception as err:  # a bench records what went wrong and carries on
-            record.error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            record.error = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
+            if tier is not None:
+                tier.abort()  # the others must not wait for a strike this task will never join
         finally:
             if held is not None:
                 held.set()
@@ -443,6 +565,16 @@ class Bench:
                     record.detection_latency = row.end_date.timestamp() - life.ended_wall
             if struck_at is not None and recorder is not None:
                 _strike_latencies(record, recorder.history(TASK_ID), struck_at)
+            running = _intervals_in(recorder.history(TASK_ID), "running") if recorder is not None else None
+            if running is not None:
+                record.worker_slot_seconds = round(sum(end - start for start, end in running), 2)
+            if record.kept_job and (ended := new[record.kept_job].ended) is not None:
+                began = new[record.kept_job].first_seen
+                record.kept_job_seconds = round(ended - began, 2)
+                if running is not None:
+                    record.worker_slot_seconds_while_job_ran = round(
+                        sum(max(0.0, min(end, ended) - max(start, began)) for start, end in running), 2
+                    )
         with self._lock:
             self.records.append(record)
         return record
@@ -560,6 +692,120 @@ class Bench:
             health_max_seconds=max((seconds for _, seconds in health), default=0.0),
             error=error,
         )
+
+
+class TierStrike:
+    """
+    One strike on the triggerer tier under several deferred task instances at once.
+
+    The pairs race side by side on one triggerer tier, so a triggerer strike hits every trigger on
+    it: rather than pretend otherwise, each triggerer disruption is one strike under one task
+    instance of every pair (all upstream, then all ours), and each counts it as its disruption.
+    Every party :meth:`join` s once its trigger runs; once all are in, :meth:`strike_when_all_in`
+    strikes (as the drill does: :mod:`airflow.providers.resumable.drill.triggerers`), and the parties
+    return once every trigger has moved to the new triggerer or its task has stopped waiting on one.
+
+    :param stack: the bench's stack (started with one triggerer; left with one).
+    :param kind: a triggerer kind.
+    :param parties: how many task instances take the strike.
+    :param say: the bench's progress line.
+    """
+
+    JOIN_TIMEOUT_SECONDS = 300.0
+    """How long a party waits for the others: every pair's task started, submitted and deferred."""
+
+    def __init__(
+        self, stack: AirflowStack, kind: DisruptionKind, *, parties: int, say: Callable[[str], None]
+    ) -> None:
+        self.stack = stack
+        self.kind = kind
+        self.say = say
+        self.error: str | None = None
+        self.parties = parties
+        self._deferred: list[tuple[str, str, int]] = []
+        self._aborted = False
+        self._all_in = threading.Condition()
+        self._struck = threading.Event()
+
+    def join(self, dag_id: str, run_id: str) -> None:
+        """Wait until this task's trigger runs, then for the strike (once all are in) to pass."""
+        triggerer = wait_for_trigger(self.stack, dag_id, run_id, timeout=180)
+        with self._all_in:
+            self._deferred.append((dag_id, run_id, triggerer))
+            self._all_in.notify_all()
+        if not self._struck.wait(timeout=self.JOIN_TIMEOUT_SECONDS + MOVE_TIMEOUT_SECONDS + 60):
+            raise RuntimeError(f"the {self.kind.value} strike never came")
+        if self.error is not None:
+            raise RuntimeError(self.error)
+
+    def abort(self) -> None:
+        """A party failed before joining: strike no one (the others' strike is reported missed)."""
+        with self._all_in:
+            self._aborted = True
+            self._all_in.notify_all()
+
+    def strike_when_all_in(self) -> None:
+        """Wait until every party's trigger runs, strike once, and release the parties."""
+        with self._all_in:
+            all_in = self._all_in.wait_for(
+                lambda: self._aborted or len(self._deferred) == self.parties,
+                timeout=self.JOIN_TIMEOUT_SECONDS,
+            )
+            if self._aborted or not all_in:
+                self.error = f"missed: not every task was deferred for the {self.kind.value} strike"
+        try:
+            if self.error is None:
+                self._strike()
+        finally:
+            self._struck.set()
+
+    def _strike(self) -> None:
+        stack = self.stack
+        self.say(f"{self.kind.value}: striking the triggerer tier under {len(self._deferred)} deferred tasks")
+        try:
+            if self.kind is DisruptionKind.TRIGGERER_FREEZE_MOVES:
+                frozen = stack.live_triggerers()
+                stack.start_triggerer()
+                for name in frozen:  # a frozen pod: the triggerer and its trigger runner together
+                    stack.signal_triggerer(name, signal.SIGSTOP, whole_group=True)
+                try:
+                    self._wait_moved()
+                finally:
+                    for name in frozen:
+                        stack.signal_triggerer(name, signal.SIGCONT, whole_group=True)
+                time.sleep(THAW_SECONDS)  # the thawed triggerer finds its triggers gone: on_kill
+                for name in frozen:  # back to one triggerer for the next strike
+                    stack.signal_triggerer(name, signal.SIGTERM, whole_group=False)
+                    stack.wait_for_triggerer_exit(name)
+                return
+            # SIGKILL: a node lost, trigger runner included; SIGTERM: a redeploy stops the triggerer.
+            signum = signal.SIGKILL if self.kind is DisruptionKind.TRIGGERER_SIGKILL else signal.SIGTERM
+            for name in stack.live_triggerers():
+                stack.signal_triggerer(name, signum, whole_group=signum == signal.SIGKILL)
+                stack.wait_for_triggerer_exit(name)
+            stack.start_triggerer()
+            self._wait_moved()
+        except Exception as err:  # reported by every party; the bench carries on
+            self.error = f"the {self.kind.value} strike failed: {type(err).__name__}: {err}"
+
+    def _wait_moved(self) -> None:
+        def moved() -> bool | None:
+            for dag, run_id, before in self._deferred:
+                trigger = self.stack.trigger_of(dag, run_id, TASK_ID)
+                if trigger is not None and trigger[1] in (None, before):
+                    return None  # still on the struck triggerer, or not picked up yet
+            return True
+
+        poll_until(moved, timeout=MOVE_TIMEOUT_SECONDS, describe=lambda: "every trigger to move")
+
+
+def _intervals_in(history: Sequence[Any], state: str) -> list[tuple[float, float]]:
+    """When the samples were in ``state`` (monotonic; a state held at the last sample lasts until now)."""
+    return [
+        (change.monotonic, following.monotonic if following is not None else time.monotonic())
+        for change, following in zip(history, [*history[1:], None], strict=True)
+        if change.state == state
+    ]
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -10,7 +10,10 @@ processes alike. Crash and signal tests run the attempt in a child process (``at
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import itertools
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -242,6 +245,22 @@ def test_wrong_credentials_give_a_clear_error_naming_the_connection(
     assert dbx.counters["runs_created"] == 0
 
 
+# -- the fake's fidelity ---------------------------------------------------------------------------
+
+
+def test_a_one_time_run_has_a_job_id_as_on_a_real_workspace(dbx, dbx_server):
+    """Databricks gives a ``runs/submit`` run a job of its own; upstream's deferrable operators read
+    it (``DatabricksHook.get_job_id``) before they defer, so a fake without it fails them."""
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+    hook = DatabricksHook(databricks_conn_id=CONN_ID)
+    first = hook.submit_run({"run_name": "one-time", "notebook_task": NOTEBOOK, "existing_cluster_id": "c"})
+    second = hook.submit_run({"run_name": "one-time", "notebook_task": NOTEBOOK, "existing_cluster_id": "c"})
+
+    assert isinstance(hook.get_job_id(first), int)
+    assert hook.get_job_id(first) != hook.get_job_id(second), "each one-time run has a job of its own"
+
+
 # -- describe -------------------------------------------------------------------------------------
 
 
@@ -462,6 +481,82 @@ def test_repair_run_repairs_a_failed_run_once_and_succeeds(run_now_spec, dbx):
     assert outcome["outcome"] == "success", outcome["error"]
     assert dbx.counters["repairs"] == 1
     assert dbx.counters["runs_created"] == 1, "repaired in place, not re-triggered"
+
+
+def _first_event(deferred: dict) -> dict:
+    """The first event of the trigger ``deferred`` handed over, rebuilt and run as the triggerer does."""
+    assert deferred["outcome"] == "deferred", deferred["error"]
+    classpath, kwargs = json.loads(json.dumps(deferred["trigger"]))
+    module, _, name = classpath.rpartition(".")
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)
+
+    async def first() -> dict:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(first(), 60))
+
+
+def _failing_job(dbx: FakeDatabricksService) -> int:
+    """A job whose runs fail, and whose repaired runs fail again."""
+    job_id = dbx.create_job("nightly-job")
+    dbx.script("nightly-job", RunScript(run_seconds=0.2, result_state="FAILED", state_message="spot lost"))
+    dbx.repair_script = RunScript(run_seconds=0.2, result_state="FAILED", state_message="spot lost again")
+    return job_id
+
+
+def test_deferrable_repair_run_repairs_once_per_try_as_upstream(run_now_spec, dbx):
+    """Upstream defers again after its repair with ``repair_run=False`` in the trigger: a repaired run
+    that fails again fails the task. The attempt that sees it fail again is a new process here."""
+    spec = _with(run_now_spec, job_id=_failing_job(dbx), repair_run=True, deferrable=True)
+
+    failed = _first_event(run_attempt(spec))
+    assert failed["remote_status"] == "FAILED", failed
+    repaired = run_attempt(replace(spec, resume=("execute_complete", {"event": failed})))
+    assert repaired["outcome"] == "deferred", "repaired in place, then deferred again"
+    assert dbx.counters["repairs"] == 1
+    failed_again = _first_event(repaired)
+    concluded = run_attempt(replace(spec, resume=("execute_complete", {"event": failed_again})))
+
+    assert concluded["outcome"] == "failed", concluded
+    assert "spot lost again" in concluded["error"]
+    assert dbx.counters["repairs"] == 1, "one repair per try"
+    assert dbx.counters["runs_created"] == 1
+
+
+def test_a_repair_sent_by_an_attempt_that_died_is_not_sent_again(run_now_spec, dbx):
+    spec = _with(run_now_spec, job_id=_failing_job(dbx), repair_run=True, deferrable=True)
+    failed = _first_event(run_attempt(spec))
+    run_id = _ledger(spec)["external_id"]
+    conclude = replace(spec, resume=("execute_complete", {"event": failed}))
+    # Databricks makes the repair; the worker dies before it hears so.
+    hold = dbx.inject("runs/repair", Fault.hold_after_commit())
+    dying = AttemptProcess(conclude).start()
+    wait_for(lambda: dbx.counters["repairs"] == 1, what="the repair to be made")
+    dying.signal(signal.SIGKILL)
+    dying.join()
+    hold.release.set()
+    wait_for(lambda: dbx.state_of(run_id) == "TERMINATED/FAILED", what="the repaired run to fail again")
+
+    again = run_attempt(conclude)
+
+    assert again["outcome"] == "failed", again
+    assert dbx.counters["repairs"] == 1, "the repair the dead attempt sent counts for its try"
+    assert dbx.counters["runs_created"] == 1
+
+
+def test_a_retry_may_repair_its_own_run_once(run_now_spec, dbx):
+    """Once per *try*, as upstream: the retry's new run is repaired once too."""
+    spec = replace(_with(run_now_spec, job_id=_failing_job(dbx), repair_run=True), max_tries=1)
+
+    first = run_attempt(spec)
+    second = run_attempt(replace(spec, try_number=2))
+
+    assert first["outcome"] == "failed", first
+    assert second["outcome"] == "failed", second
+    assert dbx.counters["runs_created"] == 2
+    assert dbx.counters["repairs"] == 2
 
 
 def _fresh(spec: AttemptSpec) -> Path:

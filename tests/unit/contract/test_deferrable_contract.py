@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowException
 from attempts import AttemptProcess, AttemptSpec, JsonFileTaskStateStore, run_attempt, wait_for
 from contract_clouds import CLOUDS, ContractCloud
 
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.operators.deferral import MAX_TRIGGER_GIVE_UPS
 from airflow.providers.resumable.retrying import BackoffPolicy
-from airflow.providers.resumable.triggers.base import ResumableJobTrigger
+from airflow.providers.resumable.triggers.base import TRIGGER_BACKOFF, ResumableJobTrigger
 
 FAST_TRIGGER_BACKOFF = BackoffPolicy(max_attempts=12, max_delay=60, initial_wait=0.01, max_wait=1.0)
 """The trigger's backoff with sub-second waits (its default waits out hours); the cap of 1 s still
@@ -356,3 +357,54 @@ def test_the_triggers_async_poll_reads_the_wait_the_server_asked_for(cloud):
 
     assert hook.is_transient(error), error
     assert hook.retry_after(error) == cloud.retry_after_seconds, error
+
+
+# -- the trigger's backoff cap ------------------------------------------------------------------------
+
+
+def _waits(text: str) -> list[float]:
+    """The waits the trigger's backoff announced ("retrying in 0.2s")."""
+    return [float(wait) for wait in re.findall(r"retrying in ([0-9.]+)s", text)]
+
+
+def test_trigger_max_backoff_caps_every_wait_of_the_trigger(cloud, capsys):
+    """Without the cap a throttled poll waits at least 1 s (the trigger's first backoff) or the
+    server's Retry-After; with ``trigger_max_backoff`` every wait is at most the cap."""
+    spec = _spec(cloud)
+    spec.operator_kwargs["trigger_max_backoff"] = timedelta(seconds=0.2)
+    deferred = run_attempt(spec)
+    trigger = _trigger(deferred, fast=False)
+    assert trigger.backoff is not None
+    assert trigger.backoff["max_wait"] == 0.2
+    cloud.throttle_polls(3)
+    capsys.readouterr()  # the attempt's lines: only the trigger's from here
+
+    event = _first_event(trigger)
+
+    assert event["status"] == "terminal", event
+    assert event["remote_status"] == "SUCCEEDED"
+    logged = "".join(capsys.readouterr())  # the trigger logs through structlog, to the console
+    waits = _waits(logged)
+    assert len(waits) == 3, logged
+    assert max(waits) <= 0.2, waits
+    assert cloud.jobs_created() == 1
+    assert cloud.cancel_calls() == 0
+
+
+def test_trigger_max_backoff_defaults_to_the_resumable_setting_where_the_task_defers(cloud, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__RESUMABLE__TRIGGER_MAX_BACKOFF", "7.5")  # the attempt's process reads it
+
+    trigger = _trigger(run_attempt(_spec(cloud)), fast=False)
+
+    assert trigger.backoff is not None
+    assert trigger.backoff["max_wait"] == 7.5
+    # The rest of the policy stays the trigger's default: only the cap is the setting's.
+    assert trigger.backoff["max_attempts"] == TRIGGER_BACKOFF.max_attempts
+
+
+def test_trigger_max_backoff_must_be_positive(cloud):
+    spec = _spec(cloud)
+    spec.operator_kwargs["trigger_max_backoff"] = timedelta(0)
+
+    with pytest.raises(AirflowException, match="trigger_max_backoff must be positive"):
+        spec.build_operator()  # refused when the DAG is parsed, before anything is submitted

@@ -67,7 +67,8 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             "resumable": {
                 "description": "The job reaper: cancels, in the scheduler, the jobs of task instances a "
-                "person ended while no attempt was running (see the provider's concepts page).",
+                "person ended while no attempt was running (see the provider's concepts page); and the "
+                "triggers' backoff cap in deferrable mode.",
                 "options": {
                     "reaper_enabled": {
                         "description": "Run the job reaper in the scheduler.",
@@ -97,6 +98,16 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "float",
                         "example": None,
                         "default": "24.0",
+                    },
+                    "trigger_max_backoff": {
+                        "description": "Deferrable mode: the longest single wait, in seconds, of a "
+                        "trigger's backoff when the cloud throttles or fails a poll (a longer Retry-After "
+                        "is cut to it). Read where the task defers; an operator's trigger_max_backoff "
+                        "argument overrides it.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "60",
+                        "default": "300.0",
                     },
                 },
             }

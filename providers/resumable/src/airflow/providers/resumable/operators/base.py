@@ -118,6 +118,11 @@ class ResumableSubmitOperator(DeferringOperator):
         records, once cancelled, to reach a terminal state before starting its replacement (cancels
         are asynchronous on Databricks, EMR and Dataproc). A job still going at the bound fails the
         task and stays in the ledger: two jobs of one task instance never run at once.
+    :param trigger_max_backoff: (``deferrable=True``) the longest single wait of the trigger's
+        backoff when the cloud throttles or fails a poll, a ``Retry-After`` included (a longer hint is
+        cut to it). Default ``[resumable] trigger_max_backoff`` (5 minutes). EMR sends no
+        ``Retry-After``, so its waits double up to this cap; lower it to notice the end of a job
+        sooner after a long throttle storm, raise it to put less load on a struggling API.
     """
 
     ledger_kind: str = ""
@@ -144,6 +149,7 @@ class ResumableSubmitOperator(DeferringOperator):
         max_poll_interval: float | None = None,
         deferrable: bool = DEFERRABLE_DEFAULT,
         previous_job_stop_timeout: timedelta = timedelta(minutes=2),
+        trigger_max_backoff: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -163,6 +169,9 @@ class ResumableSubmitOperator(DeferringOperator):
                 f"previous_job_stop_timeout must not be negative, got {previous_job_stop_timeout}"
             )
         self.previous_job_stop_timeout = previous_job_stop_timeout
+        if trigger_max_backoff is not None and trigger_max_backoff <= timedelta(0):
+            raise AirflowException(f"trigger_max_backoff must be positive, got {trigger_max_backoff}")
+        self.trigger_max_backoff = trigger_max_backoff
         self.durable = durable
         self.deferrable = deferrable
         self._check_deferrable()
@@ -277,7 +286,7 @@ class ResumableSubmitOperator(DeferringOperator):
         """
         return None
 
-    def recover(self, external_id: str, state: JobState) -> bool:
+    def recover(self, external_id: str, state: JobState, context: Context) -> bool:
         """
         Try to bring a job that ended unsuccessfully back to life *in place* (same external id).
 
@@ -285,6 +294,11 @@ class ResumableSubmitOperator(DeferringOperator):
         job was restarted (e.g. a Databricks repair run) and should be polled again, ``False`` to
         let the task fail. A job found already failed when an attempt starts is handled by
         ``on_prior_failure`` instead. The default recovers nothing.
+
+        :param external_id: the job.
+        :param state: how it ended.
+        :param context: the attempt's context: a recovery that must survive the attempt (a deferral,
+            a checkpoint) records itself in its task state store, as a submission does.
         """
         return False
 
@@ -496,7 +510,7 @@ class ResumableSubmitOperator(DeferringOperator):
         # One budget for the whole wait of this attempt, recoveries included, as upstream's waiter.
         allowance = self.poll_budget.start(time.monotonic())
         final = self._poll_until_done(job_id, context, allowance)
-        while final.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, final):
+        while final.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, final, context):
             self.log.warning(
                 "%s %s ended %s; recovered in place, polling it again", self.job_noun, job_id, final
             )

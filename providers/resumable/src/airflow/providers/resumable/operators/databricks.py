@@ -35,6 +35,7 @@ from airflow.providers.resumable.operators.base import (
     OPENLINEAGE_TRANSPORT_DEFAULT,
     ResumableSubmitOperator,
 )
+from airflow.providers.resumable.operators.databricks_repair import RepairLog
 from airflow.providers.resumable.status import JobState, RemoteStatus
 from airflow.providers.resumable.triggers.databricks import ResumableDatabricksRunTrigger
 
@@ -499,8 +500,12 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
             return f"it is a run of job {ran}, and this task runs job {wanted}"
         return None
 
-    def recover(self, external_id: str, state: JobState) -> bool:
-        """Repair the run once (``repair_run``), as upstream does after a run ends unsuccessfully."""
+    def recover(self, external_id: str, state: JobState, context: Context) -> bool:
+        """
+        Repair the run once per try (``repair_run``), as upstream does after a run ends unsuccessfully;
+        the repair is recorded in the task state store first (:mod:`.databricks_repair`), so a deferred
+        or resumed attempt never repairs the same run twice in one try.
+        """
         run = self.hook.last_run or {}
         if not self.repair_run or state.status is RemoteStatus.NOT_FOUND or "state" not in run:
             return False
@@ -509,18 +514,27 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
             self, run_state
         ):
             return False
-        self.repair_run = False  # once per attempt, like upstream
-        run_id = int(external_id)
-        job_id = int(run.get("job_id") or self._merged_json["job_id"])
-        api = self.hook.api
+        run_id, api = int(external_id), self.hook.api
+        repairs = RepairLog(context.get("task_state_store") if self.durable else None)
         with self.hook.explained_errors():
-            upstream.update_job_for_repair(self, api, job_id, run_state)
             latest = api.get_latest_repair_id(run_id)
+            record = repairs.begin(run_id, getattr(context.get("ti"), "try_number", None), latest)
+            if record is None:
+                self.log.warning("Run %s ended %s after this try repaired it: not again", run_id, state)
+                return False
+            # A resumed attempt rebuilds the payload its repair re-sends (upstream does the same).
+            merged = self._merged_json or self.build_submission(context)
+            job_id = int(run.get("job_id") or merged["job_id"])
+            upstream.update_job_for_repair(self, api, job_id, run_state)
             repair: dict[str, Any] = {"run_id": run_id, "rerun_all_failed_tasks": True}
-            if latest is not None:
-                repair["latest_repair_id"] = latest
-            if "job_parameters" in self._merged_json:
-                repair["job_parameters"] = self._merged_json["job_parameters"]
-            api.repair_run(repair)
-        self.log.warning("Run %s ended %s; repaired it (repair_run=True)", run_id, state)
+            if record.latest_repair_id_before is not None:
+                repair["latest_repair_id"] = record.latest_repair_id_before
+            if "job_parameters" in merged:
+                repair["job_parameters"] = merged["job_parameters"]
+            repair_id = api.repair_run(repair)
+            repairs.done(record, repair_id)
+        self.repair_run = False  # once per attempt too, for the durable=False path
+        self.log.warning(
+            "Run %s ended %s; repaired it (repair %s, repair_run=True)", run_id, state, repair_id
+        )
         return True

@@ -508,7 +508,7 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
         """The batch as a dict, as upstream returns it when ``asynchronous``."""
         return self.result(external_id, JobState(RemoteStatus.RUNNING, "ASYNCHRONOUS"))
 
-    def recover(self, external_id: str, state: JobState) -> bool:
+    def recover(self, external_id: str, state: JobState, context: Context) -> bool:
         """``num_retries_if_resource_is_not_ready``: delete the batch and create it again, same id."""
         last = self.hook.last_batch
         message = last.state_message if last is not None else ""

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
+from airflow.configuration import conf
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
@@ -44,7 +45,7 @@ from airflow.providers.resumable.operators.job_control import JobControlOperator
 from airflow.providers.resumable.polling import PollBudget
 from airflow.providers.resumable.retrying import BackoffPolicy
 from airflow.providers.resumable.status import JobState, RemoteStatus
-from airflow.providers.resumable.triggers.base import EventStatus, ResumableJobTrigger
+from airflow.providers.resumable.triggers.base import TRIGGER_BACKOFF, EventStatus, ResumableJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -66,12 +67,13 @@ class DeferringOperator(JobControlOperator):
     """The trigger this operator defers to; ``None``: the operator cannot defer (``deferrable=True``
     is refused when the DAG is parsed)."""
 
-    trigger_backoff: BackoffPolicy | None = None
-    """Transient-error retries of the trigger's polls; ``None``: the trigger's default
-    (:data:`~airflow.providers.resumable.triggers.base.TRIGGER_BACKOFF`)."""
+    trigger_backoff: BackoffPolicy = TRIGGER_BACKOFF
+    """Transient-error retries of the trigger's polls; its ``max_wait`` is replaced by
+    :attr:`trigger_max_backoff` (or ``[resumable] trigger_max_backoff``)."""
 
     # Set by ResumableSubmitOperator.
     deferrable: bool
+    trigger_max_backoff: timedelta | None
     ledger_kind: str
     max_poll_interval: float
     poll_budget: PollBudget
@@ -82,7 +84,7 @@ class DeferringOperator(JobControlOperator):
 
         def hook_params(self) -> dict[str, Any]: ...
         def on_job_known(self, external_id: str, context: Context) -> None: ...
-        def recover(self, external_id: str, state: JobState) -> bool: ...
+        def recover(self, external_id: str, state: JobState, context: Context) -> bool: ...
         def on_poll_budget_spent(self, external_id: str, state: JobState, spent: str) -> NoReturn: ...
         def _conclude(self, job_id: str, final: JobState) -> Any: ...
         def _follow(self, job_id: str, context: Context) -> Any: ...
@@ -113,7 +115,7 @@ class DeferringOperator(JobControlOperator):
             max_poll_interval=self.max_poll_interval,
             max_polls=self.poll_budget.max_polls,
             max_seconds=self.poll_budget.max_seconds,
-            backoff=dataclasses.asdict(self.trigger_backoff) if self.trigger_backoff else None,
+            backoff=dataclasses.asdict(self._trigger_policy()),
             job_noun=self.job_noun,
         )
         # The try's execution_timeout, counted from its first intent, bounds the deferral too.
@@ -127,6 +129,19 @@ class DeferringOperator(JobControlOperator):
         self._count("defer")
         kwargs = {"trigger_give_ups": give_ups} if give_ups else None
         self.defer(trigger=trigger, method_name="execute_complete", kwargs=kwargs, timeout=timeout)
+
+    def _trigger_policy(self) -> BackoffPolicy:
+        """The trigger's backoff, capped by the operator's argument or else the worker's setting."""
+        cap = self.trigger_max_backoff
+        # Read where the task defers, not where the DAG is parsed: the workers' setting applies.
+        seconds = (
+            cap.total_seconds()
+            if cap is not None
+            else conf.getfloat("resumable", "trigger_max_backoff", fallback=self.trigger_backoff.max_wait)
+        )
+        if seconds <= 0:
+            raise AirflowException(f"[resumable] trigger_max_backoff must be positive, got {seconds:g}")
+        return dataclasses.replace(self.trigger_backoff, max_wait=seconds)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """
@@ -232,7 +247,7 @@ class DeferringOperator(JobControlOperator):
                 self.deferrable = False
                 return self._follow(job_id, context)
             self._defer(job_id, give_ups=give_ups)
-        if state.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, state):
+        if state.status is not RemoteStatus.SUCCEEDED and self.recover(job_id, state, context):
             self.log.warning(
                 "%s %s ended %s; recovered in place, deferring again", self.job_noun, job_id, state
             )

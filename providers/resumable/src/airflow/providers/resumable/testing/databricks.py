@@ -124,6 +124,10 @@ class _Run:
     task_run_ids: list[int]
     clock: JobClock[RunState]
     repairs: list[int] = field(default_factory=list)
+    one_time_job_id: int | None = None
+    """The job Databricks makes for a ``runs/submit`` run (``runs/get`` shows it as ``job_id``); kept
+    apart from :attr:`job_id`, which names a job ``jobs/run-now`` ran, so ``runs/cancel-all`` and
+    ``runs/list`` by job see only those."""
 
     def state(self, now: float) -> RunState:
         return self.clock.state(now)
@@ -161,6 +165,8 @@ class FakeDatabricksService(InjectsFaults[Fault]):
         self.token = token
         self.missing_run_status = missing_run_status
         self.default_script = default_script or RunScript()
+        self.repair_script: RunScript | None = None
+        """How a repaired run behaves; ``None``: it runs for the default duration and succeeds."""
         self.cancel_seconds = cancel_seconds
         self.workspace_url = "http://127.0.0.1"
         """Set by the server once it is bound; used to build ``run_page_url``."""
@@ -288,6 +294,7 @@ class FakeDatabricksService(InjectsFaults[Fault]):
                 task_keys=tasks,
                 task_run_ids=task_run_ids,
                 clock=JobClock(_phases(script), _final(script), _CANCELLING, _CANCELLED),
+                one_time_job_id=next(self._ids) if job_id is None else None,
             )
             for task_run_id, key in zip(task_run_ids, tasks, strict=True):
                 self._task_runs[task_run_id] = (run_id, key)
@@ -369,8 +376,7 @@ class FakeDatabricksService(InjectsFaults[Fault]):
                 )
             repair_id = next(self._ids)
             run.repairs.append(repair_id)
-            # The repaired run runs again for the default duration and then succeeds.
-            run.script = RunScript(
+            run.script = self.repair_script or RunScript(
                 pending_seconds=0.0,
                 run_seconds=self.default_script.run_seconds or 0.2,
                 result_state="SUCCESS",
@@ -427,8 +433,8 @@ class FakeDatabricksService(InjectsFaults[Fault]):
             "tasks": tasks,
             "run_page_url": f"{self.workspace_url}/?o=0#job/{run.job_id or 0}/run/{run.run_id}",
         }
-        if run.job_id is not None:
-            body["job_id"] = run.job_id
+        if (job_id := run.job_id if run.job_id is not None else run.one_time_job_id) is not None:
+            body["job_id"] = job_id
         return body
 
 
