@@ -69,6 +69,8 @@ DATABASE = "airflow"
 UNPRIVILEGED_USER = "nobody"
 SERVICE_TIMEOUT_SECONDS = 60.0
 WORKER_READY_TIMEOUT_SECONDS = 90.0
+DRAIN_AWARE_CONFIG = "airflow.providers.resumable.celery_drain.DRAIN_AWARE_CELERY_CONFIG"
+"""The ``[celery] celery_config_options`` line that docs/celery_kubernetes.rst tells deployments to add."""
 
 
 def worker_hostname() -> str:
@@ -133,9 +135,23 @@ class CeleryAirflowStack(AirflowStack):
     EXECUTOR = "CeleryExecutor"
 
     def __init__(
-        self, home: Path, settings: StackSettings | None = None, *, worker_concurrency: int = 2
+        self,
+        home: Path,
+        settings: StackSettings | None = None,
+        *,
+        worker_concurrency: int = 2,
+        drain_aware: bool = True,
     ) -> None:
+        """
+        :param home: the stack's AIRFLOW_HOME (logs, dags, Postgres' and Redis' data).
+        :param settings: as for ``AirflowStack``.
+        :param worker_concurrency: task slots of each worker.
+        :param drain_aware: configure the provider's drain-aware checkpoints (``celery_drain.py``), the
+            one line of configuration a deployment adds; ``False`` runs Celery as the celery provider
+            configures it.
+        """
         self.postgres_port = _free_port()
+        self.drain_aware = drain_aware
         self.redis_port = _free_port()
         super().__init__(home, settings)
         self.worker_concurrency = worker_concurrency
@@ -160,6 +176,7 @@ class CeleryAirflowStack(AirflowStack):
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
             # The executor fetches task states with a process pool this large (default: one per core).
             "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+            **({"AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": DRAIN_AWARE_CONFIG} if self.drain_aware else {}),
         }
 
     # ---------------------------------------------------------------- services
