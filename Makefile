@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-drain bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead)"
@@ -22,6 +22,7 @@ help:
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
 	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
 	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
+	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~20 min); its section of docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
@@ -180,6 +181,13 @@ $(BENCH_VENV)/.installed: pyproject.toml $(BENCH_CONSTRAINTS)
 bench: $(BENCH_VENV)/.installed
 	@$(BENCH_VENV)/bin/airflow-resumable patch apply
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
+
+# A Celery worker drained under N long Databricks tasks, upstream vs ours, with and without the
+# drain-aware configuration line (bench/celery_drain.py; ~20 min). Runs in .venv, which has the celery
+# extra; writes its own section of docs/benchmarks.md. BENCH_DRAIN_ARGS="--tasks 16 --job-seconds 180".
+BENCH_DRAIN_ARGS ?=
+bench-drain: patch-venv
+	$(BIN)/python -m bench.celery_drain $(BENCH_DRAIN_ARGS)
 
 # Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
 bench-report: $(BENCH_VENV)/.installed
