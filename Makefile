@@ -11,7 +11,7 @@ PIP_VERSION := 26.3
 .PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-drain bench-report bench-constraints
 
 help:
-	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead)"
+	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
@@ -43,7 +43,7 @@ patch-venv: venv
 	@$(BIN)/airflow-resumable patch apply
 
 demo: patch-venv
-	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,) $(if $(DEFERRABLE),--deferrable,)
+	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,) $(if $(DEFERRABLE),--deferrable,) $(if $(EXECUTOR),--executor $(EXECUTOR),)
 
 # Airflow's own tests first: a patch change that breaks Airflow stops here, in under two minutes.
 # Then ours, TEST_WORKERS at a time (pytest-xdist): most of the time is waiting on Airflow stacks

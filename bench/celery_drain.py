@@ -141,8 +141,7 @@ class CeleryDrainBench:
         try:
             # Only worker-a takes work while the tasks start, so all of them run on it.
             if stack.worker_running(OTHER):
-                os.kill(stack.worker_pid(OTHER), signal.SIGTERM)
-                stack.wait_for_worker_exit(OTHER, timeout=120)
+                stack.stop_worker(OTHER)
             if not stack.worker_running(DRAINED):
                 stack.start_worker(DRAINED)
             before = fake.counts()

