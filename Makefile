@@ -183,7 +183,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 
 # A Celery worker drained under N long Databricks tasks, upstream vs ours, with and without the
-# drain-aware configuration line (bench/celery_drain.py; ~20 min). Runs in .venv, which has the celery
+# drain-aware configuration line (bench/celery_drain.py; ~13 min). Runs in .venv, which has the celery
 # extra; writes its own section of docs/benchmarks.md. BENCH_DRAIN_ARGS="--tasks 16 --job-seconds 180".
 BENCH_DRAIN_ARGS ?=
 bench-drain: patch-venv

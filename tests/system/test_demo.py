@@ -64,8 +64,11 @@ def test_celery_demo_drains_the_worker_in_seconds_with_one_submission_per_cloud(
 
     assert "CeleryExecutor" in story
     assert "SIGTERM to worker-a" in story
-    drained = re.search(r"worker-a exited (\d+\.\d)s after SIGTERM", story)
+    drained = re.search(r"worker-a exited \d+\.\ds after SIGTERM", story)
     assert drained, story
-    assert float(drained.group(1)) < 10, "the drain waited for the jobs instead of checkpointing them"
+    # The drain did not wait for the jobs (how fast it is, test_celery_stack.py asserts).
+    job_ended = re.search(r"is (TERMINATED/SUCCESS|COMPLETED|DONE) in the fake cloud", story)
+    assert job_ended, story
+    assert drained.start() < job_ended.start(), "the drain waited for a job instead of checkpointing its task"
     assert "stopped every process it started" in story
     _assert_each_cloud_once_never_cancelled_same_job_no_retry(story, paused=("checkpointed",))

@@ -175,7 +175,8 @@ def _start_stack(
         else StackSettings()
     )
     stack = (
-        CeleryAirflowStack(home, settings)
+        # Every task on one worker at once (the default is 2 slots per worker), so one drain moves them all.
+        CeleryAirflowStack(home, settings, worker_concurrency=len(demo_clouds()))
         if executor == "celery"
         else AirflowStack(home, settings, python=Path(sys.executable))
     )
