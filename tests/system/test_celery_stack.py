@@ -178,13 +178,16 @@ def test_warm_shutdown_checkpoints_the_resumable_task_at_once_and_it_resumes_on_
         job, first_worker = _wait_for_the_running_job(stack, databricks, dag_id, run_id)
         [other_worker] = set(WORKERS) - {first_worker}
         tree = stack.worker_processes(first_worker)
+        # The worker's drain directory holds one announcement: the task's, made when it declared itself.
+        [drain_directory] = stack.worker_tmp(first_worker).glob("airflow-resumable-drain-*")
+        assert len(list(drain_directory.iterdir())) == 1
         signalled = time.monotonic()
-        os.kill(
-            stack.worker_pid(first_worker), signal.SIGTERM
-        )  # Celery's warm shutdown, as a deploy sends it
+        # Celery's warm shutdown, as a deploy sends it.
+        os.kill(stack.worker_pid(first_worker), signal.SIGTERM)
         # The promise of drain-aware checkpoints: the drain does not wait for the job (40 s).
         stack.wait_for_worker_exit(first_worker, timeout=DRAIN_EXIT_SECONDS)
         worker_exited = time.monotonic()
+        assert not drain_directory.exists(), "the worker left its drain directory behind"
         assert databricks.is_running(job), f"the job was not left going: {databricks.job_state(job)}"
         _assert_none_left_running(tree)
         resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)

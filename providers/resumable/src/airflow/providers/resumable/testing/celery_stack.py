@@ -334,10 +334,15 @@ class CeleryAirflowStack(AirflowStack):
             raise ValueError(f"no such worker {name!r}; choose from {WORKERS}")
         if self.worker_running(name):
             raise RuntimeError(f"{name} is already running")
+        # Whatever a worker leaves in its temporary directory (the drain directory of a worker that
+        # was SIGKILLed, say) stays in the stack's home, not in the machine's /tmp.
+        tmp = self.worker_tmp(name)
+        tmp.mkdir(parents=True, exist_ok=True)
         env = {
             **self.env,
             WORKER_NAME_ENV: name,
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+            "TMPDIR": str(tmp),
         }
         log_path = self.component_logs / f"{name}.log"
         self._ready_lines_before[name] = self._ready_lines(name, log_path)
@@ -377,6 +382,10 @@ class CeleryAirflowStack(AirflowStack):
             )
         except AssertionError as timeout:
             raise StackStartError(f"{timeout}\n{tail(managed.log_path)}") from None
+
+    def worker_tmp(self, name: str) -> Path:
+        """The worker's temporary directory (its ``TMPDIR``), inside the stack's home."""
+        return self.home / "tmp" / name
 
     def stop_worker(self, name: str, *, timeout: float = 120) -> None:
         """Shut the worker ``name`` down as a deploy does (SIGTERM: a warm shutdown) and wait for its exit."""
