@@ -148,6 +148,8 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
         stack.wait_for_worker_exit(first_worker, timeout=60)
         worker_exited = time.monotonic()
         _assert_none_left_running(tree)
+        # A cold shutdown sends no worker_shutdown signal; the drain directory goes anyway.
+        assert not list(stack.worker_tmp(first_worker).glob("airflow-resumable-drain-*"))
         resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
         resumed_at = time.monotonic()
         assert resumed.try_number == 1

@@ -24,7 +24,8 @@ this module is what connects three Celery signals in the worker's main process:
 - ``worker_shutting_down`` with ``how="Warm"``: SIGTERM every announced task process of this worker.
   A cold shutdown (SIGQUIT) is left to Celery, which terminates the pool, so every task's supervisor
   forwards SIGTERM to its task anyway.
-- ``worker_shutdown`` (the worker exits): remove the directory.
+- ``worker_shutdown`` (a warm shutdown ends), and at the exit of the worker's main process (a cold
+  shutdown sends no ``worker_shutdown``): remove the directory.
 
 With your own ``celery_config_options`` dict instead, import this module from the module that holds
 it (``import airflow.providers.resumable.celery_drain  # noqa: F401``): the signals are connected on
@@ -36,6 +37,7 @@ cold shutdown here too; every task gets SIGTERM then, as Celery decides.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -59,6 +61,9 @@ imports this module, which makes the worker's warm shutdown checkpoint the resum
 def make_drain_directory(**_: Any) -> None:
     """``worker_init``: the directory where this worker's resumable tasks announce themselves."""
     os.environ[DRAIN_DIRECTORY_ENV] = tempfile.mkdtemp(prefix="airflow-resumable-drain-")
+    # Celery's cold shutdown (WorkController.terminate) sends no worker_shutdown. The forked pool and
+    # task processes inherit this exit handler, hence the pid: only the worker's own exit removes it.
+    atexit.register(_remove_drain_directory_of, os.getpid())
 
 
 @signals.worker_shutting_down.connect(dispatch_uid="airflow-resumable-drain-checkpoint", weak=False)
@@ -84,6 +89,13 @@ def checkpoint_resumable_tasks(how: str = "", **_: Any) -> None:
 @signals.worker_shutdown.connect(dispatch_uid="airflow-resumable-drain-cleanup", weak=False)
 def remove_drain_directory(**_: Any) -> None:
     """``worker_shutdown``: remove the directory of announcements."""
+    _remove_drain_directory_of(os.getpid())
+
+
+def _remove_drain_directory_of(worker_pid: int) -> None:
+    """Remove the directory of announcements, in the worker's main process only."""
+    if os.getpid() != worker_pid:
+        return
     directory = os.environ.pop(DRAIN_DIRECTORY_ENV, None)
     if directory:
         shutil.rmtree(directory, ignore_errors=True)
