@@ -265,8 +265,8 @@ def render_section(body: dict[str, Any]) -> str:
     out.append("")
     out.append(
         "Target (#17): the drained worker exits within 10 s and all tasks run again on the other worker, "
-        "0 duplicates, 0 cancels, 0 retries. Running again waits for the checkpoint's `resume_after` "
-        "(10 s, the core patch's floor) plus the scheduler's and the other worker's pick-up.\n"
+        "0 duplicates, 0 cancels, 0 retries. Running again waits for the tasks' `resume_after` "
+        "(10 s in these DAGs) plus the scheduler's and the other worker's pick-up.\n"
     )
     out.append(f"Environment: {body.get('environment', '?')}.\n")
     out.append(SECTION_END)
