@@ -8,10 +8,10 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-resume bench-report bench-constraints
 
 help:
-	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead)"
+	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench  race the upstream operators against ours on the fakes (own venv, ~25 min); writes docs/benchmarks.md"
 	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
 	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~45 min; BENCH_ARGS=\"--disruptions 8\", each kind once: ~27 min); adds its tables to docs/benchmarks.md"
+	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
@@ -43,7 +44,7 @@ patch-venv: venv
 	@$(BIN)/airflow-resumable patch apply
 
 demo: patch-venv
-	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,) $(if $(DEFERRABLE),--deferrable,)
+	@$(BIN)/airflow-resumable demo $(if $(KEEP_RUNNING),--keep-running,) $(if $(DEFERRABLE),--deferrable,) $(if $(EXECUTOR),--executor $(EXECUTOR),)
 
 # Airflow's own tests first: a patch change that breaks Airflow stops here, in under two minutes.
 # Then ours, TEST_WORKERS at a time (pytest-xdist): most of the time is waiting on Airflow stacks
@@ -187,6 +188,13 @@ bench: $(BENCH_VENV)/.installed
 bench-deferrable: $(BENCH_VENV)/.installed
 	@$(BENCH_VENV)/bin/airflow-resumable patch apply
 	$(BENCH_VENV)/bin/python -m bench --deferrable $(BENCH_ARGS)
+
+# A Celery worker drained under N long Databricks tasks, upstream vs ours, with and without the
+# drain-aware configuration line (bench/celery_drain.py; ~13 min). Runs in .venv, which has the celery
+# extra; writes its own section of docs/benchmarks.md. BENCH_DRAIN_ARGS="--tasks 16 --job-seconds 180".
+BENCH_DRAIN_ARGS ?=
+bench-drain: patch-venv
+	$(BIN)/python -m bench.celery_drain $(BENCH_DRAIN_ARGS)
 
 # Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
 bench-report: $(BENCH_VENV)/.installed

@@ -12,11 +12,12 @@ consumed retry shows). The worker whose name the task instance carries is signal
   Expected, per DESIGN §4: the task checkpoints, the job is left running, the task resumes on the
   other worker on the same try (``task_instance.hostname`` says where), one submission, zero
   cancels, the dag run succeeds.
-- warm shutdown (SIGTERM, what a deploy sends): Celery stops taking work and waits for the tasks it
-  runs; their supervisors are not told. Today the task therefore never checkpoints: it runs its job
-  to the end on the draining worker, which exits only then. Safe (one submission, zero cancels, the
-  same try) but as long as the job. #17's drain-aware checkpoints are to turn this into the cold
-  shutdown's outcome within seconds; this test pins today's behaviour so that change is seen here.
+- warm shutdown (SIGTERM, what a deploy or a node drain sends): Celery stops taking work and waits
+  for the tasks it runs. The stack is configured as docs/celery_kubernetes.rst says
+  (``celery_drain.py``), so the worker tells each resumable task to checkpoint at once: the worker
+  exits within seconds (without the line it waited for the whole job), and the task resumes on the
+  other worker with the cold shutdown's outcome. A plain task on a draining worker is waited for,
+  as Celery does: the drain leaves it alone.
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeDatabricksCloud
 from airflow.providers.resumable.testing.stack import poll_until
+from tests.system.dags.system_drain_dags import PLAIN_DAG_ID, PLAIN_TASK_ID, PLAIN_TASK_SECONDS
 
 pytestmark = pytest.mark.system
 
 FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 JOB_SECONDS = 40.0
 """Longer than a cold shutdown's checkpoint and resume take together (about 11 s), so the job outlives them."""
+DRAIN_EXIT_SECONDS = 10.0
+"""What drain-aware checkpoints promise: a draining worker running only resumable tasks exits this soon."""
+DRAIN_DAG_FILE = Path(__file__).parent / "dags" / "system_drain_dags.py"
 
 
 def _wait_for_the_running_job(
@@ -143,6 +148,8 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
         stack.wait_for_worker_exit(first_worker, timeout=60)
         worker_exited = time.monotonic()
         _assert_none_left_running(tree)
+        # A cold shutdown sends no worker_shutdown signal; the drain directory goes anyway.
+        assert not list(stack.worker_tmp(first_worker).glob("airflow-resumable-drain-*"))
         resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
         resumed_at = time.monotonic()
         assert resumed.try_number == 1
@@ -161,7 +168,7 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
     assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "it finished where it resumed"
 
 
-def test_warm_shutdown_of_the_worker_waits_for_the_job_today_never_cancelling_it(
+def test_warm_shutdown_checkpoints_the_resumable_task_at_once_and_it_resumes_on_the_other_worker(
     both_workers: CeleryAirflowStack, databricks: FakeDatabricksCloud
 ) -> None:
     stack = both_workers
@@ -170,26 +177,69 @@ def test_warm_shutdown_of_the_worker_waits_for_the_job_today_never_cancelling_it
     run_id = stack.trigger_dag(dag_id)
 
     with stack.record_ti_states(dag_id, run_id) as recorder:
-        job, worker = _wait_for_the_running_job(stack, databricks, dag_id, run_id)
-        tree = stack.worker_processes(worker)
+        job, first_worker = _wait_for_the_running_job(stack, databricks, dag_id, run_id)
+        [other_worker] = set(WORKERS) - {first_worker}
+        tree = stack.worker_processes(first_worker)
+        # The worker's drain directory holds one announcement: the task's, made when it declared itself.
+        [drain_directory] = stack.worker_tmp(first_worker).glob("airflow-resumable-drain-*")
+        assert len(list(drain_directory.iterdir())) == 1
         signalled = time.monotonic()
-        os.kill(stack.worker_pid(worker), signal.SIGTERM)  # Celery's warm shutdown, as a deploy sends it
-        stack.wait_for_worker_exit(worker, timeout=JOB_SECONDS + 60)
+        # Celery's warm shutdown, as a deploy sends it.
+        os.kill(stack.worker_pid(first_worker), signal.SIGTERM)
+        # The promise of drain-aware checkpoints: the drain does not wait for the job (40 s).
+        stack.wait_for_worker_exit(first_worker, timeout=DRAIN_EXIT_SECONDS)
         worker_exited = time.monotonic()
-        job_state_at_exit = databricks.job_state(job)
+        assert not drain_directory.exists(), "the worker left its drain directory behind"
+        assert databricks.is_running(job), f"the job was not left going: {databricks.job_state(job)}"
         _assert_none_left_running(tree)
-        stack.wait_for_dag_run(dag_id, run_id, timeout=60)
+        resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
+        resumed_at = time.monotonic()
+        assert resumed.try_number == 1
+        assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "resumed on the other worker"
+        stack.wait_for_dag_run(dag_id, run_id, timeout=JOB_SECONDS + 120)
 
     sys.stderr.write(
-        f"\n[celery warm shutdown] {worker} exited {worker_exited - signalled:.1f}s after SIGTERM, "
-        f"its {JOB_SECONDS:.0f}s job {job_state_at_exit} by then\n"
+        f"\n[celery warm shutdown, drain-aware] {first_worker} exited {worker_exited - signalled:.1f}s after "
+        f"SIGTERM, running again on {other_worker} {resumed_at - signalled:.1f}s after it\n"
     )
-    # Today's drain: the worker outlives the job it was running, and the task never leaves it.
-    assert job_state_at_exit != "RUNNING", "the draining worker exited while its job still ran"
     task_states = recorder.states(DRILL_TASK_ID)
-    assert "checkpointed" not in task_states, (
-        f"drain-aware checkpoints have landed: update this test {task_states}"
-    )
+    assert "checkpointed" in task_states, task_states
     assert not FAILURE_STATES & set(task_states), task_states
-    assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == worker, "it finished on the draining worker"
     _assert_one_run_never_cancelled_success_on_try_1(stack, databricks, before, dag_id, run_id, job)
+    assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "it finished where it resumed"
+
+
+def test_warm_shutdown_waits_for_a_plain_task_as_celery_does(both_workers: CeleryAirflowStack) -> None:
+    stack = both_workers
+    stack.add_dag_file(DRAIN_DAG_FILE)
+    stack.wait_for_dag(PLAIN_DAG_ID)
+    run_id = stack.trigger_dag(PLAIN_DAG_ID)
+
+    with stack.record_ti_states(PLAIN_DAG_ID, run_id) as recorder:
+        stack.wait_for_ti_state(PLAIN_DAG_ID, run_id, PLAIN_TASK_ID, "running", timeout=60)
+        poll_until(
+            lambda: stack.db.task_state_value(PLAIN_DAG_ID, run_id, PLAIN_TASK_ID, "started_at"),
+            timeout=60,
+            describe=lambda: "the plain task to start sleeping",
+        )
+        worker = stack.worker_of(PLAIN_DAG_ID, run_id, PLAIN_TASK_ID)
+        assert worker in WORKERS
+        tree = stack.worker_processes(worker)
+        os.kill(stack.worker_pid(worker), signal.SIGTERM)
+        stack.wait_for_worker_exit(worker, timeout=PLAIN_TASK_SECONDS + 60)
+        worker_exited = time.time()
+        _assert_none_left_running(tree)
+        final = stack.wait_for_dag_run(PLAIN_DAG_ID, run_id, timeout=60)
+
+    ended_at = stack.db.task_state_value(PLAIN_DAG_ID, run_id, PLAIN_TASK_ID, "ended_at")
+    assert ended_at is not None, "the plain task was cut short: it never wrote its end"
+    assert worker_exited >= ended_at, "the worker exited before the task it was running had finished"
+    assert final == "success"
+    ti = stack.db.task_instance(PLAIN_DAG_ID, run_id, PLAIN_TASK_ID)
+    assert (ti.state, ti.try_number) == ("success", 1)
+    task_states = recorder.states(PLAIN_TASK_ID)
+    assert "checkpointed" not in task_states, task_states
+    assert not FAILURE_STATES & set(task_states), task_states
+    assert stack.worker_of(PLAIN_DAG_ID, run_id, PLAIN_TASK_ID) == worker, (
+        "it ran to the end on the draining worker"
+    )

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the tasks deferrable ([operators] default_deferrable) with a triggerer, and restart the "
         "triggerer instead of shutting workers down while the jobs run",
     )
+    demo.add_argument(
+        "--executor",
+        choices=["local", "celery"],
+        default="local",
+        help="local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and two Celery workers "
+        "(the 'celery' extra), draining the worker that runs the tasks",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     from airflow.providers.resumable.drill.plan import DisruptionKind
@@ -192,7 +199,11 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from airflow.providers.resumable.demo import run_demo
 
-    return run_demo(keep_running=args.keep_running, deferrable=args.deferrable)
+    try:
+        return run_demo(keep_running=args.keep_running, deferrable=args.deferrable, executor=args.executor)
+    except ValueError as err:  # raised before anything is started
+        print(f"airflow-resumable demo: {err}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

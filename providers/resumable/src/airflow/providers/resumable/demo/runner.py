@@ -4,7 +4,9 @@ The demo, start to finish: stack up, DAG triggered, workers shut down mid-run, t
 
 Everything runs on this machine: a real Airflow stack (scheduler, API server, dag processor,
 LocalExecutor, sqlite; all on 127.0.0.1) from this interpreter's venv, and one fake cloud per
-resumable task. Every process the demo starts is stopped by PID when it ends, Ctrl-C included.
+resumable task. With ``executor="celery"`` the stack is the production flavour (Postgres, a Redis
+broker, two Celery workers, the drain-aware configuration line): the tasks start on ``worker-a``,
+which is then drained (SIGTERM, a warm shutdown), and they resume on ``worker-b``. Every process the demo starts is stopped by PID when it ends, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from typing import TextIO
 
 import airflow.providers.resumable.example_dags as example_dags
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeCloud, demo_clouds
 from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskInstanceRow
+
+EXECUTORS = ("local", "celery")
+DRAINED_WORKER, OTHER_WORKER = "worker-a", "worker-b"
 
 DAG_ID = "example_resumable_demo"
 DAG_FILE = Path(example_dags.__path__[0]) / f"{DAG_ID}.py"
@@ -80,7 +86,9 @@ class TaskStory:
     job_state: str | None = None
 
 
-def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout, deferrable: bool = False) -> int:
+def run_demo(
+    *, keep_running: bool = False, out: TextIO = sys.stdout, deferrable: bool = False, executor: str = "local"
+) -> int:
     """
     Run the demo and print its story; return 0 when every cloud shows the exactly-once outcome.
 
@@ -89,7 +97,13 @@ def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout, deferrable
     :param deferrable: run the tasks deferrable (``[operators] default_deferrable``, as a deployment
         would set it; the DAG is unchanged) with a triggerer, and restart the triggerer (a redeploy)
         instead of shutting workers down while the jobs run.
+    :param executor: ``"local"`` (LocalExecutor, sqlite) or ``"celery"`` (CeleryExecutor, Postgres,
+        Redis; not with ``deferrable``).
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if executor == "celery" and deferrable:
+        raise ValueError("--deferrable runs on the LocalExecutor only")
     narrator = Narrator(out)
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-demo-"))
@@ -99,9 +113,16 @@ def run_demo(*, keep_running: bool = False, out: TextIO = sys.stdout, deferrable
             # The stack first: its components are forked from this process, and a fork while the
             # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
             # with SIGABRT, "epoll_wait error: Bad file descriptor").
-            stack = _start_stack(narrator, cleanup, home, deferrable=deferrable)
+            stack = _start_stack(narrator, cleanup, home, deferrable=deferrable, executor=executor)
             stories = _start_clouds(narrator, cleanup)
             _connect_and_deploy(narrator, stack, stories)
+            if isinstance(stack, CeleryAirflowStack):
+                # One worker takes the tasks, so draining it moves all of them to the other.
+                stack.stop_worker(OTHER_WORKER)
+                narrator.say(
+                    "worker",
+                    f"{OTHER_WORKER} stopped until the jobs run: every task starts on {DRAINED_WORKER}",
+                )
             run_id = stack.trigger_dag(DAG_ID)
             narrator.say("dag", f"triggered {DAG_ID}, run {run_id}")
             final_state = _watch(narrator, stack, run_id, stories, deferrable=deferrable)
@@ -136,9 +157,16 @@ def _start_clouds(narrator: Narrator, cleanup: ExitStack) -> list[TaskStory]:
     return stories
 
 
-def _start_stack(narrator: Narrator, cleanup: ExitStack, home: Path, *, deferrable: bool) -> AirflowStack:
+def _start_stack(
+    narrator: Narrator, cleanup: ExitStack, home: Path, *, deferrable: bool, executor: str
+) -> AirflowStack:
     components = "scheduler, API server, dag processor" + (", triggerer" if deferrable else "")
-    narrator.say("stack", f"starting Airflow ({components}; LocalExecutor, sqlite) in {home}")
+    flavour = (
+        f"CeleryExecutor with {' and '.join((DRAINED_WORKER, OTHER_WORKER))}, Postgres, Redis"
+        if executor == "celery"
+        else "LocalExecutor, sqlite"
+    )
+    narrator.say("stack", f"starting Airflow ({components}; {flavour}) in {home}")
     narrator.waiting_for("Airflow to start (database migration, then its components)")
     # Deferrable the way a deployment makes it: [operators] default_deferrable, the DAG unchanged.
     settings = (
@@ -146,7 +174,12 @@ def _start_stack(narrator: Narrator, cleanup: ExitStack, home: Path, *, deferrab
         if deferrable
         else StackSettings()
     )
-    stack = AirflowStack(home, settings, python=Path(sys.executable))
+    stack = (
+        # Every task on one worker at once (the default is 2 slots per worker), so one drain moves them all.
+        CeleryAirflowStack(home, settings, worker_concurrency=len(demo_clouds()))
+        if executor == "celery"
+        else AirflowStack(home, settings, python=Path(sys.executable))
+    )
     cleanup.callback(stack.stop)
     stack.start()
     phases = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in stack.startup_phases.items())
@@ -207,6 +240,11 @@ def _watch(
             if deferrable:
                 _restart_triggerer(narrator, stack, stories)
                 narrator.waiting_for("the new triggerer to take the triggers over and the jobs to finish")
+            elif isinstance(stack, CeleryAirflowStack):
+                _drain_celery_worker(narrator, stack, stories)
+                narrator.waiting_for(
+                    "the checkpointed tasks to resume on the other worker (resume_after: 10 s)"
+                )
             else:
                 _shut_down_workers(narrator, stack, run_id, stories)
                 narrator.waiting_for("the checkpointed tasks to resume (resume_after: 10 s)")
@@ -246,6 +284,26 @@ def _shut_down_workers(
         )
         # What Kubernetes does on eviction or a deploy: SIGTERM to the worker process.
         os.kill(processes.worker_pid, signal.SIGTERM)
+
+
+def _drain_celery_worker(narrator: Narrator, stack: CeleryAirflowStack, stories: list[TaskStory]) -> None:
+    """What a deploy does to a Celery worker: start its replacement, then SIGTERM it (a warm shutdown)."""
+    stack.start_worker(OTHER_WORKER)
+    narrator.say("worker", f"{OTHER_WORKER} started")
+    jobs = ", ".join(str(story.job_before) for story in stories)
+    narrator.say(
+        "worker",
+        f"SIGTERM to {DRAINED_WORKER} (pid {stack.worker_pid(DRAINED_WORKER)}): a drain while jobs {jobs} run",
+    )
+    signalled = time.monotonic()
+    os.kill(stack.worker_pid(DRAINED_WORKER), signal.SIGTERM)
+    narrator.waiting_for(f"{DRAINED_WORKER} to drain")
+    stack.wait_for_worker_exit(DRAINED_WORKER, timeout=300)
+    narrator.say(
+        "worker",
+        f"{DRAINED_WORKER} exited {time.monotonic() - signalled:.1f}s after SIGTERM: its resumable tasks "
+        "checkpointed instead of holding the drain",
+    )
 
 
 def _restart_triggerer(narrator: Narrator, stack: AirflowStack, stories: list[TaskStory]) -> None:

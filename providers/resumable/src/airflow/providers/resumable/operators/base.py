@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
-from airflow.providers.resumable.checkpoint import declare_resumable_on_worker_loss
 from airflow.providers.resumable.deadline import TryDeadline
 from airflow.providers.resumable.decision import Action, Decision, PriorFailurePolicy, decide
 from airflow.providers.resumable.ledger import (
@@ -346,7 +345,7 @@ class ResumableSubmitOperator(DeferringOperator):
             job_id = ledger.external_id
             if decision.action is Action.RECONNECT:
                 self._start_clock(self._take_up_for_this_try(ledger, ledgers, try_number))
-                self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+                self._declare_resumable(context)
         else:
             job_id = self._start_job(
                 decision.action, ledger, ledgers, submission, max_tries, try_number, context
@@ -408,7 +407,7 @@ class ResumableSubmitOperator(DeferringOperator):
             self._write_intent(ledger, ledgers)
         # From here on the ledger lets a fresh attempt continue (re-send the key, or reconnect), so
         # a lost worker can be a checkpoint rather than a failure (with the core patch).
-        self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+        self._declare_resumable(context)
         try:
             job_id = self._submit_once(submission, ledger, may_exist=resend)
         except Exception as err:

@@ -39,6 +39,7 @@ from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
 from airflow.providers.resumable.checkpoint import declare_resumable_on_worker_loss
+from airflow.providers.resumable.drain import Announcement, announce_checkpointable
 from airflow.providers.resumable.ledger import LedgerError, LedgerPhase
 from airflow.providers.resumable.ledger_store import LedgerStore
 from airflow.providers.resumable.operators.job_control import JobControlOperator, _StopDuringRetries
@@ -70,6 +71,9 @@ class DeferringOperator(JobControlOperator):
     trigger_backoff: BackoffPolicy = TRIGGER_BACKOFF
     """Transient-error retries of the trigger's polls; its ``max_wait`` is replaced by
     :attr:`trigger_max_backoff` (or ``[resumable] trigger_max_backoff``)."""
+
+    _drain_announcement: Announcement | None = None
+    """This attempt's standing word to a drain-aware worker that a SIGTERM checkpoints it."""
 
     # Set by ResumableSubmitOperator.
     deferrable: bool
@@ -191,6 +195,7 @@ class DeferringOperator(JobControlOperator):
         ``on_kill()`` after it and ``on_kill`` may not do I/O.
         """
         self._stop.arm()
+        self._drain_announcement = None
         try:
             yield
         except AirflowTaskTimeout:
@@ -199,7 +204,19 @@ class DeferringOperator(JobControlOperator):
                 self._cancel_on_stop(self._job_id, reason="execution_timeout")
             raise
         finally:
+            if self._drain_announcement is not None:
+                self._drain_announcement.withdraw()
             self._stop.close()
+
+    def _declare_resumable(self, context: Context) -> None:
+        """
+        From here on a fresh attempt can continue this one's job: say so to a patched Airflow (a lost
+        worker is then a checkpoint) and to a drain-aware worker (its drain then checkpoints this task
+        at once instead of waiting for the job; ``drain.py``). Once per attempt.
+        """
+        self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+        if self._drain_announcement is None:
+            self._drain_announcement = announce_checkpointable()
 
     def _complete(self, context: Context, event: dict[str, Any], give_ups: int) -> Any:
         status = event.get("status")
@@ -223,7 +240,7 @@ class DeferringOperator(JobControlOperator):
             status = None
         self._job_id = job_id
         if self.durable:
-            self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+            self._declare_resumable(context)
         self.on_job_known(job_id, context)
         # The event only wakes the task: the job's state is read again, so the result, the links and
         # a recovery see the cloud's own answer, as a polling attempt's conclusion does.

@@ -35,6 +35,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -69,6 +70,8 @@ DATABASE = "airflow"
 UNPRIVILEGED_USER = "nobody"
 SERVICE_TIMEOUT_SECONDS = 60.0
 WORKER_READY_TIMEOUT_SECONDS = 90.0
+DRAIN_AWARE_CONFIG = "airflow.providers.resumable.celery_drain.DRAIN_AWARE_CELERY_CONFIG"
+"""The ``[celery] celery_config_options`` line that docs/celery_kubernetes.rst tells deployments to add."""
 
 
 def worker_hostname() -> str:
@@ -133,9 +136,23 @@ class CeleryAirflowStack(AirflowStack):
     EXECUTOR = "CeleryExecutor"
 
     def __init__(
-        self, home: Path, settings: StackSettings | None = None, *, worker_concurrency: int = 2
+        self,
+        home: Path,
+        settings: StackSettings | None = None,
+        *,
+        worker_concurrency: int = 2,
+        drain_aware: bool = True,
     ) -> None:
+        """
+        :param home: the stack's AIRFLOW_HOME (logs, dags, Postgres' and Redis' data).
+        :param settings: as for ``AirflowStack``.
+        :param worker_concurrency: task slots of each worker.
+        :param drain_aware: configure the provider's drain-aware checkpoints (``celery_drain.py``), the
+            one line of configuration a deployment adds; ``False`` runs Celery as the celery provider
+            configures it.
+        """
         self.postgres_port = _free_port()
+        self.drain_aware = drain_aware
         self.redis_port = _free_port()
         super().__init__(home, settings)
         self.worker_concurrency = worker_concurrency
@@ -160,6 +177,7 @@ class CeleryAirflowStack(AirflowStack):
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
             # The executor fetches task states with a process pool this large (default: one per core).
             "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+            **({"AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": DRAIN_AWARE_CONFIG} if self.drain_aware else {}),
         }
 
     # ---------------------------------------------------------------- services
@@ -316,10 +334,15 @@ class CeleryAirflowStack(AirflowStack):
             raise ValueError(f"no such worker {name!r}; choose from {WORKERS}")
         if self.worker_running(name):
             raise RuntimeError(f"{name} is already running")
+        # Whatever a worker leaves in its temporary directory (the drain directory of a worker that
+        # was SIGKILLed, say) stays in the stack's home, not in the machine's /tmp.
+        tmp = self.worker_tmp(name)
+        tmp.mkdir(parents=True, exist_ok=True)
         env = {
             **self.env,
             WORKER_NAME_ENV: name,
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+            "TMPDIR": str(tmp),
         }
         log_path = self.component_logs / f"{name}.log"
         self._ready_lines_before[name] = self._ready_lines(name, log_path)
@@ -359,6 +382,15 @@ class CeleryAirflowStack(AirflowStack):
             )
         except AssertionError as timeout:
             raise StackStartError(f"{timeout}\n{tail(managed.log_path)}") from None
+
+    def worker_tmp(self, name: str) -> Path:
+        """The worker's temporary directory (its ``TMPDIR``), inside the stack's home."""
+        return self.home / "tmp" / name
+
+    def stop_worker(self, name: str, *, timeout: float = 120) -> None:
+        """Shut the worker ``name`` down as a deploy does (SIGTERM: a warm shutdown) and wait for its exit."""
+        os.kill(self.worker_pid(name), signal.SIGTERM)
+        self.wait_for_worker_exit(name, timeout=timeout)
 
     def worker_running(self, name: str) -> bool:
         managed = self._processes.get(name)
