@@ -48,9 +48,10 @@ demo: patch-venv
 
 # Airflow's own tests first: a patch change that breaks Airflow stops here, in under two minutes.
 # Then ours, TEST_WORKERS at a time (pytest-xdist): most of the time is waiting on Airflow stacks
-# (heartbeat timeouts, resume delays), so more workers than cores pay off; tests that share a stack
-# are kept on one worker (tests/conftest.py assigns the groups).
-TEST_WORKERS ?= 4
+# (heartbeat timeouts, resume delays; a system test keeps about a third of a core busy: 48 s of CPU
+# over 153 s for the three patched worker-SIGTERM tests), so three workers per core pay off; tests
+# that share a stack are kept on one worker (tests/conftest.py assigns the groups).
+TEST_WORKERS ?= 6
 test: patch-venv
 	$(BIN)/python -m upstream_tests
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
