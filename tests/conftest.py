@@ -23,6 +23,7 @@ _MODULE_GROUPS = {
     "tests/system/test_worker_loss.py": "stack-worker-loss",
     "tests/system/test_celery_stack.py": "stack-celery",
     "tests/system/test_resume_race_celery.py": "stack-celery",
+    "tests/system/test_celery_disruptions.py": "stack-celery-disruptions",
     "tests/packaging/test_install.py": "packaging",
 }
 _STACK_FIXTURES = {"airflow_stack", "system_dags", "checkpoint_flavour"}

@@ -126,11 +126,19 @@ def stock_airflow_python(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryAirflowStack]:
-    """The production flavour: Postgres, Redis, the CeleryExecutor and two workers (``celery_stack.py``)."""
+def celery_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CeleryAirflowStack]:
+    """
+    The production flavour: Postgres, Redis, the CeleryExecutor and two workers (``celery_stack.py``).
+
+    A test module may set ``CELERY_STACK_EXTRA_ENV`` (a mapping of ``AIRFLOW__*`` settings) for its
+    own stack: the stack is module-scoped, so no other module sees them.
+    """
     home = tmp_path_factory.mktemp("airflow-home-celery")
+    extra_env = dict(getattr(request.module, "CELERY_STACK_EXTRA_ENV", {}))
     try:
-        celery = CeleryAirflowStack(home, StackSettings())
+        celery = CeleryAirflowStack(home, StackSettings(extra_env=extra_env))
     except StackUnavailable as unavailable:
         pytest.skip(f"no production-flavour stack on this machine: {unavailable}")
     with _session_stack(home, stack=celery) as stack:
