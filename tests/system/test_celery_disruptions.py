@@ -16,10 +16,12 @@ worker whose name the task instance carries is disrupted:
   into a checkpoint.
 - stale broker message: after a lost host the attempt's message stays unacknowledged in Redis
   (``task_acks_late``). Once it is older than the visibility timeout a surviving worker puts it back
-  on the queue and runs the workload again. Airflow refuses to start a task instance that is running
-  (``ti_run`` answers 409, the celery provider raises Celery's ``Ignore``), but the stale workload is
-  the same try of the same task instance as the resumed one: whichever of the two starts first runs
-  the attempt (seen both ways), the other is dropped. Either must start no second job and fail nothing.
+  on the queue and runs the workload again. ``ti_run`` decides what becomes of it: refused while the
+  task instance is running (the celery provider raises Celery's ``Ignore``), refused with a failed
+  Celery task while it is checkpointed or scheduled (a message the executor no longer watches), and
+  accepted while it is queued for the resume: the stale workload is the same try of the same task
+  instance, so it runs the attempt and the fresh one is refused. All three were seen; none may start
+  a second job or fail the task.
 
 Each: one submission, zero cancellations, no retry (try 1, nothing archived), no job left running,
 no process of the lost worker left, the dag run succeeds.
