@@ -621,3 +621,33 @@ def test_polling_interval_seconds_paces_the_polls_and_must_be_positive():
         ResumableDataprocSubmitJobOperator(
             task_id="t", region=REGION, job=PYSPARK_JOB, polling_interval_seconds=0
         )
+
+
+# -- OpenLineage -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "switch", ["openlineage_inject_parent_job_info", "openlineage_inject_transport_info"]
+)
+def test_openlineage_injection_without_the_google_provider_submits_the_job_and_batch_as_given(
+    job_spec, batch_spec, dp, switch, capfd
+):
+    """Upstream injects through the Google provider, which this venv does not have: say so, go on."""
+    job_outcome = run_attempt(_with(job_spec, **{switch: True}))
+    batch_outcome = run_attempt(_with(_fresh(batch_spec, "batch"), **{switch: True}))
+
+    assert job_outcome["outcome"] == batch_outcome["outcome"] == "success"
+    [job], [batch] = dp.jobs(), dp.batches()
+    assert (
+        job.pyspark_job.main_python_file_uri
+        == batch.pyspark_batch.main_python_file_uri
+        == "gs://bucket/etl.py"
+    )
+    assert not dict(job.pyspark_job.properties) and not dict(batch.runtime_config.properties)
+    output = capfd.readouterr()
+    warned = re.findall(
+        r"OpenLineage injection was asked for, but it needs apache-airflow-providers-google, which is not "
+        r"installed: the (\w+) is submitted without it",
+        output.out + output.err,
+    )
+    assert warned == ["job", "batch"]

@@ -91,11 +91,15 @@ def test_dataproc_describes_jobs_and_batches_over_the_asyncio_grpc_client(datapr
     job_state, a_job_state = _both(jobs, job_id)
     batch_state, a_batch_state = _both(batches, batch_id)
     missing = asyncio.run(jobs.a_describe("no-such-job"))
+    missing_batches = [batches.describe("no-such-batch"), asyncio.run(batches.a_describe("no-such-batch"))]
 
     assert a_job_state == job_state
     assert a_job_state.status in (RemoteStatus.PENDING, RemoteStatus.RUNNING)
     assert a_batch_state == batch_state
     assert missing.status is RemoteStatus.NOT_FOUND
+    assert "Dataproc has no job no-such-job" in missing.message
+    assert [state.status for state in missing_batches] == [RemoteStatus.NOT_FOUND] * 2
+    assert all("Dataproc has no batch no-such-batch" in state.message for state in missing_batches)
     assert dataproc.counters["requests:GetJob"] >= 3
 
 

@@ -653,6 +653,36 @@ class _DataprocCalls(ResumableDataprocHook):
         finally:
             await transport.close()
 
+    # -- describe: the same NOT_FOUND translation for jobs and batches, each fetching its own way --
+
+    def describe(self, external_id: str) -> JobState:
+        """The job's (or batch's) normalised status; ``NOT_FOUND`` if Dataproc has no such one."""
+        try:
+            found = self._get(external_id)
+        except gexc.NotFound as err:
+            return JobState.not_found(f"Dataproc has no {self.noun} {external_id}: {err.message}")
+        return self._job_state(found, external_id)
+
+    async def a_describe(self, external_id: str) -> JobState:
+        """:meth:`describe` over the library's native asyncio gRPC client (a channel per call)."""
+        try:
+            found = await self._a_get(external_id)
+        except gexc.NotFound as err:
+            return JobState.not_found(f"Dataproc has no {self.noun} {external_id}: {err.message}")
+        return self._job_state(found, external_id)
+
+    def _get(self, external_id: str) -> Any:
+        """The job or batch resource (``GetJob`` / ``GetBatch``)."""
+        raise NotImplementedError
+
+    async def _a_get(self, external_id: str) -> Any:
+        """:meth:`_get` over the asyncio client."""
+        raise NotImplementedError
+
+    def _job_state(self, found: Any, external_id: str) -> JobState:
+        """The resource :meth:`_get` returned, normalised."""
+        raise NotImplementedError
+
 
 class DataprocJobHook(_DataprocCalls):
     """
@@ -709,25 +739,18 @@ class DataprocJobHook(_DataprocCalls):
         """The job's console URL."""
         return DATAPROC_JOB_LINK.format(job_id=job_id, region=self.region, project_id=self.project)
 
-    def describe(self, job_id: str) -> JobState:
-        """The job's normalised status; ``NOT_FOUND`` if Dataproc has no such job."""
-        try:
-            job = self.client.get_job(request=self._where(job_id), **self.rpc())
-        except gexc.NotFound as err:
-            return JobState.not_found(f"Dataproc has no job {job_id}: {err.message}")
-        return job_to_job_state(job, link=self.link(job_id))
+    def _get(self, job_id: str) -> dataproc_v1.Job:
+        return self.client.get_job(request=self._where(job_id), **self.rpc())
 
-    async def a_describe(self, job_id: str) -> JobState:
-        """:meth:`describe` over the library's native asyncio gRPC client (``JobControllerAsyncClient``)."""
-        try:
-            job = await self._a_call(
-                JobControllerGrpcAsyncIOTransport,
-                dataproc_v1.JobControllerAsyncClient,
-                "get_job",
-                self._where(job_id),
-            )
-        except gexc.NotFound as err:
-            return JobState.not_found(f"Dataproc has no job {job_id}: {err.message}")
+    async def _a_get(self, job_id: str) -> dataproc_v1.Job:
+        return await self._a_call(
+            JobControllerGrpcAsyncIOTransport,
+            dataproc_v1.JobControllerAsyncClient,
+            "get_job",
+            self._where(job_id),
+        )
+
+    def _job_state(self, job: dataproc_v1.Job, job_id: str) -> JobState:
         return job_to_job_state(job, link=self.link(job_id))
 
     def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
@@ -797,27 +820,20 @@ class DataprocBatchHook(_DataprocCalls):
             self.log.info(
                 "Batch %s already exists: fetching it to check it is this task instance's", batch_id
             )
-            found = self.get(batch_id)
-            self.check_ours(
-                found.labels,
-                f"batch {batch_id}",
-                idempotency_key,
-                labelled=labelled,
-                how=f"ALREADY_EXISTS for {batch_id}",
+            self._check_batch_is_ours(
+                batch_id, idempotency_key, labelled, how=f"ALREADY_EXISTS for {batch_id}"
             )
             return batch_id
         created_id = str(operation.metadata.batch).rsplit("/", 1)[-1] if operation.metadata else batch_id
         if request_id:
             # A request_id the user fixed may bring back another run's operation: look before adopting.
-            found = self.get(created_id)
-            self.check_ours(
-                found.labels,
-                f"batch {created_id}",
-                idempotency_key,
-                labelled=labelled,
-                how=f"for request_id {sent_request_id}",
-            )
+            how = f"for request_id {sent_request_id}"
+            self._check_batch_is_ours(created_id, idempotency_key, labelled, how=how)
         return created_id
+
+    def _check_batch_is_ours(self, batch_id: str, idempotency_key: str, labelled: bool, *, how: str) -> None:
+        found = self.get(batch_id)
+        self.check_ours(found.labels, f"batch {batch_id}", idempotency_key, labelled=labelled, how=how)
 
     def get(self, batch_id: str) -> dataproc_v1.Batch:
         """``GetBatch``; remembered as :attr:`last_batch`."""
@@ -825,25 +841,18 @@ class DataprocBatchHook(_DataprocCalls):
         self.last_batch = batch
         return batch
 
-    def describe(self, batch_id: str) -> JobState:
-        """The batch's normalised status; ``NOT_FOUND`` if Dataproc has no such batch."""
-        try:
-            batch = self.get(batch_id)
-        except gexc.NotFound as err:
-            return JobState.not_found(f"Dataproc has no batch {batch_id}: {err.message}")
-        return batch_to_job_state(batch, link=self.link(batch_id))
+    def _get(self, batch_id: str) -> dataproc_v1.Batch:
+        return self.get(batch_id)
 
-    async def a_describe(self, batch_id: str) -> JobState:
-        """:meth:`describe` over the library's native asyncio gRPC client (``BatchControllerAsyncClient``)."""
-        try:
-            batch = await self._a_call(
-                BatchControllerGrpcAsyncIOTransport,
-                dataproc_v1.BatchControllerAsyncClient,
-                "get_batch",
-                {"name": self.name_of(batch_id)},
-            )
-        except gexc.NotFound as err:
-            return JobState.not_found(f"Dataproc has no batch {batch_id}: {err.message}")
+    async def _a_get(self, batch_id: str) -> dataproc_v1.Batch:
+        return await self._a_call(
+            BatchControllerGrpcAsyncIOTransport,
+            dataproc_v1.BatchControllerAsyncClient,
+            "get_batch",
+            {"name": self.name_of(batch_id)},
+        )
+
+    def _job_state(self, batch: dataproc_v1.Batch, batch_id: str) -> JobState:
         return batch_to_job_state(batch, link=self.link(batch_id))
 
     def cancel(self, batch_id: str, *, timeout: float | None = None) -> None:

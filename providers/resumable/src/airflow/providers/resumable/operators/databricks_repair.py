@@ -53,12 +53,7 @@ class RepairRecord:
     repair_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "try_number": self.try_number,
-            "latest_repair_id_before": self.latest_repair_id_before,
-            "repair_id": self.repair_id,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, value: Any) -> RepairRecord | None:

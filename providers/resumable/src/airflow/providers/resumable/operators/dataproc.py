@@ -32,7 +32,7 @@ import copy
 import hashlib
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -76,6 +76,9 @@ from airflow.providers.resumable.triggers import dataproc as dataproc_triggers
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
     from google.api_core.retry import Retry
+
+_Message = TypeVar("_Message", "dataproc_v1.Job", "dataproc_v1.Batch")
+"""A proto-plus message OpenLineage properties can be injected into."""
 
 
 class _DataprocOperator(ResumableSubmitOperator):
@@ -167,10 +170,19 @@ class _DataprocOperator(ResumableSubmitOperator):
 
     # -- OpenLineage ----------------------------------------------------------------------------
 
-    def _openlineage(self, payload: Any, context: Context, function: str, what: str) -> Any:
-        """Upstream's injection, when the Google provider is installed; otherwise say so and go on."""
+    def _with_openlineage(self, message: _Message, context: Context, function: str, what: str) -> _Message:
+        """
+        ``message`` (a Job or a Batch) with upstream's OpenLineage properties injected, when asked for
+        and the Google provider is installed; otherwise ``message`` itself (saying why when asked for).
+        """
         if not (self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info):
-            return payload
+            return message
+        message_type = type(message)
+        injected = self._openlineage(message_type.to_dict(message), context, function, what)
+        return message_type(injected)
+
+    def _openlineage(self, payload: dict[str, Any], context: Context, function: str, what: str) -> Any:
+        """Upstream's injection on a dict, when the Google provider is installed; otherwise say so and go on."""
         try:
             from airflow.providers.google.cloud.openlineage import utils as ol_utils
         except ImportError:
@@ -303,14 +315,7 @@ class ResumableDataprocSubmitJobOperator(_DataprocOperator):
             job = dataproc_v1.Job(copy.deepcopy(self.job))
         except (TypeError, ValueError, KeyError) as err:
             raise AirflowFailException(f"Invalid Dataproc job for task {self.task_id!r}: {err}") from err
-        if self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info:
-            injected = self._openlineage(
-                dataproc_v1.Job.to_dict(job),
-                context,
-                "inject_openlineage_properties_into_dataproc_job",
-                "job",
-            )
-            job = dataproc_v1.Job(injected)
+        job = self._with_openlineage(job, context, "inject_openlineage_properties_into_dataproc_job", "job")
         if not any(dataproc_v1.Job.pb(job).HasField(kind) for kind in JOB_TYPES):
             raise AirflowFailException(
                 f"Task {self.task_id!r} gives Dataproc nothing to run: set one of {', '.join(JOB_TYPES)} in job"
@@ -464,14 +469,9 @@ class ResumableDataprocCreateBatchOperator(_DataprocOperator):
             raise AirflowFailException(
                 f"Task {self.task_id!r} gives Dataproc nothing to run: set one of {', '.join(BATCH_TYPES)} in batch"
             )
-        if self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info:
-            injected = self._openlineage(
-                dataproc_v1.Batch.to_dict(batch),
-                context,
-                "inject_openlineage_properties_into_dataproc_batch",
-                "batch",
-            )
-            batch = dataproc_v1.Batch(injected)
+        batch = self._with_openlineage(
+            batch, context, "inject_openlineage_properties_into_dataproc_batch", "batch"
+        )
         dag = getattr(self, "_dag", None)
         add_airflow_labels(batch, self.dag_id, self.task_id, getattr(dag, "dag_display_name", None))
         return batch
