@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -59,6 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist registers this marker; with `-p no:xdist` (one process) --strict-markers would
     # otherwise reject the groups added below.
     config.addinivalue_line("markers", "xdist_group(name): tests that must share one xdist worker")
+    from airflow.providers.resumable.testing.stack import MIGRATED_DATABASES_ENV
+
+    if not hasattr(config, "workerinput") and MIGRATED_DATABASES_ENV not in os.environ:
+        # The session's sqlite stacks migrate once per interpreter and copy the result (testing/stack.py);
+        # set before the xdist workers start, so they inherit it.
+        directory = tempfile.mkdtemp(prefix="resumable-migrated-databases-")
+        os.environ[MIGRATED_DATABASES_ENV] = directory
+        config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
 
 
 DEFERRABLE_MODULE = "tests/system/test_deferrable.py"

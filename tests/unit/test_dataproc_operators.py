@@ -643,7 +643,8 @@ def test_openlineage_injection_without_the_google_provider_submits_the_job_and_b
         == batch.pyspark_batch.main_python_file_uri
         == "gs://bucket/etl.py"
     )
-    assert not dict(job.pyspark_job.properties) and not dict(batch.runtime_config.properties)
+    assert not dict(job.pyspark_job.properties)
+    assert not dict(batch.runtime_config.properties)
     output = capfd.readouterr()
     warned = re.findall(
         r"OpenLineage injection was asked for, but it needs apache-airflow-providers-google, which is not "

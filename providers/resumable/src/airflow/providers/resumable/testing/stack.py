@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -70,6 +71,16 @@ T = TypeVar("T")
 ADMIN_USER = "admin"
 FINISHED_DAG_RUN_STATES = frozenset({"success", "failed"})
 MIGRATE_TIMEOUT_SECONDS = 180
+MIGRATED_DATABASES_ENV = "RESUMABLE_STACK_MIGRATED_DATABASES"
+"""A directory where sqlite stacks keep a freshly migrated database per interpreter and copy it
+instead of running ``airflow db migrate`` again (about 4 s of a core per stack); ``make test`` sets it
+for its session. Unset: every stack migrates its own."""
+MIGRATION_SETTINGS = (
+    "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+    "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS",
+)
+"""Settings ``db migrate`` writes into the database (the default pool's slots, ...): part of the key."""
 
 
 class StackUnavailable(RuntimeError):
@@ -658,6 +669,13 @@ class AirflowStack:
         return self
 
     def _migrate_database(self) -> None:
+        cache = os.environ.get(MIGRATED_DATABASES_ENV)
+        # A sqlite database is one file: copied, it is the database (a server's is not).
+        sqlite = self.sql_alchemy_conn.startswith("sqlite:")
+        template = Path(cache) / f"{self._migration_key()}.db" if cache and sqlite else None
+        if template is not None and template.is_file():
+            shutil.copyfile(template, self.db.path)
+            return
         run_to_log(
             "airflow db migrate",
             [*self.airflow_command, "db", "migrate"],
@@ -666,6 +684,17 @@ class AirflowStack:
             cwd=self.home,
             timeout=MIGRATE_TIMEOUT_SECONDS,
         )
+        if template is not None:
+            # Another stack may be writing the same template now: publish a complete file or none.
+            partial = template.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
+            shutil.copyfile(self.db.path, partial)
+            os.replace(partial, template)
+
+    def _migration_key(self) -> str:
+        """What a migrated database depends on: the interpreter (its Airflow) and what migrate writes."""
+        env = self.env
+        parts = [str(self.python.resolve()), *(f"{name}={env.get(name)}" for name in MIGRATION_SETTINGS)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _wait_until_healthy(self) -> None:
         last_health: dict[str, Any] = {}
