@@ -6,6 +6,7 @@ stacks of one session migrate their database once.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import psutil
@@ -70,3 +71,15 @@ def test_sqlite_stacks_on_one_interpreter_migrate_once_and_copy_the_database(
     assert second.db.query(head)[0]["version_num"] == first.db.query(head)[0]["version_num"]
     assert second.db.path.read_bytes() == first.db.path.read_bytes()
     assert (_pool_slots(first), _pool_slots(second), _pool_slots(other_pool)) == (128, 128, 7)
+
+
+def test_each_venv_has_its_own_migrated_database_although_their_pythons_resolve_alike(tmp_path: Path) -> None:
+    # A venv's bin/python is a link to the base interpreter; the venv, not the binary, holds Airflow.
+    other_venv_python = tmp_path / "other-venv" / "bin" / "python"
+    other_venv_python.parent.mkdir(parents=True)
+    other_venv_python.symlink_to(Path(sys.executable).resolve())
+
+    ours = AirflowStack(tmp_path / "ours", python=Path(sys.executable))
+    other = AirflowStack(tmp_path / "other", python=other_venv_python)
+
+    assert ours._migration_key() != other._migration_key()

@@ -693,7 +693,8 @@ class AirflowStack:
     def _migration_key(self) -> str:
         """What a migrated database depends on: the interpreter (its Airflow) and what migrate writes."""
         env = self.env
-        parts = [str(self.python.resolve()), *(f"{name}={env.get(name)}" for name in MIGRATION_SETTINGS)]
+        # Not resolved: every venv's python links to the same base interpreter, each venv its own Airflow.
+        parts = [str(self.python.absolute()), *(f"{name}={env.get(name)}" for name in MIGRATION_SETTINGS)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _wait_until_healthy(self) -> None:
