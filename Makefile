@@ -8,11 +8,12 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-resume bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-celery test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-resume bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
+	@echo "make test-celery  every system test on the Celery/Postgres stack: the Celery flavour of the checkpoint/resume and worker-loss tests, and the Celery disruptions (not in make test; ~CELERYMIN min)"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
 	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"
@@ -55,6 +56,15 @@ TEST_WORKERS ?= 6
 test: patch-venv
 	$(BIN)/python -m upstream_tests
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# Every system test on the Celery/Postgres stack (Postgres, Redis, the CeleryExecutor, two workers): the
+# Celery flavour of the tests that run on both stacks (checkpoint/resume, worker loss), the Celery
+# disruptions, and the Celery tests make test runs too. Not part of make test: each Celery stack costs
+# about a minute of start-up, and make test is over its time budget. RESUMABLE_CELERY_SYSTEM_TESTS keeps
+# the Celery flavour from being deselected (tests/conftest.py); -m celery selects what runs on Celery.
+TEST_CELERY_WORKERS ?= 3
+test-celery: patch-venv
+	RESUMABLE_CELERY_SYSTEM_TESTS=1 $(BIN)/python -m pytest -n $(TEST_CELERY_WORKERS) --dist loadgroup -m celery tests/system
 
 # Airflow's own task SDK tests (supervisor, task runner, client, comms) on a stock Airflow and on the
 # patched one with the patch's test diff; fails on any test that passes stock and not patched.
