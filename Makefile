@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-celery test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-resume bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-celery test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-drain-64 bench-celery-table bench-resume bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
 	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~45 min; BENCH_ARGS=\"--disruptions 8\", each kind once: ~27 min); adds its tables to docs/benchmarks.md"
 	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
+	@echo "make bench-drain-64  drain a Celery worker under 64 tasks (ours), with the scheduler's loop time and health probes (~DRAIN64MIN min); its section"
+	@echo "make bench-celery-table  #17's table: warm, cut-short, cold, host-lost and pod-style disruptions of a Celery worker, upstream vs ours (~25 min); its section"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
@@ -206,6 +208,21 @@ bench-deferrable: $(BENCH_VENV)/.installed
 BENCH_DRAIN_ARGS ?=
 bench-drain: patch-venv
 	$(BIN)/python -m bench.celery_drain $(BENCH_DRAIN_ARGS)
+
+# The mass drain at scale: 64 resumable tasks on one worker (its worker_concurrency, parallelism, pool
+# and max_active_tasks sized for them), ours with the line only (upstream's drain waits for its jobs,
+# as bench-drain shows), with the scheduler's loop time and the API server's health probed before and
+# through the drain (bench/drain_probes.py). Jobs of 480 s, so every task is running before the
+# SIGTERM however slowly 64 tasks start on this machine.
+BENCH_DRAIN_64_ARGS ?=
+bench-drain-64: patch-venv
+	$(BIN)/python -m bench.celery_drain --tasks 64 --job-seconds 480 --sides ours --skip-without-line --label 64 $(BENCH_DRAIN_64_ARGS)
+
+# #17's table of Celery worker disruptions, upstream's DatabricksSubmitRunOperator vs ours, one task at a
+# time on one Celery stack (bench/celery_table.py). BENCH_TABLE_ARGS="--rows cold_shutdown --sides ours".
+BENCH_TABLE_ARGS ?=
+bench-celery-table: patch-venv
+	$(BIN)/python -m bench.celery_table $(BENCH_TABLE_ARGS)
 
 # Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
 bench-report: $(BENCH_VENV)/.installed
