@@ -13,7 +13,7 @@ PIP_VERSION := 26.3
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
-	@echo "make test-celery  every system test on the Celery/Postgres stack: the Celery flavour of the checkpoint/resume and worker-loss tests, and the Celery disruptions (not in make test; ~CELERYMIN min)"
+	@echo "make test-celery  every system test on the Celery/Postgres stack: the Celery flavour of the checkpoint/resume and worker-loss tests, and the Celery disruptions (not in make test; ~6-9 min, estimated from its files run one at a time)"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
 	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"
@@ -25,7 +25,7 @@ help:
 	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
 	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~45 min; BENCH_ARGS=\"--disruptions 8\", each kind once: ~27 min); adds its tables to docs/benchmarks.md"
 	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
-	@echo "make bench-drain-64  drain a Celery worker under 64 tasks (ours), with the scheduler's loop time and health probes (~DRAIN64MIN min); its section"
+	@echo "make bench-drain-64  drain a Celery worker under 64 tasks (ours), with the scheduler's loop time and health probes (~12 min); its section"
 	@echo "make bench-celery-table  #17's table: warm, cut-short, cold, host-lost and pod-style disruptions of a Celery worker, upstream vs ours (~25 min); its section"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
