@@ -366,7 +366,10 @@ def _health(figures: dict[str, Any]) -> str:
 
 
 def render_probes(outcomes: list[DrainOutcome]) -> list[str]:
-    """The table of what the scheduler and the API server felt, for outcomes that measured it."""
+    """The table of what the scheduler and the API server felt, for outcomes that measured it.
+
+    :param outcomes: the run's drains.
+    """
     measured = [o for o in outcomes if o.scheduler_loops_before or o.health_before]
     if not measured:
         return []
@@ -444,7 +447,10 @@ def render_section(body: dict[str, Any], output: PageSection = DEFAULT_OUTPUT) -
 
 
 def render_targets(outcomes: list[DrainOutcome]) -> list[str]:
-    """Met or missed, per target of #17's drain at scale, for ours with the line."""
+    """Met or missed, per target of #17's drain at scale, for ours with the line.
+
+    :param outcomes: the run's drains.
+    """
     ours = [o for o in outcomes if o.configuration_line and o.operator.startswith("Resumable")]
     if not ours:
         return []
@@ -479,7 +485,10 @@ def render_targets(outcomes: list[DrainOutcome]) -> list[str]:
 
 
 def _where_the_time_went(o: DrainOutcome) -> list[str]:
-    """What the run says about its exit and its resumes, when those took long."""
+    """What the run says about its exit and its resumes, when those took long.
+
+    :param o: ours, with the line.
+    """
     notes = []
     load = (
         ""

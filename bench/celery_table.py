@@ -149,6 +149,12 @@ class CeleryTableBench:
         return measured
 
     def _start_stack(self, fake: Any, line: bool, cleanup: ExitStack) -> Any:
+        """Start the Celery stack, with or without the drain-aware line, and deploy the DAGs.
+
+        :param fake: the fake Databricks workspace (its connection is created).
+        :param line: whether the stack sets the drain-aware configuration line.
+        :param cleanup: stops the stack when it unwinds.
+        """
         from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
         from airflow.providers.resumable.testing.stack import StackSettings
         from bench import celery_drain_dags
@@ -172,6 +178,13 @@ class CeleryTableBench:
         return stack
 
     def _measure(self, stack: Any, fake: Any, row: Row, side: str) -> Measured:
+        """Trigger one task instance, strike its worker as ``row`` says, and record what happened.
+
+        :param stack: the Celery stack.
+        :param fake: the fake Databricks workspace.
+        :param row: the disruption.
+        :param side: ``ours`` or ``upstream``.
+        """
         from airflow.providers.resumable.testing.celery_stack import WORKERS
         from bench import celery_drain_dags
 
@@ -211,7 +224,15 @@ class CeleryTableBench:
     def _wait_until_the_job_runs(
         stack: Any, fake: Any, before: Any, dag_id: str, run_id: str, task_id: str
     ) -> str:
-        """The worker running the task instance, once its run is created and running."""
+        """The worker running the task instance, once its run is created and running.
+
+        :param stack: the Celery stack.
+        :param fake: the fake Databricks workspace.
+        :param before: the fake's counts before the trigger.
+        :param dag_id: the DAG.
+        :param run_id: its run.
+        :param task_id: its one task.
+        """
         from airflow.providers.resumable.testing.celery_stack import WORKERS
         from airflow.providers.resumable.testing.stack import poll_until
 
@@ -230,7 +251,17 @@ class CeleryTableBench:
     def _watch(
         stack: Any, dag_id: str, run_id: str, task_id: str, lost: str, at: float, row: Row, outcome: Measured
     ) -> None:
-        """Sample until the dag run ends: states, when and where it ran again, the worker's exit."""
+        """Sample until the dag run ends: states, when and where it ran again, the worker's exit.
+
+        :param stack: the Celery stack.
+        :param dag_id: the DAG.
+        :param run_id: its run.
+        :param task_id: its one task.
+        :param lost: the disrupted worker.
+        :param at: ``time.monotonic()`` of the strike.
+        :param row: the disruption (its job length bounds the wait).
+        :param outcome: filled in place.
+        """
         left_running = False
         end_by = at + row.job_seconds + 600
         while time.monotonic() < end_by:

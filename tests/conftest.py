@@ -38,13 +38,19 @@ CELERY_TESTS_ENV = "RESUMABLE_CELERY_SYSTEM_TESTS"
 
 
 def _celery_flavour(item: pytest.Item) -> bool:
-    """Whether the item is the Celery flavour of a test parametrised over both stacks."""
+    """Whether the item is the Celery flavour of a test parametrised over both stacks.
+
+    :param item: the collected test.
+    """
     callspec = getattr(item, "callspec", None)
     return callspec is not None and CELERY_FLAVOUR in callspec.params.values()
 
 
 def _on_celery(item: pytest.Item) -> bool:
-    """Whether the item runs on a Celery stack (what ``make test-celery`` selects, ``-m celery``)."""
+    """Whether the item runs on a Celery stack (what ``make test-celery`` selects, ``-m celery``).
+
+    :param item: the collected test.
+    """
     return _celery_flavour(item) or bool(set(getattr(item, "fixturenames", ())) & _CELERY_STACK_FIXTURES)
 
 
@@ -148,7 +154,11 @@ def _name_the_group_in_the_node_id(item: pytest.Item, group: str) -> None:
 
 
 def _deselect_celery_only_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the Celery flavour and the Celery-only modules to ``make test-celery`` (CELERY_TESTS_ENV)."""
+    """Leave the Celery flavour and the Celery-only modules to ``make test-celery`` (CELERY_TESTS_ENV).
+
+    :param config: the session's configuration (its hook reports the deselected items).
+    :param items: the collected tests, changed in place.
+    """
     if os.environ.get(CELERY_TESTS_ENV):
         return
     dropped = [

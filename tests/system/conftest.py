@@ -205,7 +205,11 @@ LOCAL_FLAVOURS = [
 
 
 def _flavoured(request: pytest.FixtureRequest, flavour: str) -> FlavouredStack:
-    """The session stack of ``flavour`` (a wait state of the LocalExecutor stack, or ``CELERY``)."""
+    """The session stack of ``flavour`` (a wait state of the LocalExecutor stack, or ``CELERY``).
+
+    :param request: the requesting fixture's request, to get the session stack fixtures from.
+    :param flavour: ``up_for_reschedule`` (stock), ``checkpointed`` (patched) or ``CELERY``.
+    """
     patched_here = checkpointed_state_available()
     if flavour in ("checkpointed", CELERY) and not patched_here:
         pytest.skip("the core patch is not applied in this interpreter: run 'make patch-venv'")

@@ -100,6 +100,12 @@ def _running_after_checkpoint(states: list[str | None]) -> bool:
 
 
 def _evict_pod(stack: CeleryAirflowStack, worker: str, tree: list[psutil.Process]) -> Struck:
+    """``evict_pod`` with this module's grace period, reporting what was left for the SIGKILL.
+
+    :param stack: the stack the worker belongs to.
+    :param worker: the worker's name.
+    :param tree: the worker's processes, taken before the signal.
+    """
     struck = evict_pod(stack, worker, tree, grace_seconds=POD_GRACE_SECONDS)
     sys.stderr.write(
         f"\n[celery pod-style SIGTERM] {len(struck.killed_after_grace)} of {len(tree)} processes still "

@@ -123,6 +123,9 @@ def _lose_the_worker(stack: AirflowStack, processes: TaskProcesses) -> None:
 
     LocalExecutor: SIGKILL the worker (supervisor), see that its task outlives it, then SIGKILL the
     task too. Celery: SIGKILL every process of the worker's tree at once (a lost host).
+
+    :param stack: the stack the task runs on.
+    :param processes: the task's supervisor and task process.
     """
     if isinstance(stack, CeleryAirflowStack):
         assert processes.worker_name is not None
@@ -311,6 +314,10 @@ def _busy_with(stack: AirflowStack, attempt: TaskProcesses, celery_task_id: str 
     LocalExecutor: the worker's title names the task instance while it runs it. Celery: the pool
     process keeps Celery's title, so the attempt's Celery task is running until its worker logs
     that it ended (``... execute_workload[<id>] succeeded in`` or ``raised``).
+
+    :param stack: the stack the attempt ran on.
+    :param attempt: the attempt's supervisor and task process.
+    :param celery_task_id: the attempt's Celery task id (Celery only).
     """
     if isinstance(stack, CeleryAirflowStack):
         assert attempt.worker_name is not None
@@ -326,7 +333,12 @@ def _busy_with(stack: AirflowStack, attempt: TaskProcesses, celery_task_id: str 
 
 
 def _celery_task_id(stack: AirflowStack, dag_id: str, run_id: str) -> str | None:
-    """The Celery task id of the running attempt (None on the LocalExecutor, which has none)."""
+    """The Celery task id of the running attempt (None on the LocalExecutor, which has none).
+
+    :param stack: the stack the attempt runs on.
+    :param dag_id: the attempt's DAG.
+    :param run_id: its run.
+    """
     if not isinstance(stack, CeleryAirflowStack):
         return None
     (row,) = stack.db.query(
@@ -423,6 +435,9 @@ def _shut_the_worker_down(stack: AirflowStack, processes: TaskProcesses) -> None
     LocalExecutor: SIGTERM to its worker (the supervisor). Celery: a cold shutdown (SIGQUIT to the
     ``celery worker`` process), which terminates the pool, so the supervisor gets SIGTERM; a warm
     shutdown would wait for a plain task, as Celery does (test_celery_stack.py).
+
+    :param stack: the stack the task runs on.
+    :param processes: the task's supervisor and task process.
     """
     if isinstance(stack, CeleryAirflowStack):
         assert processes.worker_name is not None

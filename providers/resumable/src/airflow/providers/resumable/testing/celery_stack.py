@@ -416,6 +416,8 @@ class CeleryAirflowStack(AirflowStack):
         <ti id>``, set by the task runner); the celery provider's workload path leaves the pool
         process's Celery title alone, so the supervisor is the task process's parent, which must be
         one of the worker's pool processes.
+
+        :param ti_id: the task instance's id, in either of the forms Postgres and process titles use.
         """
         forms = _ti_id_forms(ti_id)
         for name in WORKERS:

@@ -973,7 +973,10 @@ class AirflowStack:
         )
 
     def _task_processes_for(self, ti_id: str) -> TaskProcesses | None:
-        """The supervisor and task process of ``ti_id`` now, or None while either is missing."""
+        """The supervisor and task process of ``ti_id`` now, or None while either is missing.
+
+        :param ti_id: the task instance's id, in either of the forms sqlite and process titles use.
+        """
         forms = _ti_id_forms(ti_id)
         scheduler = self._processes["scheduler"]
         worker_pid = task_pid = None
