@@ -327,7 +327,8 @@ def render_section(body: dict[str, Any]) -> str:
         "60 s unless the row says otherwise, and the worker running it disrupted once the run is running "
         "(`testing/celery_disruptions.py`, the same functions the system tests use). The disrupted worker "
         "stays down until the dag run ends. Times are from the first signal; *ran again* is the task "
-        "instance `running` again after it left `running`, and where.\n"
+        "instance `running` again after it left `running`, and where; *states* are the task instance's "
+        "states as sampled every 0.25 s, so a state shorter than that may not show.\n"
     )
     out.append(
         "| disruption | operator | line | runs | cancels | try at the end | ran again | worker exited | "
