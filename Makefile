@@ -8,11 +8,12 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-resume bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-celery test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-drain-64 bench-celery-table bench-resume bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
+	@echo "make test-celery  every system test on the Celery/Postgres stack: the Celery flavour of the checkpoint/resume and worker-loss tests, and the Celery disruptions (not in make test; ~6-9 min, estimated from its files run one at a time)"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
 	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"
@@ -24,6 +25,8 @@ help:
 	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
 	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~45 min; BENCH_ARGS=\"--disruptions 8\", each kind once: ~27 min); adds its tables to docs/benchmarks.md"
 	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
+	@echo "make bench-drain-64  drain a Celery worker under 64 tasks (ours), with the scheduler's loop time and health probes (~12 min); its section"
+	@echo "make bench-celery-table  #17's table: warm, cut-short, cold, host-lost and pod-style disruptions of a Celery worker, upstream vs ours (~25 min); its section"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
@@ -55,6 +58,15 @@ TEST_WORKERS ?= 6
 test: patch-venv
 	$(BIN)/python -m upstream_tests
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# Every system test on the Celery/Postgres stack (Postgres, Redis, the CeleryExecutor, two workers): the
+# Celery flavour of the tests that run on both stacks (checkpoint/resume, worker loss), the Celery
+# disruptions, and the Celery tests make test runs too. Not part of make test: each Celery stack costs
+# about a minute of start-up, and make test is over its time budget. RESUMABLE_CELERY_SYSTEM_TESTS keeps
+# the Celery flavour from being deselected (tests/conftest.py); -m celery selects what runs on Celery.
+TEST_CELERY_WORKERS ?= 3
+test-celery: patch-venv
+	RESUMABLE_CELERY_SYSTEM_TESTS=1 $(BIN)/python -m pytest -n $(TEST_CELERY_WORKERS) --dist loadgroup -m celery tests/system
 
 # Airflow's own task SDK tests (supervisor, task runner, client, comms) on a stock Airflow and on the
 # patched one with the patch's test diff; fails on any test that passes stock and not patched.
@@ -196,6 +208,21 @@ bench-deferrable: $(BENCH_VENV)/.installed
 BENCH_DRAIN_ARGS ?=
 bench-drain: patch-venv
 	$(BIN)/python -m bench.celery_drain $(BENCH_DRAIN_ARGS)
+
+# The mass drain at scale: 64 resumable tasks on one worker (its worker_concurrency, parallelism, pool
+# and max_active_tasks sized for them), ours with the line only (upstream's drain waits for its jobs,
+# as bench-drain shows), with the scheduler's loop time and the API server's health probed before and
+# through the drain (bench/drain_probes.py). Jobs of 480 s, so every task is running before the
+# SIGTERM however slowly 64 tasks start on this machine.
+BENCH_DRAIN_64_ARGS ?=
+bench-drain-64: patch-venv
+	$(BIN)/python -m bench.celery_drain --tasks 64 --job-seconds 480 --sides ours --skip-without-line --label 64 $(BENCH_DRAIN_64_ARGS)
+
+# #17's table of Celery worker disruptions, upstream's DatabricksSubmitRunOperator vs ours, one task at a
+# time on one Celery stack (bench/celery_table.py). BENCH_TABLE_ARGS="--rows cold_shutdown --sides ours".
+BENCH_TABLE_ARGS ?=
+bench-celery-table: patch-venv
+	$(BIN)/python -m bench.celery_table $(BENCH_TABLE_ARGS)
 
 # Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
 bench-report: $(BENCH_VENV)/.installed

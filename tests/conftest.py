@@ -28,11 +28,38 @@ _MODULE_GROUPS = {
     "tests/system/test_celery_disruptions.py": "stack-celery-disruptions",
     "tests/packaging/test_install.py": "packaging",
 }
-_STACK_FIXTURES = {"airflow_stack", "system_dags", "checkpoint_flavour"}
+_STACK_FIXTURES = {"airflow_stack", "system_dags", "checkpoint_flavour", "executor_flavour"}
+CELERY_FLAVOUR = "celery"
+"""The parameter value of the Celery flavour of a test that runs on both (tests/system/conftest.py)."""
+_CELERY_STACK_FIXTURES = {"celery_stack", "celery_airflow_stack"}
+# Celery tests that only `make test-celery` runs (with the Celery flavour of the tests that run on
+# both): each costs a Celery stack, and `make test` keeps test_celery_stack.py and
+# test_resume_race_celery.py as its real Celery/Postgres tests.
+_CELERY_ONLY_MODULES = {"tests/system/test_celery_disruptions.py"}
+CELERY_TESTS_ENV = "RESUMABLE_CELERY_SYSTEM_TESTS"
+
+
+def _celery_flavour(item: pytest.Item) -> bool:
+    """Whether the item is the Celery flavour of a test parametrised over both stacks.
+
+    :param item: the collected test.
+    """
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and CELERY_FLAVOUR in callspec.params.values()
+
+
+def _on_celery(item: pytest.Item) -> bool:
+    """Whether the item runs on a Celery stack (what ``make test-celery`` selects, ``-m celery``).
+
+    :param item: the collected test.
+    """
+    return _celery_flavour(item) or bool(set(getattr(item, "fixturenames", ())) & _CELERY_STACK_FIXTURES)
 
 
 def _xdist_group(item: pytest.Item) -> str | None:
     path = item.nodeid.split("::")[0]
+    if _celery_flavour(item):
+        return "stack-celery-session"  # one session Celery stack for every both-flavour test
     if path == DEFERRABLE_MODULE:
         return _deferrable_group(item)
     if path == "tests/system/test_demo.py":
@@ -46,7 +73,8 @@ def _xdist_group(item: pytest.Item) -> str | None:
     if not fixtures & _STACK_FIXTURES:
         return None
     callspec = getattr(item, "callspec", None)
-    flavour = callspec.params.get("checkpoint_flavour") if callspec is not None else None
+    params = callspec.params if callspec is not None else {}
+    flavour = params.get("checkpoint_flavour", params.get("executor_flavour"))
     return "stack-stock" if flavour == "up_for_reschedule" else "stack-patched"
 
 
@@ -135,9 +163,29 @@ def _name_the_group_in_the_node_id(item: pytest.Item, group: str) -> None:
         item._id = NodeId.parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
 
 
+def _deselect_celery_only_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the Celery flavour and the Celery-only modules to ``make test-celery`` (CELERY_TESTS_ENV).
+
+    :param config: the session's configuration (its hook reports the deselected items).
+    :param items: the collected tests, changed in place.
+    """
+    if os.environ.get(CELERY_TESTS_ENV):
+        return
+    dropped = [
+        item for item in items if _celery_flavour(item) or item.nodeid.split("::")[0] in _CELERY_ONLY_MODULES
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _deselect_outside_the_quick_deferrable_matrix(config, items)
+    _deselect_celery_only_tests(config, items)
+    for item in items:
+        if _on_celery(item):
+            item.add_marker(pytest.mark.celery)
     if not config.pluginmanager.hasplugin("xdist"):
         return  # ``-p no:xdist``: the marker is not registered, and --strict-markers would refuse it
     for item in items:

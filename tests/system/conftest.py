@@ -161,16 +161,67 @@ def mixed_fleet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airf
         yield _deploy_system_dags(stack)
 
 
-@pytest.fixture(
-    scope="session",
-    params=[
-        pytest.param("up_for_reschedule", id="unpatched"),
-        pytest.param("checkpointed", id="patched"),
-    ],
-)
-def checkpoint_flavour(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FlavouredStack]:
+@pytest.fixture(scope="session")
+def stock_system_dags(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """The system DAGs on a stock Airflow 3.3.2: a copy of this (patched) venv with the patch reverted."""
+    python = stock_airflow_python(tmp_path_factory.mktemp("stock-airflow"))
+    with _session_stack(tmp_path_factory.mktemp("airflow-home-stock"), python=python) as stack:
+        yield _deploy_system_dags(stack)
+
+
+@pytest.fixture(scope="session")
+def celery_airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryAirflowStack]:
+    """
+    The production flavour for the whole session (Postgres, Redis, the CeleryExecutor, two workers),
+    shared by the tests that run on both flavours, as ``airflow_stack`` is by their LocalExecutor side.
+
+    Module-scoped ``celery_stack`` is for modules that need settings of their own.
+    """
+    home = tmp_path_factory.mktemp("airflow-home-celery-session")
+    try:
+        celery = CeleryAirflowStack(home, StackSettings())
+    except StackUnavailable as unavailable:
+        pytest.skip(f"no production-flavour stack on this machine: {unavailable}")
+    with _session_stack(home, stack=celery) as stack:
+        assert isinstance(stack, CeleryAirflowStack)
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def celery_system_dags(celery_airflow_stack: CeleryAirflowStack) -> AirflowStack:
+    """The session's Celery stack with ``dags/system_checkpoint_dags.py`` deployed."""
+    return _deploy_system_dags(celery_airflow_stack)
+
+
+CELERY = "celery"
+"""The parameter value (and id) of the Celery flavour: patched Airflow on ``CeleryAirflowStack``.
+
+Its tests run behind ``make test-celery`` (``RESUMABLE_CELERY_SYSTEM_TESTS=1``): each Celery stack costs
+a minute of start-up and ``make test`` is over its time budget (tests/conftest.py deselects them)."""
+LOCAL_FLAVOURS = [
+    pytest.param("up_for_reschedule", id="unpatched"),
+    pytest.param("checkpointed", id="patched"),
+]
+
+
+def _flavoured(request: pytest.FixtureRequest, flavour: str) -> FlavouredStack:
+    """The session stack of ``flavour`` (a wait state of the LocalExecutor stack, or ``CELERY``).
+
+    :param request: the requesting fixture's request, to get the session stack fixtures from.
+    :param flavour: ``up_for_reschedule`` (stock), ``checkpointed`` (patched) or ``CELERY``.
+    """
+    patched_here = checkpointed_state_available()
+    if flavour in ("checkpointed", CELERY) and not patched_here:
+        pytest.skip("the core patch is not applied in this interpreter: run 'make patch-venv'")
+    if flavour == CELERY:
+        return FlavouredStack(request.getfixturevalue("celery_system_dags"), "checkpointed")
+    if flavour == "checkpointed" or not patched_here:
+        return FlavouredStack(request.getfixturevalue("system_dags"), flavour)
+    return FlavouredStack(request.getfixturevalue("stock_system_dags"), flavour)
+
+
+@pytest.fixture(scope="session", params=LOCAL_FLAVOURS)
+def checkpoint_flavour(request: pytest.FixtureRequest) -> FlavouredStack:
     """
     The system DAGs on a stock Airflow 3.3.2 and on a patched one (DESIGN §4 and §5).
 
@@ -179,16 +230,18 @@ def checkpoint_flavour(
     the patch reverted; run from an unpatched venv, the stock variant uses that venv and the patched
     variant is skipped with the reason, never silently passed.
     """
-    wait_state = str(request.param)
-    patched_here = checkpointed_state_available()
-    if wait_state == "checkpointed" and not patched_here:
-        pytest.skip("the core patch is not applied in this interpreter: run 'make patch-venv'")
-    if wait_state == "checkpointed" or not patched_here:
-        yield FlavouredStack(request.getfixturevalue("system_dags"), wait_state)
-        return
-    python = stock_airflow_python(tmp_path_factory.mktemp("stock-airflow"))
-    with _session_stack(tmp_path_factory.mktemp("airflow-home-stock"), python=python) as stack:
-        yield FlavouredStack(_deploy_system_dags(stack), wait_state)
+    return _flavoured(request, str(request.param))
+
+
+@pytest.fixture(scope="session", params=[*LOCAL_FLAVOURS, pytest.param(CELERY, id=CELERY)])
+def executor_flavour(request: pytest.FixtureRequest) -> FlavouredStack:
+    """
+    ``checkpoint_flavour``'s two LocalExecutor stacks and the production flavour (patched, Celery).
+
+    For the tests whose promise must hold on both executors; the Celery one is only a stock
+    Airflow's fallback short of the full matrix (the stock copy of the venv on Celery is not run).
+    """
+    return _flavoured(request, str(request.param))
 
 
 @pytest.fixture(
@@ -228,7 +281,8 @@ def pytest_runtest_makereport(
     report = yield
     funcargs = getattr(item, "funcargs", {})
     stack = funcargs.get("airflow_stack") or funcargs.get("system_dags") or funcargs.get("celery_stack")
-    for flavour in ("checkpoint_flavour", "deferrable_flavour"):
+    stack = stack or funcargs.get("celery_airflow_stack")
+    for flavour in ("checkpoint_flavour", "executor_flavour", "deferrable_flavour"):
         if isinstance(funcargs.get(flavour), FlavouredStack):
             stack = funcargs[flavour].stack
     if isinstance(report, pytest.TestReport) and report.failed and isinstance(stack, AirflowStack):

@@ -33,10 +33,6 @@ third test is the one that waits for it and checks what became of it.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import re
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -44,9 +40,15 @@ from dataclasses import dataclass
 
 import psutil
 import pytest
-import redis
 
 from airflow.providers.resumable.drill.naming import DRILL_TASK_ID, drill_dag_id
+from airflow.providers.resumable.testing.celery_disruptions import (
+    Struck,
+    evict_pod,
+    lose_host,
+    unacked_celery_task_ids,
+    workload_lines,
+)
 from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeDatabricksCloud
 from airflow.providers.resumable.testing.stack import poll_until
@@ -76,8 +78,6 @@ CELERY_STACK_EXTRA_ENV = {
 HEARTBEAT_TIMEOUT_SECONDS = 20
 """``StackSettings.task_heartbeat_timeout_seconds``: how long a lost attempt goes unnoticed."""
 POD_GRACE_SECONDS = 10.0
-EXECUTING = "Executing workload in Celery"
-REFUSED = "Task already running elsewhere, ignoring redelivered message"
 
 
 @dataclass(frozen=True)
@@ -95,59 +95,29 @@ class Disrupted:
     seconds: dict[str, float]
 
 
-def _workload_lines(stack: CeleryAirflowStack, worker: str, run_id: str) -> list[tuple[str, str]]:
-    """(Celery task id, line) of each workload of ``run_id`` the worker's log says it began to execute."""
-    log_path = stack.component_logs / f"{worker}.log"
-    if not log_path.exists():
-        return []
-    started = re.compile(rf"\[([0-9a-f-]{{36}})\] {re.escape(EXECUTING)}")
-    found = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        match = started.search(line)
-        if match and run_id in line:
-            found.append((match.group(1), line))
-    return found
-
-
-def _unacked_celery_task_ids(stack: CeleryAirflowStack) -> set[str]:
-    """The Celery task ids of the messages Redis holds as delivered but not acknowledged (kombu's hash)."""
-    client = redis.Redis(host="127.0.0.1", port=stack.redis_port, socket_timeout=5)
-    try:
-        entries = client.hvals("unacked")
-    finally:
-        client.close()
-    return {json.loads(entry)[0]["headers"]["id"] for entry in entries}
-
-
 def _running_after_checkpoint(states: list[str | None]) -> bool:
     return "checkpointed" in states and "running" in states[states.index("checkpointed") :]
 
 
-def _kill(processes: list[psutil.Process], signum: signal.Signals) -> None:
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signum)
+def _evict_pod(stack: CeleryAirflowStack, worker: str, tree: list[psutil.Process]) -> Struck:
+    """``evict_pod`` with this module's grace period, reporting what was left for the SIGKILL.
 
-
-def _lose_host(tree: list[psutil.Process]) -> None:
-    _kill(tree, signal.SIGKILL)
-
-
-def _evict_pod(tree: list[psutil.Process]) -> None:
-    commands = {process.pid: " ".join(process.cmdline()[:4]) for process in tree}
-    _kill(tree, signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=POD_GRACE_SECONDS)
-    _kill(alive, signal.SIGKILL)
+    :param stack: the stack the worker belongs to.
+    :param worker: the worker's name.
+    :param tree: the worker's processes, taken before the signal.
+    """
+    struck = evict_pod(stack, worker, tree, grace_seconds=POD_GRACE_SECONDS)
     sys.stderr.write(
-        f"\n[celery pod-style SIGTERM] {len(alive)} of {len(tree)} processes still there after "
-        f"{POD_GRACE_SECONDS:.0f}s: {[(p.pid, commands[p.pid]) for p in alive]}\n"
+        f"\n[celery pod-style SIGTERM] {len(struck.killed_after_grace)} of {len(tree)} processes still "
+        f"there after {POD_GRACE_SECONDS:.0f}s: {struck.killed_after_grace}\n"
     )
+    return struck
 
 
 def _disrupt_the_worker_running_the_task(
     stack: CeleryAirflowStack,
     fake: FakeDatabricksCloud,
-    disrupt: Callable[[list[psutil.Process]], None],
+    disrupt: Callable[[CeleryAirflowStack, str, list[psutil.Process]], Struck],
     *,
     expect_unacked: bool = False,
 ) -> Disrupted:
@@ -160,16 +130,15 @@ def _disrupt_the_worker_running_the_task(
     with stack.record_ti_states(dag_id, run_id) as recorder:
         job, lost_worker = _wait_for_the_running_job(stack, fake, dag_id, run_id)
         [other_worker] = set(WORKERS) - {lost_worker}
-        [(celery_task_id, _)] = _workload_lines(stack, lost_worker, run_id)
+        [(celery_task_id, _)] = workload_lines(stack, lost_worker, run_id)
         tree = stack.worker_processes(lost_worker)
-        signalled = time.monotonic()
-        disrupt(tree)
+        signalled = disrupt(stack, lost_worker, tree).signalled_at
         _assert_none_left_running(tree)
         stack.wait_for_worker_exit(lost_worker, timeout=10)
         seconds["tree gone"] = time.monotonic() - signalled
         if expect_unacked:
             # acks_late: the message of a workload that never finished is still Redis's to give back.
-            assert celery_task_id in _unacked_celery_task_ids(stack), "the lost attempt's message was acked"
+            assert celery_task_id in unacked_celery_task_ids(stack), "the lost attempt's message was acked"
         # From the recorder, not the current state: a SIGTERMed task checkpoints and is running
         # again within seconds, before the lost worker's tree is even gone.
         poll_until(
@@ -211,7 +180,7 @@ def _report(kind: str, disrupted: Disrupted) -> None:
 def test_worker_host_lost_the_task_resumes_on_the_other_worker_on_the_same_try(
     both_workers: CeleryAirflowStack, databricks: FakeDatabricksCloud
 ) -> None:
-    disrupted = _disrupt_the_worker_running_the_task(both_workers, databricks, _lose_host)
+    disrupted = _disrupt_the_worker_running_the_task(both_workers, databricks, lose_host)
     _report("host lost", disrupted)
 
 
@@ -226,12 +195,12 @@ def test_the_lost_attempts_message_redelivered_after_its_visibility_timeout_runs
     both_workers: CeleryAirflowStack, databricks: FakeDatabricksCloud
 ) -> None:
     stack = both_workers
-    disrupted = _disrupt_the_worker_running_the_task(stack, databricks, _lose_host, expect_unacked=True)
+    disrupted = _disrupt_the_worker_running_the_task(stack, databricks, lose_host, expect_unacked=True)
 
     def redelivered() -> list[str] | None:
         lines = [
             line
-            for celery_id, line in _workload_lines(stack, disrupted.other_worker, disrupted.run_id)
+            for celery_id, line in workload_lines(stack, disrupted.other_worker, disrupted.run_id)
             if celery_id == disrupted.celery_task_id
         ]
         return lines or None
@@ -242,7 +211,7 @@ def test_the_lost_attempts_message_redelivered_after_its_visibility_timeout_runs
         describe=lambda: f"{disrupted.other_worker} to be given {disrupted.celery_task_id} again",
     )
     poll_until(
-        lambda: (disrupted.celery_task_id not in _unacked_celery_task_ids(stack)) or None,
+        lambda: (disrupted.celery_task_id not in unacked_celery_task_ids(stack)) or None,
         timeout=60,
         describe=lambda: "the redelivered message to be acknowledged",
     )

@@ -8,6 +8,10 @@ applied): it is ``AirflowTaskCheckpointed``; the task waits in ``checkpointed``,
 still answers for it, and its checkpoint data sits in the task state store until success. Both
 variants must: keep ``try_number``, consume no retry (``retries=0`` and still success), hold no pool
 slot, keep downstream tasks waiting, and resume no sooner than ``resume_after``.
+
+The same promises hold on the production flavour (``executor_flavour``'s ``celery``: patched Airflow
+on Postgres with the CeleryExecutor and two workers), where the resumed attempt is a new Celery
+workload that either worker may take; ``make test-celery`` runs it.
 """
 
 from __future__ import annotations
@@ -73,9 +77,9 @@ def _checkpoint_data_values(stack: AirflowStack, dag_id: str, run_id: str) -> li
 
 
 def test_checkpointed_task_waits_then_resumes_same_try_and_downstream_runs_after(
-    checkpoint_flavour: FlavouredStack,
+    executor_flavour: FlavouredStack,
 ) -> None:
-    stack, wait_state = checkpoint_flavour.stack, checkpoint_flavour.wait_state
+    stack, wait_state = executor_flavour.stack, executor_flavour.wait_state
     dag_id = "system_checkpoint_once"
     run_id = stack.trigger_dag(dag_id)
 
@@ -141,9 +145,9 @@ def test_checkpointed_task_waits_then_resumes_same_try_and_downstream_runs_after
 
 
 def test_task_with_no_retries_checkpoints_three_times_and_succeeds(
-    checkpoint_flavour: FlavouredStack,
+    executor_flavour: FlavouredStack,
 ) -> None:
-    stack, wait_state = checkpoint_flavour.stack, checkpoint_flavour.wait_state
+    stack, wait_state = executor_flavour.stack, executor_flavour.wait_state
     dag_id = "system_checkpoint_three_times"
     run_id = stack.trigger_dag(dag_id)
 

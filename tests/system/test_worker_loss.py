@@ -9,12 +9,21 @@ timeout (20 s on the test stack) notices. With the core patch, the declared task
 resumes after the delay it declared (not ``[core] default_checkpoint_resume_after``, 60 s). A resumed
 attempt lost before it declared again is not forgiven. Only the patched stack has this path, so the
 tests run there only.
+
+Every test runs on both flavours of the stack (``stack``'s parameter): the LocalExecutor on sqlite,
+and the production flavour (``make test-celery``: Postgres, Redis, the CeleryExecutor, two workers).
+On Celery the supervisor is the pool process running the workload, and a worker is lost as a host
+is: SIGKILL to the ``celery worker`` process and its whole tree (the task process sits in a process
+group of its own, so a group kill would miss it); the task then resumes on the other worker. A
+worker shutdown that reaches a task while it starts is Celery's cold shutdown (SIGQUIT: the pool is
+terminated, each supervisor gets SIGTERM); a warm one waits for a plain task, as Celery does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -25,7 +34,10 @@ import psutil
 import pytest
 
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.testing.celery_disruptions import lose_host
+from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
 from airflow.providers.resumable.testing.stack import AirflowStack, TaskProcesses, poll_until
+from tests.system.conftest import CELERY
 from tests.system.dags.system_slow_start_dags import LOADING_MARKER, SLOW_START_DAG_ID
 from tests.system.dags.system_slow_start_dags import TASK_ID as SLOW_START_TASK_ID
 from tests.system.dags.system_worker_loss_dags import (
@@ -53,12 +65,26 @@ WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
 FAILURE_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
 
-@pytest.fixture(scope="module")
-def stack(airflow_stack: AirflowStack) -> AirflowStack:
-    airflow_stack.add_dag_file(DAG_FILE)
+@pytest.fixture(scope="module", params=["local", CELERY])
+def deployed(request: pytest.FixtureRequest) -> AirflowStack:
+    """The session's stack of the flavour (LocalExecutor or Celery) with this module's DAGs on it."""
+    flavoured = request.getfixturevalue(
+        "celery_airflow_stack" if request.param == CELERY else "airflow_stack"
+    )
+    flavoured.add_dag_file(DAG_FILE)
     for dag_id in (RESUMABLE_DAG_ID, CONTROL_DAG_ID, STALE_DAG_ID, STALL_DAG_ID):
-        airflow_stack.wait_for_dag(dag_id)
-    return airflow_stack
+        flavoured.wait_for_dag(dag_id)
+    return flavoured
+
+
+@pytest.fixture
+def stack(deployed: AirflowStack) -> Iterator[AirflowStack]:
+    """The deployed stack; on Celery, a worker a test lost or shut down is started again afterwards."""
+    yield deployed
+    if isinstance(deployed, CeleryAirflowStack):
+        for name in WORKERS:
+            if not deployed.worker_running(name):
+                deployed.start_worker(name)
 
 
 @contextlib.contextmanager
@@ -91,8 +117,23 @@ def _running_attempt(stack: AirflowStack, dag_id: str, run_id: str) -> tuple[str
     return row["hostname"], row["pid"]
 
 
-def _lose_the_worker(processes: TaskProcesses) -> None:
-    """SIGKILL the worker (supervisor), see that its task outlives it, then SIGKILL the task too."""
+def _lose_the_worker(stack: AirflowStack, processes: TaskProcesses) -> None:
+    """
+    Lose the worker running the task as a lost node would: nothing of it is left to report.
+
+    LocalExecutor: SIGKILL the worker (supervisor), see that its task outlives it, then SIGKILL the
+    task too. Celery: SIGKILL every process of the worker's tree at once (a lost host).
+
+    :param stack: the stack the task runs on.
+    :param processes: the task's supervisor and task process.
+    """
+    if isinstance(stack, CeleryAirflowStack):
+        assert processes.worker_name is not None
+        tree = stack.worker_processes(processes.worker_name)
+        lose_host(stack, processes.worker_name, tree)
+        _, alive = psutil.wait_procs(tree, timeout=15)
+        assert not alive, f"processes of the lost worker still running: {[p.pid for p in alive]}"
+        return
     os.kill(processes.worker_pid, signal.SIGKILL)
     poll_until(
         lambda: (
@@ -134,7 +175,7 @@ def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the
             "resume_after": DECLARED_RESUME_AFTER.total_seconds(),
         }
         with _processes_killed_on_exit(processes):
-            _lose_the_worker(processes)
+            _lose_the_worker(stack, processes)
             killed_at = time.time()
             # The 20 s heartbeat timeout, its 2 s detection interval, and slack for a loaded machine.
             stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=60)
@@ -170,6 +211,11 @@ def test_a_declared_task_whose_worker_is_lost_is_checkpointed_and_resumes_on_the
     assert stack.checkpoint_listener_calls(dag_id, run_id) == [
         {"dag_id": dag_id, "run_id": run_id, "task_id": TASK_ID, "try_number": 1, "previous_state": "running"}
     ]
+    if isinstance(stack, CeleryAirflowStack):
+        # The lost worker is gone until the test ends: the resumed attempt ran on the other one.
+        assert hostname == processes.worker_name
+        [other] = set(WORKERS) - {hostname}
+        assert stack.worker_of(dag_id, run_id, TASK_ID) == other
 
 
 def test_a_declared_task_whose_process_alone_is_sigkilled_is_checkpointed_by_its_supervisor(
@@ -222,7 +268,7 @@ def test_an_undeclared_task_whose_worker_is_lost_fails_as_in_stock_airflow(stack
         processes = _ready_task(stack, dag_id, run_id)
         assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY) is None
         with _processes_killed_on_exit(processes):
-            _lose_the_worker(processes)
+            _lose_the_worker(stack, processes)
             final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=90)
 
     assert final_state == "failed"
@@ -261,13 +307,45 @@ def test_a_resumed_attempt_killed_before_it_declared_again_fails_as_usual(stack:
     assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY)["pid"] == first.task_pid
 
 
-def _busy_with(worker_pid: int, ti_id: str) -> bool:
-    """Whether a LocalExecutor worker still runs (or is frozen in) the given task instance."""
+def _busy_with(stack: AirflowStack, attempt: TaskProcesses, celery_task_id: str | None) -> bool:
+    """
+    Whether the attempt's worker still runs (or is frozen in) it.
+
+    LocalExecutor: the worker's title names the task instance while it runs it. Celery: the pool
+    process keeps Celery's title, so the attempt's Celery task is running until its worker logs
+    that it ended (``... execute_workload[<id>] succeeded in`` or ``raised``).
+
+    :param stack: the stack the attempt ran on.
+    :param attempt: the attempt's supervisor and task process.
+    :param celery_task_id: the attempt's Celery task id (Celery only).
+    """
+    if isinstance(stack, CeleryAirflowStack):
+        assert attempt.worker_name is not None
+        assert celery_task_id is not None
+        log = (stack.component_logs / f"{attempt.worker_name}.log").read_text(errors="replace")
+        ended = re.compile(rf"\[{re.escape(celery_task_id)}\] (succeeded in|raised|ignored)")
+        return not ended.search(log)
     try:
-        title = " ".join(psutil.Process(worker_pid).cmdline())
+        title = " ".join(psutil.Process(attempt.worker_pid).cmdline())
     except psutil.NoSuchProcess:
         return False
-    return ti_id in title or ti_id.replace("-", "") in title
+    return attempt.ti_id in title or attempt.ti_id.replace("-", "") in title
+
+
+def _celery_task_id(stack: AirflowStack, dag_id: str, run_id: str) -> str | None:
+    """The Celery task id of the running attempt (None on the LocalExecutor, which has none).
+
+    :param stack: the stack the attempt runs on.
+    :param dag_id: the attempt's DAG.
+    :param run_id: its run.
+    """
+    if not isinstance(stack, CeleryAirflowStack):
+        return None
+    (row,) = stack.db.query(
+        "SELECT external_executor_id FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+        (dag_id, run_id, TASK_ID),
+    )
+    return str(row["external_executor_id"])
 
 
 def _task_log_text(stack: AirflowStack, dag_id: str) -> str:
@@ -295,6 +373,7 @@ def test_a_frozen_attempt_that_thaws_after_its_task_resumed_elsewhere_changes_no
 
     with stack.record_ti_states(dag_id, run_id) as recorder:
         frozen = _ready_task(stack, dag_id, run_id, run=1)
+        frozen_celery_task = _celery_task_id(stack, dag_id, run_id)
         with _processes_killed_on_exit(frozen):
             for pid in (frozen.task_pid, frozen.worker_pid):
                 os.kill(pid, signal.SIGSTOP)
@@ -319,7 +398,7 @@ def test_a_frozen_attempt_that_thaws_after_its_task_resumed_elsewhere_changes_no
                     os.kill(frozen.worker_pid, signal.SIGCONT)
             # The thawed attempt reports success, is refused, and its worker moves on.
             poll_until(
-                lambda: (not _busy_with(frozen.worker_pid, frozen.ti_id)) or None,
+                lambda: (not _busy_with(stack, frozen, frozen_celery_task)) or None,
                 timeout=60,
                 describe=lambda: "the thawed worker to finish with its stale attempt",
             )
@@ -349,6 +428,24 @@ def test_a_frozen_attempt_that_thaws_after_its_task_resumed_elsewhere_changes_no
     assert "this attempt stands down without reporting a state" in log_text
 
 
+def _shut_the_worker_down(stack: AirflowStack, processes: TaskProcesses) -> None:
+    """
+    A deploy tells the task's worker to shut down, in the way that reaches a task that is starting.
+
+    LocalExecutor: SIGTERM to its worker (the supervisor). Celery: a cold shutdown (SIGQUIT to the
+    ``celery worker`` process), which terminates the pool, so the supervisor gets SIGTERM; a warm
+    shutdown would wait for a plain task, as Celery does (test_celery_stack.py).
+
+    :param stack: the stack the task runs on.
+    :param processes: the task's supervisor and task process.
+    """
+    if isinstance(stack, CeleryAirflowStack):
+        assert processes.worker_name is not None
+        os.kill(stack.worker_pid(processes.worker_name), signal.SIGQUIT)
+    else:
+        os.kill(processes.worker_pid, signal.SIGTERM)
+
+
 def test_a_task_the_worker_shutdown_stops_while_it_starts_is_checkpointed_not_failed(
     stack: AirflowStack,
 ) -> None:
@@ -368,7 +465,7 @@ def test_a_task_the_worker_shutdown_stops_while_it_starts_is_checkpointed_not_fa
         )
         assert int(marker.read_text()) == processes.task_pid, "the loading process is the task process"
         with _processes_killed_on_exit(processes):
-            os.kill(processes.worker_pid, signal.SIGTERM)  # a deploy: the worker is told to shut down
+            _shut_the_worker_down(stack, processes)
             stack.wait_for_ti_state(SLOW_START_DAG_ID, run_id, SLOW_START_TASK_ID, "checkpointed", timeout=20)
         final_state = stack.wait_for_dag_run(SLOW_START_DAG_ID, run_id, timeout=120)
 

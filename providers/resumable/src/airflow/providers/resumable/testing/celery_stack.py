@@ -56,7 +56,9 @@ from airflow.providers.resumable.testing.stack import (
     StackSettings,
     StackStartError,
     StackUnavailable,
+    TaskProcesses,
     _free_port,
+    _ti_id_forms,
     poll_until,
     run_to_log,
     tail,
@@ -405,6 +407,32 @@ class CeleryAirflowStack(AirflowStack):
         supervisor while it runs a task) and the task processes they fork, in process groups of their own."""
         main = psutil.Process(self.worker_pid(name))
         return [main, *main.children(recursive=True)]
+
+    def _task_processes_for(self, ti_id: str) -> TaskProcesses | None:
+        """
+        The pool process supervising ``ti_id`` and its task process, on whichever worker runs it.
+
+        Only the task process carries the task instance id in its title (``airflow worker --
+        <ti id>``, set by the task runner); the celery provider's workload path leaves the pool
+        process's Celery title alone, so the supervisor is the task process's parent, which must be
+        one of the worker's pool processes.
+
+        :param ti_id: the task instance's id, in either of the forms Postgres and process titles use.
+        """
+        forms = _ti_id_forms(ti_id)
+        for name in WORKERS:
+            if not self.worker_running(name):
+                continue
+            with contextlib.suppress(psutil.NoSuchProcess):
+                tree = self.worker_processes(name)
+                pool = {process.pid for process in tree[0].children()}
+                for process in tree:
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                        title = " ".join(process.cmdline())
+                        ours = title.startswith("airflow worker --") and any(form in title for form in forms)
+                        if ours and process.ppid() in pool:
+                            return TaskProcesses(ti_id, process.ppid(), process.pid, worker_name=name)
+        return None
 
     def wait_for_worker_exit(self, name: str, *, timeout: float) -> int:
         """Wait until the worker's main process has exited; returns its exit code."""

@@ -154,13 +154,16 @@ class TaskRescheduleRow:
 
 @dataclass(frozen=True)
 class TaskProcesses:
-    """The LocalExecutor processes running one task instance."""
+    """The processes running one task instance: its supervisor and its task process."""
 
     ti_id: str
-    # ``airflow worker -- LocalExecutor: <ti id>``: runs the supervisor; SIGTERM here is a worker shutdown.
+    # The supervisor. LocalExecutor: ``airflow worker -- LocalExecutor: <ti id>``, SIGTERM here is a
+    # worker shutdown. Celery: the pool process running the workload (it keeps Celery's title).
     worker_pid: int
     # ``airflow worker -- <ti id>``: the task's own process, forked by the supervisor.
     task_pid: int
+    # The Celery worker (``worker-a``...) whose pool runs it; None on the LocalExecutor.
+    worker_name: str | None = None
 
 
 def _utc(value: str | datetime) -> datetime:
@@ -970,9 +973,16 @@ class AirflowStack:
         self, dag_id: str, task_id: str, *, run_id: str | None = None, timeout: float = 30
     ) -> TaskProcesses:
         """
-        The LocalExecutor worker (supervisor) and task PIDs of a running task instance.
+        The supervisor and task PIDs of a running task instance.
 
-        Waits until the task instance is ``running`` and both processes carry its id in their title.
+        Waits until the task instance is ``running`` and both processes are found (LocalExecutor:
+        both carry its id in their title; a flavour may find them otherwise, see
+        ``_task_processes_for``).
+
+        :param dag_id: the task instance's DAG.
+        :param task_id: its task.
+        :param run_id: its run; any running one of ``dag_id.task_id`` when None.
+        :param timeout: seconds to wait for both processes.
         """
 
         def probe() -> TaskProcesses | None:
@@ -993,6 +1003,10 @@ class AirflowStack:
         )
 
     def _task_processes_for(self, ti_id: str) -> TaskProcesses | None:
+        """The supervisor and task process of ``ti_id`` now, or None while either is missing.
+
+        :param ti_id: the task instance's id, in either of the forms sqlite and process titles use.
+        """
         forms = _ti_id_forms(ti_id)
         scheduler = self._processes["scheduler"]
         worker_pid = task_pid = None
