@@ -33,10 +33,8 @@ third test is the one that waits for it and checks what became of it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -50,6 +48,7 @@ from airflow.providers.resumable.drill.naming import DRILL_TASK_ID, drill_dag_id
 from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeDatabricksCloud
 from airflow.providers.resumable.testing.stack import poll_until
+from airflow.providers.resumable.testing.worker_signals import POD_GRACE_SECONDS, evict_pod, lose_host
 from tests.system import test_celery_stack as cold_shutdown
 from tests.system.test_celery_stack import (
     FAILURE_STATES,
@@ -75,7 +74,6 @@ CELERY_STACK_EXTRA_ENV = {
 }
 HEARTBEAT_TIMEOUT_SECONDS = 20
 """``StackSettings.task_heartbeat_timeout_seconds``: how long a lost attempt goes unnoticed."""
-POD_GRACE_SECONDS = 10.0
 EXECUTING = "Executing workload in Celery"
 REFUSED = "Task already running elsewhere, ignoring redelivered message"
 
@@ -123,24 +121,16 @@ def _running_after_checkpoint(states: list[str | None]) -> bool:
     return "checkpointed" in states and "running" in states[states.index("checkpointed") :]
 
 
-def _kill(processes: list[psutil.Process], signum: signal.Signals) -> None:
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signum)
-
-
 def _lose_host(tree: list[psutil.Process]) -> None:
-    _kill(tree, signal.SIGKILL)
+    lose_host(tree)
 
 
 def _evict_pod(tree: list[psutil.Process]) -> None:
     commands = {process.pid: " ".join(process.cmdline()[:4]) for process in tree}
-    _kill(tree, signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=POD_GRACE_SECONDS)
-    _kill(alive, signal.SIGKILL)
+    alive = evict_pod(tree, grace_seconds=POD_GRACE_SECONDS)
     sys.stderr.write(
         f"\n[celery pod-style SIGTERM] {len(alive)} of {len(tree)} processes still there after "
-        f"{POD_GRACE_SECONDS:.0f}s: {[(p.pid, commands[p.pid]) for p in alive]}\n"
+        f"{POD_GRACE_SECONDS:.0f}s: {[(pid, commands[pid]) for pid in alive]}\n"
     )
 
 

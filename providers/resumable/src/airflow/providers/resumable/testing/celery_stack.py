@@ -56,7 +56,9 @@ from airflow.providers.resumable.testing.stack import (
     StackSettings,
     StackStartError,
     StackUnavailable,
+    TaskProcesses,
     _free_port,
+    _ti_id_forms,
     poll_until,
     run_to_log,
     tail,
@@ -142,6 +144,7 @@ class CeleryAirflowStack(AirflowStack):
         *,
         worker_concurrency: int = 2,
         drain_aware: bool = True,
+        workers: tuple[str, ...] = WORKERS,
     ) -> None:
         """
         :param home: the stack's AIRFLOW_HOME (logs, dags, Postgres' and Redis' data).
@@ -150,7 +153,12 @@ class CeleryAirflowStack(AirflowStack):
         :param drain_aware: configure the provider's drain-aware checkpoints (``celery_drain.py``), the
             one line of configuration a deployment adds; ``False`` runs Celery as the celery provider
             configures it.
+        :param workers: the Celery workers' names (at least two, so a task can resume on another); a
+            drill that strikes workers concurrently runs more, and keeps one of them up.
         """
+        if len(workers) < 2 or len(set(workers)) != len(workers):
+            raise ValueError(f"a Celery stack needs at least two distinct workers, got {workers}")
+        self.workers = workers
         self.postgres_port = _free_port()
         self.drain_aware = drain_aware
         self.redis_port = _free_port()
@@ -322,16 +330,16 @@ class CeleryAirflowStack(AirflowStack):
 
     def _start_workers(self) -> None:
         started_at = time.monotonic()
-        for name in WORKERS:
+        for name in self.workers:
             self.start_worker(name, wait=False)
-        for name in WORKERS:
+        for name in self.workers:
             self.wait_for_worker_ready(name)
         self.startup_phases["celery workers ready"] = time.monotonic() - started_at
 
     def start_worker(self, name: str, *, wait: bool = True) -> None:
         """Start (or start again) the Celery worker ``name``; its log is appended to, not replaced."""
-        if name not in WORKERS:
-            raise ValueError(f"no such worker {name!r}; choose from {WORKERS}")
+        if name not in self.workers:
+            raise ValueError(f"no such worker {name!r}; choose from {self.workers}")
         if self.worker_running(name):
             raise RuntimeError(f"{name} is already running")
         # Whatever a worker leaves in its temporary directory (the drain directory of a worker that
@@ -422,4 +430,25 @@ class CeleryAirflowStack(AirflowStack):
             (dag_id, run_id, task_id),
         )
         hostname = rows[0]["hostname"] if rows else None
-        return hostname if hostname in WORKERS else None
+        return hostname if hostname in self.workers else None
+
+    def _task_processes_for(self, ti_id: str) -> TaskProcesses | None:
+        """
+        The supervisor and task PIDs of a task instance on whichever worker runs it.
+
+        On Celery the supervisor is the pool process that took the workload (the celery provider
+        titles it ``airflow task supervisor: ...``, with the workload but not always the id), and the
+        task process is its child titled ``airflow worker -- <ti id>``: the task is found by its id,
+        its supervisor as its parent.
+        """
+        forms = _ti_id_forms(ti_id)
+        for name in self.workers:
+            if not self.worker_running(name):
+                continue
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for proc in psutil.Process(self.worker_pid(name)).children(recursive=True):
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                        title = " ".join(proc.cmdline())
+                        if title.startswith("airflow worker --") and any(form in title for form in forms):
+                            return TaskProcesses(ti_id=ti_id, worker_pid=proc.ppid(), task_pid=proc.pid)
+        return None

@@ -140,6 +140,11 @@ class _DrillableFake:
             raise ValueError(f"unknown fault {fault!r}") from None
         self._fault_target().inject(operation, injected, times=times)
 
+    def faults_pending(self) -> int:
+        operations = {operation for operation, _ in self._drill_faults().values()} | {self.submit_operation}
+        queue = self._fault_target().fault_queue
+        return sum(queue.pending(operation) for operation in operations)
+
     def hold_next_submit(self) -> threading.Event:
         held = self.fault_type.hold_after_commit()
         return self._fault_target().inject(self.submit_operation, held).release

@@ -1,0 +1,122 @@
+# Licensed under the Apache License, Version 2.0.
+"""
+Several task instances of one cloud in flight at once, without losing who a fault belongs to.
+
+What it is for: ``--concurrency N`` runs N of a cloud's disruptions at a time. Jobs stay attributable
+(by the ledger's nonce), but a fake's faults do not: a queued 429, a held submit, or "new jobs run
+until cancelled" applies to whichever request of that fake comes next, from any task instance. So a
+disruption that sets something up on the fake must have the fake to itself until its own task
+instance has taken it; every other disruption shares the fake.
+
+How it works: :class:`FakeGate` is a readers-writer gate per cloud. A disruption of a kind for which
+:func:`needs_the_fake_alone` holds enters :meth:`FakeGate.alone` (it waits until no other disruption
+of the cloud is in flight, and new ones wait behind it), then, once its own task instance has taken
+what it set up, :meth:`AloneTurn.share` lets the others in again for the rest of its run. Every
+other disruption enters :meth:`FakeGate.shared`.
+
+What it does not do: scope a fault to one task instance on the fake itself (which would let fault
+kinds overlap too): the fakes' fault queues are per operation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from airflow.providers.resumable.drill.plan import DisruptionKind
+
+
+def needs_the_fake_alone(kind: DisruptionKind) -> bool:
+    """
+    Whether a disruption of ``kind`` changes its fake for whoever asks next: it queues faults, holds
+    a submit, or changes how long new jobs run (a person's decision needs its job to run until
+    cancelled; a triggerer strike, for 75 s).
+
+    :param kind: the disruption's kind.
+    """
+    return kind.needs_fault_injection or kind.is_a_persons_decision or kind.disrupts_the_triggerer
+
+
+def shares_the_fake_after_its_setup(kind: DisruptionKind) -> bool:
+    """
+    Whether a disruption that needed the fake alone can share it once its own task instance has
+    taken what it set up (its faults consumed, its job created). Not a refused cancel: its refusals
+    wait for the clear's cancels, which come late, and another task's cancel would take them.
+
+    :param kind: the disruption's kind.
+    """
+    return needs_the_fake_alone(kind) and kind is not DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED
+
+
+class AloneTurn:
+    """A disruption's turn alone on its fake; :meth:`share` ends it early."""
+
+    def __init__(self, gate: FakeGate) -> None:
+        self._gate = gate
+        self.alone = True
+
+    def share(self) -> None:
+        """Its setup is taken: let the cloud's other disruptions in for the rest of the run."""
+        if self.alone:
+            self.alone = False
+            self._gate._downgrade()
+
+
+class FakeGate:
+    """
+    A readers-writer gate over one fake, writers first (a fault kind is not starved by a stream of
+    sharing disruptions).
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._sharing = 0
+        self._alone = False
+        self._waiting_alone = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Disruptions in flight on this fake now (sharing, plus one alone)."""
+        with self._changed:
+            return self._sharing + int(self._alone)
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Run beside the cloud's other sharing disruptions."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone and not self._waiting_alone)
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._sharing -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[AloneTurn]:
+        """Run with nothing else of the cloud in flight, until the turn's :meth:`AloneTurn.share`."""
+        with self._changed:
+            self._waiting_alone += 1
+            try:
+                self._changed.wait_for(lambda: not self._alone and not self._sharing)
+            finally:
+                self._waiting_alone -= 1
+            self._alone = True
+        turn = AloneTurn(self)
+        try:
+            yield turn
+        finally:
+            with self._changed:
+                if turn.alone:
+                    self._alone = False
+                else:
+                    self._sharing -= 1
+                self._changed.notify_all()
+
+    def _downgrade(self) -> None:
+        with self._changed:
+            self._alone = False
+            self._sharing += 1
+            self._changed.notify_all()
