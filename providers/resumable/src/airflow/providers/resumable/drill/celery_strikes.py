@@ -27,10 +27,12 @@ but the processes of the worker's tree (:mod:`airflow.providers.resumable.testin
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import psutil
 
@@ -140,6 +142,33 @@ class CeleryWorkerStrikes:
         self._recoveries: list[threading.Thread] = []
         self.errors: list[str] = []
         """What went wrong bringing a worker back (the drill fails on any)."""
+        # Workers are started from one thread that lives as long as this process: the stack starts
+        # each with PR_SET_PDEATHSIG, which the kernel fires when the *thread* that forked it ends,
+        # so a worker started from a short-lived recovery thread got SIGTERM (a warm shutdown) as
+        # soon as that thread returned.
+        self._launches: queue.Queue[tuple[Callable[[], None], threading.Event, list[BaseException]]] = (
+            queue.Queue()
+        )
+        threading.Thread(target=self._launcher, name="drill-worker-launcher", daemon=True).start()
+
+    def _launcher(self) -> None:
+        while True:
+            launch, done, failures = self._launches.get()
+            try:
+                launch()
+            except BaseException as err:  # handed back to the recovery that asked
+                failures.append(err)
+            finally:
+                done.set()
+
+    def _start_worker(self, worker: str) -> None:
+        """Start ``worker`` again from the launcher thread, then wait until it is ready here."""
+        done, failures = threading.Event(), list[BaseException]()
+        self._launches.put((lambda: self.stack.start_worker(worker, wait=False), done, failures))
+        done.wait()
+        if failures:
+            raise failures[0]
+        self.stack.wait_for_worker_ready(worker)
 
     # ---------------------------------------------------------------- the strike
 
@@ -273,7 +302,7 @@ class CeleryWorkerStrikes:
                 lose_host(tree)
                 wait_gone(tree, timeout=10)
             self.stack.wait_for_worker_exit(worker, timeout=10)
-            self.stack.start_worker(worker)
+            self._start_worker(worker)
         except Exception as err:  # reported by the drill; the stack's stop() cleans up
             self.errors.append(f"{worker}: bringing it back after {strike.value} failed: {err}")
         finally:

@@ -321,6 +321,7 @@ def run_drill(
     deferrable: bool = False,
     executor: str = "local",
     concurrency: int = 1,
+    results_sink: list[DisruptionResult] | None = None,
 ) -> int:
     """
     Plan and run a drill on a private Airflow stack, against fake clouds or your own deployment; 0
@@ -346,6 +347,7 @@ def run_drill(
         strikes hit the worker running the task: see :mod:`~airflow.providers.resumable.drill.celery_strikes`).
     :param concurrency: task instances of each cloud in flight at once (the fault kinds still have
         their fake to themselves until their task took the fault).
+    :param results_sink: where to put every disruption's result too (a benchmark tabulates them).
     """
     real = dict(real or {})
     kinds = check_drill_request(
@@ -413,6 +415,8 @@ def run_drill(
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
+    if results_sink is not None:
+        results_sink.extend(results)
     _print_results(out, results, plan)
     passed = sum(result.ok for result in results)
     failed = len(plan) - passed  # a disruption that never ran (out of time) has failed too
