@@ -102,6 +102,8 @@ def test_a_drill_that_cannot_run_on_the_executor_asked_for_is_refused(arguments,
         check_drill_request(["databricks"], None, {}, **arguments)
 
 
-def test_a_concurrent_celery_drill_runs_a_third_worker_so_two_strikes_can_overlap():
+def test_a_concurrent_celery_drill_runs_more_workers_so_strikes_can_overlap_while_one_stays_up():
     assert celery_workers(1) == ("worker-a", "worker-b")
-    assert celery_workers(4) == ("worker-a", "worker-b", "worker-c")
+    assert celery_workers(2) == ("worker-a", "worker-b", "worker-c")
+    assert celery_workers(4) == ("worker-a", "worker-b", "worker-c", "worker-d")
+    assert len(celery_workers(50)) == 5

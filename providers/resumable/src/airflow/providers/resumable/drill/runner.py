@@ -95,9 +95,10 @@ PER_DISRUPTION_TIMEOUT = 240.0
 """A disruption whose run has not ended by then counts as a lost run."""
 EXECUTORS = ("local", "celery")
 """``local``: the LocalExecutor on sqlite; ``celery``: Postgres, Redis and Celery workers."""
-CELERY_DRILL_JOB_SECONDS = 30.0
-"""How long each fake job runs on Celery: a strike there may wait its turn while another worker is
-brought back (10 to 20 s), and must still land while the job runs."""
+CELERY_DRILL_JOB_SECONDS = 60.0
+"""How long each fake job runs on Celery: a whole-worker strike there may wait its turn while others
+are brought back (a worker takes 10 to 40 s to start on a busy machine), and must still land while
+the job runs."""
 CELERY_HEARTBEAT_TIMEOUT_SECONDS = 15
 """The Celery stack's task heartbeat timeout: a little longer than the LocalExecutor's, since a loaded
 Celery stack (a worker starting up beside running tasks) delays heartbeats more."""
@@ -109,6 +110,8 @@ CELERY_VISIBILITY_ENV = {
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__UNACKED_RESTORE_INTERVAL": "2",
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__UNACKED_RESTORE_THROTTLE": "1",
 }
+LANE_STAGGER_SECONDS = 20.0
+"""With ``concurrency`` above 1, how far apart each cloud's lanes (its disruptions in flight) start."""
 SETUP_TAKEN_TIMEOUT_SECONDS = 60.0
 """How long a disruption that needs its fake alone waits for its task to take the faults it queued."""
 
@@ -456,12 +459,14 @@ def heartbeat_timeout(executor: str) -> int:
 
 def celery_workers(concurrency: int) -> tuple[str, ...]:
     """
-    The Celery workers of a drill stack: two, or three when several task instances per cloud are in
-    flight, so two worker strikes can overlap while one worker stays up.
+    The Celery workers of a drill stack: two for one task instance per cloud at a time, one more per
+    two more in flight (five at most), so whole-worker strikes, which take turns keeping one worker
+    up, can overlap as the rate of strikes grows.
 
     :param concurrency: task instances of each cloud in flight at once.
     """
-    return WORKERS if concurrency == 1 else (*WORKERS, "worker-c")
+    extra = min(concurrency // 2, 3)
+    return (*WORKERS, *(f"worker-{letter}" for letter in "cde"[:extra]))
 
 
 def _start_stack(
@@ -542,7 +547,10 @@ def _run_plan(
     queues = {name: [d for d in plan if d.cloud == name] for name in clouds}
     gates = {name: FakeGate() for name in clouds}
 
-    def drill_cloud(name: str) -> None:
+    def drill_cloud(name: str, lane: int) -> None:
+        # A cloud's lanes start apart: disruptions started together strike together, and whole-worker
+        # strikes take turns, so a late turn could come after its job ended.
+        time.sleep(lane * LANE_STAGGER_SECONDS)
         while True:
             with lock:  # each cloud's disruptions start in plan order
                 if not queues[name]:
@@ -563,7 +571,7 @@ def _run_plan(
 
     threads = len(clouds) * concurrency
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="drill") as pool:
-        futures = [pool.submit(drill_cloud, name) for name in clouds for _ in range(concurrency)]
+        futures = [pool.submit(drill_cloud, name, lane) for name in clouds for lane in range(concurrency)]
         for future in futures:
             future.result()
     return sorted(results, key=lambda r: r.disruption.number)
@@ -625,7 +633,12 @@ def _execute(
     run_id, final_state, error = "", "not started", None
     try:
         run_id = stack.trigger_dag(dag_id)
-        _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at, strikes)
+        try:
+            _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at, strikes)
+        except Exception as err:
+            # The strike never landed (the moment never came, or the run ended before its turn):
+            # a failure of the drill, but the run is still seen to its end and accounted for.
+            error = f"strike missed: {type(err).__name__}: {err}"
         if faults is not None and turn is not None and shares_the_fake_after_its_setup(kind):
             # Its task took what it set up (its faults, its held submit, its endless job): the
             # cloud's other disruptions may come in for the rest of its run.
@@ -641,7 +654,7 @@ def _execute(
             turn.share()
         final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=cloud.run_timeout) or "unknown"
     except Exception as err:  # a drill reports what went wrong and carries on with the next one
-        error = f"{type(err).__name__}: {err}"
+        error = error or f"{type(err).__name__}: {err}"
     finally:
         if held is not None:
             held.set()
