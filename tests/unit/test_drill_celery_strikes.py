@@ -61,13 +61,15 @@ def test_only_the_supervisor_sigterm_leaves_the_worker_up_and_only_a_freeze_keep
     assert restarted == whole - {CeleryStrike.FREEZE}
 
 
-def test_strikes_that_can_kill_a_task_outright_wait_for_the_tasks_on_the_worker_to_be_resumable():
-    # A warm or cold shutdown and a supervisor's SIGTERM reach each task through Airflow's own SIGTERM
-    # path; a SIGKILL, a SIGSTOP or a SIGTERM straight to a task still loading its DAG do not.
+def test_strikes_that_stop_every_task_on_the_worker_wait_for_the_tasks_there_to_be_resumable():
+    # A drain signals only tasks that declared themselves resumable; a SIGKILL, a SIGSTOP, a SIGTERM
+    # to every process or a cold shutdown (each supervisor forwards SIGTERM) stop a task still
+    # loading its DAG too.
     assert {strike for strike in CeleryStrike if strike.kills_tasks} == {
         CeleryStrike.HOST_LOST,
         CeleryStrike.FREEZE,
         CeleryStrike.POD_EVICTION,
+        CeleryStrike.COLD_SHUTDOWN,
     }
 
 

@@ -15,10 +15,10 @@ freezes it takes one of ``len(workers) - 1`` slots, so one worker always stays u
 tasks on; a second strike aimed at a worker already down waits until it is back. The worker is then
 started again, as a deploy brings a replacement, in the background: the strike returns once its
 signal landed, so what follows it (a checkpoint to watch, a person's decision) is not delayed by a
-worker's start-up. A strike that kills or freezes tasks (host lost, freeze, pod eviction) first
-waits, briefly, until every drill task on that worker has declared itself resumable: a task killed
-while Airflow still loads its DAG costs a retry on any Airflow, which says nothing about the
-provider. Every drill task instance found on a struck worker is recorded as collateral of that
+worker's start-up. A strike that stops every task on the worker (host lost, freeze, pod eviction,
+cold shutdown) first waits, briefly, until every task on that worker has declared itself resumable:
+a task killed while Airflow still loads its DAG costs a retry on any Airflow, which says nothing
+about the provider. Every drill task instance found on a struck worker is recorded as collateral of that
 strike, so a result can say what else hit it.
 
 What it does not do: strike a worker that a strike of its own already took down; signal anything
@@ -33,6 +33,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import suppress
 
 import psutil
 
@@ -51,8 +52,9 @@ from airflow.providers.resumable.testing.worker_signals import (
     wait_gone,
 )
 
-DECLARED_WAIT_SECONDS = 20.0
-"""How long a killing strike waits for the tasks on its worker to declare themselves resumable."""
+DECLARED_WAIT_SECONDS = 30.0
+"""How long a strike that stops every task waits for the tasks on its worker to declare themselves
+resumable (a task takes a few seconds to start on a busy machine)."""
 WARM_SHUTDOWN_TIMEOUT_SECONDS = 120.0
 """How long a warm shutdown may take before the worker is treated as lost (SIGKILL of its tree): a
 drain waits for any task that is not resumable yet, and a drill job runs well under this."""
@@ -91,9 +93,15 @@ class CeleryStrike(StrEnum):
 
     @property
     def kills_tasks(self) -> bool:
-        """Whether tasks on the worker may die without a chance to checkpoint through their supervisor
-        (killed, frozen, or signalled directly), so the strike waits for them to be resumable first."""
-        return self in (CeleryStrike.HOST_LOST, CeleryStrike.FREEZE, CeleryStrike.POD_EVICTION)
+        """Whether every task on the worker is stopped, not only those that declared themselves
+        resumable (as a drain does): killed, frozen, or SIGTERMed directly or by its supervisor. The
+        strike waits, briefly, for them to be resumable first."""
+        return self in (
+            CeleryStrike.HOST_LOST,
+            CeleryStrike.FREEZE,
+            CeleryStrike.POD_EVICTION,
+            CeleryStrike.COLD_SHUTDOWN,
+        )
 
 
 _STRIKES: dict[DisruptionKind, CeleryStrike] = {
@@ -240,19 +248,50 @@ class CeleryWorkerStrikes:
             if str(row["dag_id"]).startswith(self.drill_dag_prefix)
         ]
 
+    def _undeclared_tasks_on(self, worker: str) -> int:
+        """
+        Workloads on ``worker`` whose task has not declared itself resumable yet: a pool process with a
+        child (the supervisor has forked its task) whose task instance's ledger holds no intent yet.
+
+        Found from the worker's process tree, not from the task instances' hostnames: a workload
+        starts before ``ti_run`` records its hostname, and a resumed attempt killed then is the worst
+        case (seen: its task instance stayed ``queued``, the patched scheduler ignoring the executor's
+        event as one of the attempt before the checkpoint).
+        """
+        undeclared = 0
+        pool = self.stack.worker_processes(worker)[0].children()
+        for pool_process in pool:
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                for child in pool_process.children():
+                    title = " ".join(child.cmdline())
+                    if not title.startswith("airflow worker --"):
+                        undeclared += 1  # forked, not yet titled: still starting
+                        continue
+                    ti_id = title.split("--", 1)[1].strip()
+                    if not self._declared(ti_id):
+                        undeclared += 1
+        return undeclared
+
+    def _declared(self, ti_id: str) -> bool:
+        rows = self.stack.db.query(
+            "SELECT dag_id, run_id, task_id, state FROM task_instance WHERE id = ?", (ti_id,)
+        )
+        if not rows or rows[0]["state"] != "running":
+            return False  # not started (ti_run) yet: nothing of it can be resumable
+        row = rows[0]
+        return bool(self.stack.db.task_state_value(row["dag_id"], row["run_id"], row["task_id"], LEDGER_KEY))
+
     def _wait_until_declared(self, worker: str) -> None:
-        """Until every drill task running on ``worker`` has written its ledger's intent (and so declared
-        itself resumable), for :data:`DECLARED_WAIT_SECONDS` at most."""
+        """Until every task on ``worker`` has written its ledger's intent (and so declared itself
+        resumable), for :data:`DECLARED_WAIT_SECONDS` at most."""
         deadline = time.monotonic() + DECLARED_WAIT_SECONDS
         while time.monotonic() < deadline:
-            undeclared = [
-                task
-                for task in self._drill_tasks_on(worker)
-                if not self.stack.db.task_state_value(*task, LEDGER_KEY)
-            ]
-            if not undeclared:
-                # The declaration follows the intent's write within milliseconds.
-                time.sleep(0.3)
+            try:
+                if not self._undeclared_tasks_on(worker):
+                    # The declaration follows the intent's write within milliseconds.
+                    time.sleep(0.3)
+                    return
+            except psutil.NoSuchProcess:
                 return
             time.sleep(0.2)
 

