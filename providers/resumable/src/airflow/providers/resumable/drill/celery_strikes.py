@@ -150,6 +150,9 @@ class CeleryWorkerStrikes:
         self._recoveries: list[threading.Thread] = []
         self.errors: list[str] = []
         """What went wrong bringing a worker back (the drill fails on any)."""
+        self.unquiet_strikes: list[int] = []
+        """Disruptions whose strike came without a quiet moment: a task on the worker (or on its way
+        to it) may have been stopped before it declared itself resumable."""
         # Workers are started from one thread that lives as long as this process: the stack starts
         # each with PR_SET_PDEATHSIG, which the kernel fires when the *thread* that forked it ends,
         # so a worker started from a short-lived recovery thread got SIGTERM (a warm shutdown) as
@@ -190,8 +193,8 @@ class CeleryWorkerStrikes:
         worker = ""
         try:
             worker = self._claim_the_worker_of(target)
-            if strike.kills_tasks:
-                self._wait_until_declared(worker)
+            if strike.kills_tasks and not self._wait_until_declared(worker):
+                self.unquiet_strikes.append(target.number)
             tree = self.stack.worker_processes(worker)
             self._record_collateral(worker, target.number)
             self._signal(strike, tree)
@@ -281,19 +284,33 @@ class CeleryWorkerStrikes:
         row = rows[0]
         return bool(self.stack.db.task_state_value(row["dag_id"], row["run_id"], row["task_id"], LEDGER_KEY))
 
-    def _wait_until_declared(self, worker: str) -> None:
-        """Until every task on ``worker`` has written its ledger's intent (and so declared itself
-        resumable), for :data:`DECLARED_WAIT_SECONDS` at most."""
+    def _starting_anywhere(self) -> int:
+        """Drill task instances on their way to a worker (``scheduled``, ``queued``): a resume that
+        lands on the worker just before the strike would be stopped before it declared itself."""
+        rows = self.stack.db.query(
+            "SELECT count(*) AS n FROM task_instance WHERE dag_id LIKE ? AND state IN ('scheduled', 'queued')",
+            (f"{self.drill_dag_prefix}%",),
+        )
+        return int(rows[0]["n"]) if rows else 0
+
+    def _wait_until_declared(self, worker: str) -> bool:
+        """
+        Until every task on ``worker`` has written its ledger's intent (and so declared itself
+        resumable) and no drill task is on its way to a worker, for :data:`DECLARED_WAIT_SECONDS` at
+        most; whether that moment came (a strike after the wait may stop a task still starting, which
+        Airflow fails: a used retry, reported as such).
+        """
         deadline = time.monotonic() + DECLARED_WAIT_SECONDS
         while time.monotonic() < deadline:
             try:
-                if not self._undeclared_tasks_on(worker):
+                if not self._undeclared_tasks_on(worker) and not self._starting_anywhere():
                     # The declaration follows the intent's write within milliseconds.
                     time.sleep(0.3)
-                    return
+                    return True
             except psutil.NoSuchProcess:
-                return
+                return True
             time.sleep(0.2)
+        return False
 
     def _record_collateral(self, worker: str, number: int) -> None:
         with self._changed:

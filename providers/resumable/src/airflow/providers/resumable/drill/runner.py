@@ -425,6 +425,13 @@ def run_drill(
     failed = len(plan) - passed  # a disruption that never ran (out of time) has failed too
     for problem in recovery_errors:
         printer.line(f"worker recovery: {problem}")
+    unquiet = list(getattr(strikes, "unquiet_strikes", ()))
+    if unquiet:
+        # Not a failure in itself: the results say whether any task paid for it.
+        printer.line(
+            f"strikes without a quiet moment (a task still starting may have been stopped): "
+            f"#{', #'.join(map(str, sorted(unquiet)))}"
+        )
     failed += len(recovery_errors)
     printer.line(
         f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; "
