@@ -13,6 +13,7 @@ import pytest
 
 from airflow.providers.resumable.drill.concurrency import (
     FakeGate,
+    needs_every_request_alone,
     needs_the_fake_alone,
     shares_the_fake_after_its_setup,
 )
@@ -141,3 +142,58 @@ def test_two_disruptions_alone_never_overlap():
     for thread in threads:
         thread.join(timeout=5)
     assert overlaps == []
+
+
+def test_only_a_throttle_storm_needs_every_request_of_its_fake_the_others_only_its_submits():
+    alone = [kind for kind in DisruptionKind if needs_the_fake_alone(kind)]
+    assert [kind for kind in alone if needs_every_request_alone(kind)] == [DisruptionKind.THROTTLE_STORM]
+
+
+def test_a_submit_fault_waits_only_for_the_disruptions_still_before_their_submit():
+    gate = FakeGate()
+    events: list[str] = []
+    polling = gate.shared()
+    polling_turn = polling.__enter__()
+    polling_turn.submitted()  # its job exists: it will only poll from now on
+    starting = gate.shared()
+    starting_turn = starting.__enter__()
+
+    def submit_fault() -> None:
+        with gate.alone(every_request=False):
+            events.append("alone in")
+
+    lone = _in_thread(submit_fault)
+    time.sleep(0.1)
+    assert events == [], "a disruption before its submit would take the fault"
+    starting_turn.submitted()
+    lone.join(timeout=5)
+    assert events == ["alone in"], "the polling one does not hold a submit fault off"
+    assert gate.before_submit == 0
+    starting.__exit__(None, None, None)
+    polling.__exit__(None, None, None)
+    assert gate.in_flight == 0
+
+
+def test_a_throttle_storm_waits_for_every_disruption_in_flight():
+    gate = FakeGate()
+    events: list[str] = []
+    polling = gate.shared()
+    polling.__enter__().submitted()
+
+    def throttle() -> None:
+        with gate.alone(every_request=True):
+            events.append("alone in")
+
+    lone = _in_thread(throttle)
+    time.sleep(0.1)
+    assert events == [], "a polling task would take the 429s"
+    polling.__exit__(None, None, None)
+    lone.join(timeout=5)
+    assert events == ["alone in"]
+
+
+def test_a_disruption_that_ends_before_its_submit_no_longer_counts_as_before_it():
+    gate = FakeGate()
+    with gate.shared():
+        assert gate.before_submit == 1
+    assert gate.before_submit == 0

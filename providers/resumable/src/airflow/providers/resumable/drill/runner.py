@@ -40,6 +40,8 @@ from airflow.providers.resumable.drill.celery_strikes import CeleryWorkerStrikes
 from airflow.providers.resumable.drill.concurrency import (
     AloneTurn,
     FakeGate,
+    SharedTurn,
+    needs_every_request_alone,
     needs_the_fake_alone,
     shares_the_fake_after_its_setup,
 )
@@ -593,11 +595,26 @@ def _execute_in_turn(
     deferrable: bool,
 ) -> DisruptionResult:
     """:func:`_execute`, alone on the cloud's fake while what it sets up there is not taken yet."""
-    if cloud.faults is not None and needs_the_fake_alone(disruption.kind):
-        with gate.alone() as turn:
+    kind = disruption.kind
+    if cloud.faults is not None and needs_the_fake_alone(kind):
+        with gate.alone(every_request=needs_every_request_alone(kind)) as turn:
             return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable, turn=turn)
-    with gate.shared():
-        return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable)
+    with gate.shared() as shared:
+        return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable, shared=shared)
+
+
+def _say_when_submitted(stack: AirflowStack, dag_id: str, run_id: str, shared: SharedTurn) -> None:
+    """Tell the gate once the run's ledger names its job (polled gently, until the turn ends)."""
+
+    def watch() -> None:
+        while shared.before_submit:
+            ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY)
+            if ledger and ledger.get("external_id"):
+                shared.submitted()
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name=f"drill-submitted-{run_id}", daemon=True).start()
 
 
 def _execute(
@@ -608,6 +625,7 @@ def _execute(
     deferrable: bool,
     strikes: WorkerStrikes | None = None,
     turn: AloneTurn | None = None,
+    shared: SharedTurn | None = None,
 ) -> DisruptionResult:
     """Trigger one run, strike as planned, wait for the run to end, and account for its jobs."""
     strikes = strikes or LocalWorkerStrikes(stack)
@@ -641,6 +659,8 @@ def _execute(
     try:
         run_id = stack.trigger_dag(dag_id)
         final_state = "did not end"  # until the run is seen to end
+        if shared is not None:
+            _say_when_submitted(stack, dag_id, run_id, shared)
         try:
             _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at, strikes)
         except Exception as err:
