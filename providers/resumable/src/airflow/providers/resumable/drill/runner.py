@@ -381,6 +381,12 @@ def run_drill(
             fakes: dict[str, FakeCloud] = {
                 name: FAKE_CLOUDS[name](run_seconds=job_seconds) for name in clouds if name not in real
             }
+            emr = fakes.get("emr")
+            if isinstance(emr, FakeEmrCloud):
+                # EMR runs a cluster's steps one at a time unless told otherwise: N task instances in
+                # flight need StepConcurrencyLevel N, or their steps queue and the operators' waiters
+                # give up (seen: "still PENDING after 60 polls").
+                emr.step_concurrency = concurrency
             stack = _start_stack(
                 printer,
                 cleanup,
