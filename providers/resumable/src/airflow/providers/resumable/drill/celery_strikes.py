@@ -38,6 +38,7 @@ from contextlib import suppress
 import psutil
 
 from airflow.providers.resumable._compat import StrEnum
+from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
 from airflow.providers.resumable.drill.plan import DisruptionKind
 from airflow.providers.resumable.drill.worker_strikes import StrikeTarget, send
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
@@ -52,6 +53,8 @@ from airflow.providers.resumable.testing.worker_signals import (
     wait_gone,
 )
 
+RESUME_ON_WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
+"""The task state store key of the core patch's worker-loss declaration (``{"pid": ..., ...}``)."""
 DECLARED_WAIT_SECONDS = 30.0
 """How long a strike that stops every task waits for the tasks on its worker to declare themselves
 resumable (a task takes a few seconds to start on a busy machine)."""
@@ -271,18 +274,29 @@ class CeleryWorkerStrikes:
                         undeclared += 1  # forked, not yet titled: still starting
                         continue
                     ti_id = title.split("--", 1)[1].strip()
-                    if not self._declared(ti_id):
+                    if not self._declared(ti_id, child.pid):
                         undeclared += 1
         return undeclared
 
-    def _declared(self, ti_id: str) -> bool:
+    def _declared(self, ti_id: str, pid: int) -> bool:
+        """Whether the task process ``pid`` of task instance ``ti_id`` has declared itself resumable on
+        worker loss: the declaration names the pid of the attempt that made it, so a resumed attempt
+        is not taken for declared by its predecessor's ledger or declaration."""
         rows = self.stack.db.query(
             "SELECT dag_id, run_id, task_id, state FROM task_instance WHERE id = ?", (ti_id,)
         )
         if not rows or rows[0]["state"] != "running":
             return False  # not started (ti_run) yet: nothing of it can be resumable
         row = rows[0]
-        return bool(self.stack.db.task_state_value(row["dag_id"], row["run_id"], row["task_id"], LEDGER_KEY))
+        if not worker_loss_checkpoints_available():
+            # No declaration without the core patch: the ledger's intent is the best sign there is.
+            return bool(
+                self.stack.db.task_state_value(row["dag_id"], row["run_id"], row["task_id"], LEDGER_KEY)
+            )
+        declaration = self.stack.db.task_state_value(
+            row["dag_id"], row["run_id"], row["task_id"], RESUME_ON_WORKER_LOSS_KEY
+        )
+        return isinstance(declaration, dict) and declaration.get("pid") == pid
 
     def _starting_anywhere(self) -> int:
         """Drill task instances on their way to a worker (``scheduled``, ``queued``): a resume that
