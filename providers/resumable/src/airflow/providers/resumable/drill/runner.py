@@ -106,7 +106,8 @@ CELERY_HEARTBEAT_TIMEOUT_SECONDS = 15
 Celery stack (a worker starting up beside running tasks) delays heartbeats more."""
 CELERY_VISIBILITY_ENV = {
     # A message of a worker that was lost (or shut down before acking a prefetched one) goes back on
-    # the queue after 30 s instead of Celery's 6 hours, so its task instance is not stuck queued.
+    # the queue after 30 s instead of the celery provider's default 24 hours, so its task instance
+    # is not stuck queued.
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "30",
     # kombu sweeps for such messages every interval x throttle seconds (100 s by default).
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__UNACKED_RESTORE_INTERVAL": "2",
