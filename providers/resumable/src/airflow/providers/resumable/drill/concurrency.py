@@ -13,8 +13,9 @@ that creates something (a submit's error, a lost or held answer, how long new jo
 cancel, which only a person's decision asks for): a disruption of such a kind
 (:func:`needs_the_fake_alone`) enters :meth:`FakeGate.alone` and waits until no other disruption of
 the cloud is *before its submit* (one past it never submits again: a resume reconnects), holding new
-ones off; a throttle storm reaches every status poll, so it waits until nothing else of the cloud is
-in flight (:func:`needs_every_request_alone`). Once its own task instance has taken what it set up,
+ones off; a throttle storm reaches every status poll, and a refused cancel every cancel (the job
+reaper's too), so they wait until nothing else of the cloud is in flight
+(:func:`needs_every_request_alone`). Once its own task instance has taken what it set up,
 :meth:`AloneTurn.share` lets the others in again for the rest of its run. Every other disruption
 enters :meth:`FakeGate.shared` and says :meth:`SharedTurn.submitted` once its ledger names its job.
 
@@ -44,12 +45,15 @@ def needs_the_fake_alone(kind: DisruptionKind) -> bool:
 
 def needs_every_request_alone(kind: DisruptionKind) -> bool:
     """
-    Whether a disruption of ``kind`` sets up faults that any request of its fake would take, not only
-    a submit: a throttle storm's 429s go to whichever task polls next.
+    Whether a disruption of ``kind`` sets up faults that a request of its fake other than a submit
+    would take: a throttle storm's 429s go to whichever task polls next, and a refused cancel's 403s
+    to whichever cancel comes next, which may be the job reaper's for another disruption past its
+    submit (a person marked its task failed). Seen: the reaper took a clear's refusal, the clear's
+    cancel went through, and the cleared try rightly started a second job.
 
     :param kind: the disruption's kind.
     """
-    return kind is DisruptionKind.THROTTLE_STORM
+    return kind in (DisruptionKind.THROTTLE_STORM, DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED)
 
 
 def shares_the_fake_after_its_setup(kind: DisruptionKind) -> bool:
