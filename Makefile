@@ -25,7 +25,7 @@ help:
 	@echo "make bench-resume  checkpointed -> running latency on the local and Celery stacks (~6 min); its section of docs/benchmarks.md"
 	@echo "make bench-deferrable  the same with deferrable=True on both sides, triggerer strikes included (~45 min; BENCH_ARGS=\"--disruptions 8\", each kind once: ~27 min); adds its tables to docs/benchmarks.md"
 	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
-	@echo "make bench-campaign  200 seeded disruptions per cloud on the Celery stack, 6 task instances per cloud at once (~60-90 min on 2 cores); its section of docs/benchmarks.md"
+	@echo "make bench-campaign  200 seeded disruptions per cloud on the Celery stack, 6 task instances per cloud at once (~70-100 min on 2 cores); its section of docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
