@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv patch-venv demo test test-celery test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign lint format docs constraints clean bench bench-deferrable bench-drain bench-drain-64 bench-celery-table bench-resume bench-report bench-constraints
+.PHONY: help venv patch-venv demo test test-celery test-deferrable test-oldest upstream-tests-oldest test-python upstream-tests unit system campaign campaign-celery lint format docs constraints clean bench bench-deferrable bench-drain bench-drain-64 bench-celery-table bench-campaign bench-resume bench-report bench-constraints
 
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
@@ -17,7 +17,8 @@ help:
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
 	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"
-	@echo "make campaign  the full kill campaign, 20 seeded disruptions per cloud (~25 min)"
+	@echo "make campaign  the full kill campaign, 20 seeded disruptions per cloud, on the LocalExecutor then on Celery (~25 + ~25 min)"
+	@echo "make campaign-celery  the full kill campaign on Postgres, Redis and Celery workers only, two task instances per cloud at once (~25 min)"
 	@echo "make test-deferrable  every deferrable system scenario on every cloud and flavour (~40 min)"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   build the Sphinx site (warnings are errors) into docs/_build/html"
@@ -27,6 +28,7 @@ help:
 	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
 	@echo "make bench-drain-64  drain a Celery worker under 64 tasks (ours), with the scheduler's loop time and health probes (~12 min); its section"
 	@echo "make bench-celery-table  #17's table: warm, cut-short, cold, host-lost and pod-style disruptions of a Celery worker, upstream vs ours (~25 min); its section"
+	@echo "make bench-campaign  200 seeded disruptions per cloud on the Celery stack, 6 task instances per cloud at once (~70-100 min on 2 cores); its section of docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
@@ -157,7 +159,13 @@ test-deferrable: patch-venv
 # once, dealt across the clouds). Replay a failure with RESUMABLE_DRILL_SEED=<seed>.
 CAMPAIGN_PER_CLOUD ?= 20
 campaign: patch-venv
-	RESUMABLE_CAMPAIGN_PER_CLOUD=$(CAMPAIGN_PER_CLOUD) $(BIN)/python -m pytest tests/system/test_kill_campaign.py
+	RESUMABLE_CAMPAIGN_PER_CLOUD=$(CAMPAIGN_PER_CLOUD) $(BIN)/python -m pytest tests/system/test_kill_campaign.py tests/system/test_kill_campaign_celery.py
+
+# The same on the production flavour alone: Postgres, Redis, three Celery workers, every default
+# Celery kind (warm and cold shutdown, host lost, pod eviction, freeze, the fault kinds, ...), two
+# task instances per cloud at once (make test runs the Celery-only strikes once, across the clouds).
+campaign-celery: patch-venv
+	RESUMABLE_CAMPAIGN_PER_CLOUD=$(CAMPAIGN_PER_CLOUD) $(BIN)/python -m pytest tests/system/test_kill_campaign_celery.py
 
 lint: venv
 	$(BIN)/ruff check .
@@ -223,6 +231,14 @@ bench-drain-64: patch-venv
 BENCH_TABLE_ARGS ?=
 bench-celery-table: patch-venv
 	$(BIN)/python -m bench.celery_table $(BENCH_TABLE_ARGS)
+
+# BENCH_CAMPAIGN_PER_CLOUD seeded disruptions per cloud (200) on the Celery stack in one run, several
+# task instances per cloud at once (bench/campaign.py); writes bench/results/campaign.json and its own
+# section of docs/benchmarks.md. In .venv (the celery extra, the core patch). Validate small first:
+# `make bench-campaign BENCH_CAMPAIGN_ARGS="--per-cloud 10"`.
+BENCH_CAMPAIGN_ARGS ?=
+bench-campaign: patch-venv
+	$(BIN)/python -m bench.campaign $(BENCH_CAMPAIGN_ARGS)
 
 # Regenerate docs/benchmarks.md and its chart from bench/results/latest.json without running anything.
 bench-report: $(BENCH_VENV)/.installed

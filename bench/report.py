@@ -427,6 +427,7 @@ def render_markdown(
         '$ make bench BENCH_ARGS="--disruptions 200"         # the issue\'s 200 per cloud: hours\n'
         f'$ make bench BENCH_ARGS="--seed {result["seed"]}"  # this run\'s schedule again\n'
         "$ make bench-deferrable                             # the deferrable pairs: their tables above\n"
+        "$ make bench-campaign                               # ours at scale on Celery: 200 per cloud, its section below\n"
         "$ make bench-report                                 # only re-render from bench/results/*.json\n"
         "```\n\n"
         "`make bench` builds `.venv-bench` (the pinned set in `bench/constraints-bench.txt`: the main "

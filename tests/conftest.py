@@ -20,6 +20,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 # or must not run twice at once; ungrouped tests (the unit tests) spread over every worker.
 _MODULE_GROUPS = {
     "tests/system/test_kill_campaign.py": "campaign",
+    "tests/system/test_kill_campaign_celery.py": "campaign-celery",
     "tests/system/test_drill_real_mode.py": "drill-real-mode",
     "tests/system/test_mixed_fleet.py": "stack-mixed-fleet",
     "tests/system/test_worker_loss.py": "stack-worker-loss",

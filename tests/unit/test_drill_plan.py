@@ -34,11 +34,13 @@ def test_by_default_only_kinds_that_need_no_retry_on_this_airflow_are_drilled():
     assert any(k.kills_the_worker for k in kinds) == patched
     assert not any(k.disrupts_the_triggerer for k in kinds), "a task polling from the worker has no trigger"
     if patched:
-        assert set(kinds) == set(DisruptionKind) - set(TRIGGERER_KINDS), (
+        assert set(kinds) == set(DisruptionKind) - set(TRIGGERER_KINDS) - set(CELERY_KINDS), (
             "with the patch no kind costs a retry"
         )
+    assert not any(k.celery_only for k in kinds), "the LocalExecutor has no Celery worker to shut down"
 
 
+CELERY_KINDS = (DisruptionKind.COLD_SHUTDOWN, DisruptionKind.POD_EVICTION)
 TRIGGERER_KINDS = (
     DisruptionKind.TRIGGERER_SIGKILL,
     DisruptionKind.TRIGGERER_SIGTERM,

@@ -142,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
         "triggerer kinds (triggerer_sigkill, triggerer_sigterm, triggerer_freeze_moves) instead of those "
         "that strike a polling worker",
     )
+    drill.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and Celery workers with "
+        "the drain-aware configuration line; strikes hit the worker running the task (warm and cold "
+        "shutdown, host lost, pod eviction, freeze), which is then started again",
+    )
+    drill.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="task instances of each cloud in flight at once (default 1); a fault kind still has its "
+        "cloud's fake to itself until its task took the fault",
+    )
     drill.set_defaults(func=_cmd_drill)
     return parser
 
@@ -160,7 +175,13 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 
 def _cmd_drill(args: argparse.Namespace) -> int:
+    import os
     import random
+
+    # The drill forks Airflow components (and, on Celery, workers it brings back) while the fake
+    # Dataproc serves gRPC from this process; gRPC's fork handlers can abort such a child. The
+    # children exec at once and need nothing of them. Read when grpc is first imported: set it here.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
     from airflow.providers.resumable.drill.plan import DisruptionKind
     from airflow.providers.resumable.drill.real_clouds import real_targets
@@ -190,6 +211,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             real=real,
             deferrable=args.deferrable,
+            executor=args.executor,
+            concurrency=args.concurrency,
         )
     except ValueError as err:  # DrillConfigError included: raised before anything is started
         print(f"airflow-resumable drill: {err}", file=sys.stderr)

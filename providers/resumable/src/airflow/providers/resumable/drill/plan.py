@@ -53,6 +53,13 @@ class DisruptionKind(StrEnum):
     """(``--deferrable``) A second triggerer joins, the first freezes past
     ``[triggerer] triggerer_health_check_threshold`` so the trigger moves, then thaws: Airflow 3.3.2
     calls the thawed copy's ``on_kill`` (apache/airflow#73454), which must not cancel the job."""
+    COLD_SHUTDOWN = "cold_shutdown"
+    """(``--executor celery``) SIGQUIT to the Celery worker running the polling task: Celery terminates
+    its pool at once, the task's supervisor forwards SIGTERM to the task, which must checkpoint."""
+    POD_EVICTION = "pod_eviction"
+    """(``--executor celery``) SIGTERM to every process of the worker running the polling task at once
+    (a kubelet stopping a pod whose init signals the process group), SIGKILL to what is left after a
+    grace period: the task gets SIGTERM itself and must checkpoint."""
 
     @property
     def disrupts_the_triggerer(self) -> bool:
@@ -64,6 +71,12 @@ class DisruptionKind(StrEnum):
         )
 
     @property
+    def celery_only(self) -> bool:
+        """A kind that only a Celery worker can meet (a cold shutdown, a pod-style termination of the
+        worker's tree): drilled with ``--executor celery`` only."""
+        return self in (DisruptionKind.COLD_SHUTDOWN, DisruptionKind.POD_EVICTION)
+
+    @property
     def strikes_a_deferred_task(self) -> bool:
         """Whether a deferrable task meets this disruption: a task polling from the triggerer has no
         worker mid-poll, so the kinds that strike a polling worker (or a checkpointed task) do not apply."""
@@ -73,15 +86,19 @@ class DisruptionKind(StrEnum):
             DisruptionKind.HEARTBEAT_STALL,
             DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED,
             DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED,
+            DisruptionKind.COLD_SHUTDOWN,
+            DisruptionKind.POD_EVICTION,
         )
 
     @property
     def shuts_the_worker_down(self) -> bool:
-        """A SIGTERM: the task must end the attempt as a checkpoint."""
+        """A SIGTERM reaches the task: the task must end the attempt as a checkpoint."""
         return self in (
             DisruptionKind.SIGTERM_DURING_STARTUP,
             DisruptionKind.SIGTERM_IN_SUBMIT,
             DisruptionKind.SIGTERM_MID_POLL,
+            DisruptionKind.COLD_SHUTDOWN,
+            DisruptionKind.POD_EVICTION,
         )
 
     def costs_a_retry(self, *, worker_loss_checkpoints: bool) -> bool:

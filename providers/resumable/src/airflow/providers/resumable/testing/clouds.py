@@ -140,6 +140,11 @@ class _DrillableFake:
             raise ValueError(f"unknown fault {fault!r}") from None
         self._fault_target().inject(operation, injected, times=times)
 
+    def faults_pending(self) -> int:
+        operations = {operation for operation, _ in self._drill_faults().values()} | {self.submit_operation}
+        queue = self._fault_target().fault_queue
+        return sum(queue.pending(operation) for operation in operations)
+
     def hold_next_submit(self) -> threading.Event:
         held = self.fault_type.hold_after_commit()
         return self._fault_target().inject(self.submit_operation, held).release
@@ -284,6 +289,7 @@ class FakeEmrCloud(_DrillableFake):
     writes it: ``"<cluster id>:<step id>,<step id>"``.
 
     :param run_seconds: how long each step runs before it completes.
+    :param step_concurrency: the cluster's ``StepConcurrencyLevel`` (steps that run at once).
     """
 
     name = "emr"
@@ -293,10 +299,12 @@ class FakeEmrCloud(_DrillableFake):
     cancellation_counters = ("cancel_steps",)
     cluster_name = "resumable-cluster"
 
-    def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS) -> None:
+    def __init__(self, *, run_seconds: float = REMOTE_JOB_SECONDS, step_concurrency: int = 1) -> None:
         self._run_seconds = run_seconds
         self._server: FakeEmrServer = FakeEmrServer(FakeEmr(default_step=StepScript(run_seconds=run_seconds)))
         self.cluster_id = ""
+        self.step_concurrency = step_concurrency
+        """The cluster's StepConcurrencyLevel: as many as the task instances that run steps at once."""
 
     @property
     def emr(self) -> FakeEmr:
@@ -304,7 +312,7 @@ class FakeEmrCloud(_DrillableFake):
 
     def start(self) -> None:
         super().start()
-        self.cluster_id = self.emr.create_cluster(self.cluster_name)
+        self.cluster_id = self.emr.create_cluster(self.cluster_name, step_concurrency=self.step_concurrency)
 
     @property
     def address(self) -> str:

@@ -175,6 +175,8 @@ class FakeEmr:
         self._step_scripts: list[tuple[re.Pattern[str], StepScript]] = []
         self._job_run_scripts: dict[str, JobRunScript] = {}
         self._steps: dict[str, _Tracked] = {}
+        # EMR's StepConcurrencyLevel per cluster id (1 unless a cluster was created with more).
+        self._step_concurrency: dict[str, int] = {}
         self._job_runs: dict[str, _Tracked] = {}
         self._lock = threading.RLock()
         self._stopped = threading.Event()
@@ -277,8 +279,17 @@ class FakeEmr:
         with self._lock:
             self._job_run_scripts[name] = script
 
-    def create_cluster(self, name: str, *, state: str = "WAITING") -> str:
-        """A cluster named ``name`` in ``state`` (``WAITING``, ``TERMINATED``, ...); returns its id."""
+    def create_cluster(self, name: str, *, state: str = "WAITING", step_concurrency: int = 1) -> str:
+        """
+        A cluster named ``name`` in ``state`` (``WAITING``, ``TERMINATED``, ...); returns its id.
+
+        :param name: the cluster's name.
+        :param state: its state.
+        :param step_concurrency: EMR's ``StepConcurrencyLevel``: how many steps run at once (1 to 256;
+            a drill with several task instances in flight needs as many, or their steps queue).
+        """
+        if not 1 <= step_concurrency <= 256:
+            raise ValueError(f"StepConcurrencyLevel is 1 to 256, got {step_concurrency}")
         with self._lock:
             cluster = self.emr.run_job_flow(
                 name=name,
@@ -299,6 +310,7 @@ class FakeEmr:
                 release_label="emr-7.5.0",
             )
             cluster.state = state
+            self._step_concurrency[str(cluster.id)] = step_concurrency
             return str(cluster.id)
 
     def create_application(self, name: str = "fake-spark-app") -> str:
@@ -400,10 +412,18 @@ class FakeEmr:
                     self._tick_job_run(run, now)
 
     def _tick_cluster(self, cluster: Any, now: float) -> None:
-        # Step concurrency 1: only the oldest unfinished step moves.
-        current = next((s for s in cluster.steps if s.state in ACTIVE_STEP_STATES), None)
-        tracked = self._steps.get(current.id) if current is not None else None
-        if current is None or tracked is None:
+        # Step concurrency N (1 by default): only the N oldest unfinished steps move.
+        level = self._step_concurrency.get(str(cluster.id), 1)
+        active = [s for s in cluster.steps if s.state in ACTIVE_STEP_STATES][:level]
+        for current in active:
+            if current.state not in ACTIVE_STEP_STATES:
+                continue  # cancelled by a failed step before it, this tick
+            self._tick_step(cluster, current, now)
+        self._settle_cluster(cluster)
+
+    def _tick_step(self, cluster: Any, current: Any, now: float) -> None:
+        tracked = self._steps.get(current.id)
+        if tracked is None:
             return
         clock = tracked.clock
         if clock.forced is not None:
@@ -422,7 +442,6 @@ class FakeEmr:
                     self._end_step(later, "CANCELLED", f"Cancelled after step {current.id} failed.")
             if current.action_on_failure in _TERMINATES_CLUSTER:
                 cluster.terminate()
-        self._settle_cluster(cluster)
 
     def _end_step(self, step: Any, state: str, reason: str) -> None:
         tracked = self._steps.get(step.id)

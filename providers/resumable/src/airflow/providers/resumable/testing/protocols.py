@@ -59,6 +59,10 @@ class FaultInjector(Protocol):
         """Commit the next submit but hold its answer until the returned event is set."""
         ...
 
+    def faults_pending(self) -> int:
+        """How many of the queued faults (and held submits) no request has taken yet."""
+        ...
+
 
 class DrillCloud(Protocol):
     """A cloud the drill runs its tasks on and accounts for, through that cloud's own API."""
