@@ -162,7 +162,25 @@ class _DrillableFake:
         return self.job_state(external_id) == "RUNNING"
 
 
-class FakeDatabricksCloud(_DrillableFake):
+class _FakeServiceCloud(_DrillableFake):
+    """A fake whose one service object counts, cancels and takes the faults (Databricks, Dataproc)."""
+
+    service: Any
+    """The fake's service: its ``counters``, ``cancellations_of()`` and fault queue."""
+
+    def _counters(self) -> Counter[str]:
+        counters: Counter[str] = self.service.counters
+        return counters
+
+    def cancellations_of(self, external_id: str) -> int:
+        return int(self.service.cancellations_of(external_id))
+
+    def _fault_target(self) -> InjectsFaults[Any]:
+        target: InjectsFaults[Any] = self.service
+        return target
+
+
+class FakeDatabricksCloud(_FakeServiceCloud):
     """A fake Databricks workspace (Jobs API 2.2 over HTTP).
 
     :param run_seconds: how long each run goes on before it succeeds.
@@ -193,9 +211,6 @@ class FakeDatabricksCloud(_DrillableFake):
             "password": self.service.token,
         }
 
-    def _counters(self) -> Counter[str]:
-        return self.service.counters
-
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         return [
             str(run["run_id"])
@@ -203,14 +218,8 @@ class FakeDatabricksCloud(_DrillableFake):
             if str(self.service.payload_of(run["run_id"]).get("idempotency_token", "")).startswith(prefix)
         ]
 
-    def cancellations_of(self, external_id: str) -> int:
-        return self.service.cancellations_of(external_id)
-
     def job_state(self, external_id: str) -> str:
         return self.service.state_of(external_id)
-
-    def _fault_target(self) -> InjectsFaults[Any]:
-        return self.service
 
     def _drill_faults(self) -> dict[str, tuple[str, InjectedFault]]:
         return {
@@ -224,7 +233,7 @@ class FakeDatabricksCloud(_DrillableFake):
         self.service.default_script = RunScript(run_seconds=run_seconds)
 
 
-class FakeDataprocCloud(_DrillableFake):
+class FakeDataprocCloud(_FakeServiceCloud):
     """A fake Dataproc (JobController and BatchController over gRPC).
 
     :param run_seconds: how long each job runs before it succeeds.
@@ -253,20 +262,11 @@ class FakeDataprocCloud(_DrillableFake):
             "extra": json.dumps(self._server.connection_extras()),
         }
 
-    def _counters(self) -> Counter[str]:
-        return self.service.counters
-
     def jobs_with_key_prefix(self, prefix: str) -> list[str]:
         return self.service.job_ids_with_request_id_prefix(prefix)
 
-    def cancellations_of(self, external_id: str) -> int:
-        return self.service.cancellations_of(external_id)
-
     def job_state(self, external_id: str) -> str:
         return self.service.job_state(external_id)
-
-    def _fault_target(self) -> InjectsFaults[Any]:
-        return self.service
 
     def _drill_faults(self) -> dict[str, tuple[str, InjectedFault]]:
         import grpc
