@@ -42,6 +42,7 @@ from bench.drain_probes import (
     summarise_health,
 )
 from bench.page_section import PageSection, place_section
+from bench.recording import run_interruptibly, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
@@ -552,8 +553,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output = output_for(args.label)
     if not args.report_only:
-        from bench.__main__ import _machine, _versions
-
         wall = time.time()
         bench = CeleryDrainBench(
             tasks=args.tasks,
@@ -561,31 +560,15 @@ def main(argv: list[str] | None = None) -> int:
             without_line=not args.skip_without_line,
             sides=tuple(side for side in args.sides.split(",") if side),
         )
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            outcomes = bench.run()
-        except KeyboardInterrupt:
-            print("bench interrupted; every process it started was stopped", file=sys.stderr)
+        outcomes = run_interruptibly(bench.run)
+        if outcomes is None:
             return 130
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        body = {
-            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(wall)),
-            "wall_seconds": time.time() - wall,
-            "job_seconds": args.job_seconds,
-            "outcomes": [asdict(o) for o in outcomes],
-            "environment": f"{_machine()}; {_versions()}",
-        }
-        output.results.parent.mkdir(parents=True, exist_ok=True)
-        output.results.write_text(json.dumps(body, indent=1) + "\n")
-        print(f"results: {output.results}")
+        write_results(
+            output.results, wall, job_seconds=args.job_seconds, outcomes=[asdict(o) for o in outcomes]
+        )
     write_section(PAGE, output)
     print(f"page: {PAGE}")
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

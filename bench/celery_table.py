@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import signal
 import sys
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.page_section import PageSection, place_section
+from bench.recording import run_interruptibly, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
@@ -379,8 +379,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help=f"rewrite the section from {RESULTS.name}")
     args = parser.parse_args(argv)
     if not args.report_only:
-        from bench.__main__ import _machine, _versions
-
         rows = _rows()
         unknown = set(args.rows.split(",")) - set(rows)
         if unknown:
@@ -391,30 +389,13 @@ def main(argv: list[str] | None = None) -> int:
             sides=[s for s in args.sides.split(",") if s],
             lines=[value == "yes" for value in args.lines.split(",") if value],
         )
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            measured = bench.run()
-        except KeyboardInterrupt:
-            print("bench interrupted; every process it started was stopped", file=sys.stderr)
+        measured = run_interruptibly(bench.run)
+        if measured is None:
             return 130
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        body = {
-            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(wall)),
-            "wall_seconds": time.time() - wall,
-            "measured": [asdict(m) for m in measured],
-            "environment": f"{_machine()}; {_versions()}",
-        }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(body, indent=1) + "\n")
-        print(f"results: {RESULTS}")
+        write_results(RESULTS, wall, measured=[asdict(m) for m in measured])
     write_section(PAGE)
     print(f"page: {PAGE}")
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
