@@ -28,7 +28,7 @@ help:
 	@echo "make bench-drain  drain a Celery worker under 16 long tasks, upstream vs ours (~13 min); its section of docs/benchmarks.md"
 	@echo "make bench-drain-64  drain a Celery worker under 64 tasks (ours), with the scheduler's loop time and health probes (~12 min); its section"
 	@echo "make bench-celery-table  #17's table: warm, cut-short, cold, host-lost and pod-style disruptions of a Celery worker, upstream vs ours (~25 min); its section"
-	@echo "make bench-campaign  200 seeded disruptions per cloud on the Celery stack, 6 task instances per cloud at once (~70-100 min on 2 cores); its section of docs/benchmarks.md"
+	@echo "make bench-campaign  200 seeded disruptions per cloud on the Celery stack, 4 task instances per cloud at once (~100 min on 2 cores); its section of docs/benchmarks.md"
 	@echo "make patch-venv  apply the bundled CHECKPOINTED core patch to .venv's Airflow (idempotent)"
 	@echo "make test-python PY=python3.10  install the provider on another Python (own venv) and run the unit tests it can"
 	@echo "make clean  remove .venv and caches"
