@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 """What stops a drill: a CI runner's or an orchestrator's SIGTERM, a terminal's Ctrl-C."""
@@ -93,8 +94,11 @@ class Interruption:
     @contextmanager
     def installed(self) -> Iterator[Interruption]:
         """Handle :data:`SIGNALS` meanwhile; the previous handlers are put back after."""
-        previous = {signum: signal.signal(signum, self.handle) for signum in SIGNALS}
+        previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
         try:
+            # One at a time inside the try: a signal between two installs still restores the first.
+            for signum in SIGNALS:
+                previous[signum] = signal.signal(signum, self.handle)
             yield self
         finally:
             for signum, handler in previous.items():
