@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import json
+
+from airflow.providers.resumable.drill import runner
+from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind
+from airflow.providers.resumable.drill.runner import DisruptionResult
 from bench.__main__ import kept_sections
 from bench.campaign import (
     SECTION_END,
     SECTION_START,
+    main,
     percentile,
     render_section,
     replace_section,
@@ -98,3 +104,94 @@ def test_the_section_replaces_its_previous_self_and_survives_a_full_bench_rewrit
     assert "**PASSED**" not in twice
     assert twice.startswith("# Benchmarks\n\nold text\n")
     assert SECTION_START in kept_sections(twice), "make bench keeps the section when it rewrites the page"
+
+
+def _result(number: int, cloud: str) -> DisruptionResult:
+    kind = DisruptionKind.COLD_SHUTDOWN
+    return DisruptionResult(
+        disruption=Disruption(number=number, cloud=cloud, kind=kind, delay=0.0, times=1),
+        run_id=f"manual__{number}",
+        final_state=kind.expected.dag_run_state,
+        jobs=(f"job-{number}",),
+        job_in_ledger=f"job-{number}",
+        cancellations=0,
+        try_number=kind.expected.try_number,
+        checkpoints=1,
+        seconds=30.0,
+    )
+
+
+def test_an_interrupted_campaign_writes_what_finished_marked_interrupted(monkeypatch, tmp_path, capsys):
+    # The drill was stopped (SIGTERM) after 2 of its 6 disruptions finished: it exits 130 with those 2
+    # in the sink.
+    def interrupted_drill(*, results_sink: list[DisruptionResult], **kwargs: object) -> int:
+        results_sink.extend([_result(1, "emr"), _result(4, "dataproc")])
+        return 130
+
+    monkeypatch.setattr(runner, "run_drill", interrupted_drill)
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n")
+    results = tmp_path / "campaign.json"
+
+    code = main(
+        [
+            *("--per-cloud", "3", "--clouds", "emr,dataproc", "--seed", "5", "--concurrency", "2"),
+            *("--results", str(results), "--page", str(page)),
+        ]
+    )
+
+    assert code == 130
+    body = json.loads(results.read_text())
+    assert [row["number"] for row in body["disruptions"]] == [1, 4]
+    assert body["interrupted"] is True
+    assert body["finished"] == 2
+    assert body["planned"] == 6
+    assert body["tables"]["total"]["ok"] == 2
+    section = page.read_text()
+    assert "interrupted after 2 of 6 disruptions" in section
+    assert "**INTERRUPTED**" in section
+    assert "**PASSED**" not in section
+    assert "**FAILED**" not in section
+    assert "campaign: interrupted after 2 of 6 disruptions" in capsys.readouterr().out
+
+
+def test_a_campaign_interrupted_before_anything_finished_keeps_the_last_results(
+    monkeypatch, tmp_path, capsys
+):
+    def drill_stopped_while_starting(*, results_sink: list[DisruptionResult], **kwargs: object) -> int:
+        return 130
+
+    monkeypatch.setattr(runner, "run_drill", drill_stopped_while_starting)
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nthe last campaign\n")
+    results = tmp_path / "campaign.json"
+    results.write_text('{"the": "last campaign"}\n')
+
+    code = main(["--per-cloud", "3", "--clouds", "emr", "--results", str(results), "--page", str(page)])
+
+    assert code == 130
+    assert results.read_text() == '{"the": "last campaign"}\n'
+    assert page.read_text() == "# Benchmarks\n\nthe last campaign\n"
+    assert "interrupted before any disruption finished" in capsys.readouterr().out
+
+
+def test_a_campaign_that_ran_to_the_end_is_not_marked_interrupted():
+    body = {
+        "started": "2026-11-30 03:00 UTC",
+        "seed": 42,
+        "per_cloud": 1,
+        "concurrency": 1,
+        "workers": ["worker-a", "worker-b"],
+        "planned": 1,
+        "exit_code": 0,
+        "wall_seconds": 60.0,
+        "disruptions_per_minute": 1.0,
+        "cores": 2,
+        "cpu_percent": {"mean": 80.0, "p95": 99.0, "samples": 12},
+        "tables": tables([_row("emr", "cold_shutdown", 10)]),
+    }
+
+    section = render_section(body)
+
+    assert "**PASSED** (1/1 disruptions ok)" in section
+    assert "interrupted" not in section.lower()

@@ -98,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         "your own workspace, account or project instead (real jobs, no injected faults). "
         "Exits 1 if any disruption produced a duplicate submission, a cancellation on shutdown, a lost "
         "run, a used retry or an orphaned job; 2 if the drill cannot run as asked (nothing is started "
-        "then).",
+        "then); 130 if interrupted: on SIGTERM or Ctrl-C it starts no new disruption, lets those in "
+        "flight finish (each within its own time limit; a second SIGTERM or Ctrl-C abandons them), "
+        "prints the results of those that finished, marks the others 'not run: interrupted' (or "
+        "'not finished' when abandoned), and stops everything it started.",
     )
     drill.add_argument(
         "--disruptions",

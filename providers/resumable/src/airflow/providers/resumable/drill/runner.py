@@ -21,18 +21,16 @@ injection, counted through the cloud's own API
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
-from types import FrameType
 from typing import TextIO, TypeVar
 
 from airflow.providers.resumable.checkpoint import worker_loss_checkpoints_available
@@ -45,6 +43,7 @@ from airflow.providers.resumable.drill.concurrency import (
     needs_the_fake_alone,
     shares_the_fake_after_its_setup,
 )
+from airflow.providers.resumable.drill.interruption import Interruption
 from airflow.providers.resumable.drill.naming import (
     DRILL_TASK_ID,
     drill_conn_id,
@@ -117,6 +116,12 @@ LANE_STAGGER_SECONDS = 20.0
 """With ``concurrency`` above 1, how far apart each cloud's lanes (its disruptions in flight) start."""
 SETUP_TAKEN_TIMEOUT_SECONDS = 60.0
 """How long a disruption that needs its fake alone waits for its task to take the faults it queued."""
+INTERRUPTED_EXIT_CODE = 130
+"""What an interrupted drill exits with (SIGTERM or Ctrl-C before every disruption finished): what a
+shell reports for a command stopped by Ctrl-C, as the demo and the benches exit too. Not a pass, and
+not 1 either: the disruptions that finished may all be ok."""
+_WATCH_SECONDS = 0.2
+"""How often the main thread looks at the lanes and at the signals received."""
 
 FAKE_CLOUDS: dict[str, type[FakeDatabricksCloud] | type[FakeEmrCloud] | type[FakeDataprocCloud]] = {
     "databricks": FakeDatabricksCloud,
@@ -209,6 +214,46 @@ class DisruptionResult:
             self.error or "",
         ]
         return "FAILED: " + "; ".join(p for p in problems if p)
+
+
+class Unfinished(Enum):
+    """Why a planned disruption has no result; the value is its verdict in the results table."""
+
+    OUT_OF_TIME = "FAILED: out of time"
+    """Not started: the drill's ``--timeout`` had passed. A failure: the plan was not carried out."""
+    INTERRUPTED = "not run: interrupted"
+    """Not started: the drill was interrupted before its turn."""
+    ABANDONED = "not finished: abandoned when interrupted"
+    """Started, but the drill was interrupted and stopped waiting for it (a second signal, or it
+    outlived its own time limit after the first)."""
+
+    @property
+    def final_state(self) -> str:
+        """What the results table says of its run."""
+        return "in flight" if self is Unfinished.ABANDONED else "not run"
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """What a drill's plan came to: the results of the disruptions that finished, and why the others have none."""
+
+    results: list[DisruptionResult]
+    """In plan order."""
+    unfinished: dict[int, Unfinished]
+    """By disruption number."""
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal cut the plan short (one that came after everything finished did not)."""
+        return any(why is not Unfinished.OUT_OF_TIME for why in self.unfinished.values())
+
+    def count(self, why: Unfinished) -> int:
+        """
+        Disruptions left unfinished for ``why``.
+
+        :param why: the cause.
+        """
+        return sum(cause is why for cause in self.unfinished.values())
 
 
 def default_kinds(*, deferrable: bool = False, executor: str = "local") -> list[DisruptionKind]:
@@ -331,7 +376,13 @@ def run_drill(
 ) -> int:
     """
     Plan and run a drill on a private Airflow stack, against fake clouds or your own deployment; 0
-    when every disruption passed, 1 otherwise.
+    when every disruption passed, 1 otherwise, :data:`INTERRUPTED_EXIT_CODE` when interrupted.
+
+    The first SIGTERM or Ctrl-C (SIGINT) while the disruptions run starts no new one and waits for
+    those in flight, up to their own time limit (the run's, and the orphan check's); a second one
+    stops waiting. Either way the results of the disruptions that finished are printed (and put in
+    ``results_sink``), the others marked as not run or abandoned, and the stack is stopped. A signal
+    while the stack starts stops it at once.
 
     :param disruptions_per_cloud: disruptions per cloud.
     :param clouds: the clouds to drill (names in :data:`FAKE_CLOUDS`).
@@ -353,7 +404,8 @@ def run_drill(
         strikes hit the worker running the task: see :mod:`~airflow.providers.resumable.drill.celery_strikes`).
     :param concurrency: task instances of each cloud in flight at once (the fault kinds still have
         their fake to themselves until their task took the fault).
-    :param results_sink: where to put every disruption's result too (a benchmark tabulates them).
+    :param results_sink: where to put the result of every disruption that finished too (a benchmark
+        tabulates them; after an interruption, only those).
     """
     real = dict(real or {})
     kinds = check_drill_request(
@@ -375,9 +427,9 @@ def run_drill(
     )
     for target in real.values():
         printer.line(f"{target.describe()}; every disruption starts one real job")
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    interruption = Interruption()
     try:
-        with ExitStack() as cleanup:
+        with interruption.installed(), ExitStack() as cleanup:
             job_seconds = CELERY_DRILL_JOB_SECONDS if executor == "celery" else DRILL_JOB_SECONDS
             fakes: dict[str, FakeCloud] = {
                 name: FAKE_CLOUDS[name](run_seconds=job_seconds) for name in clouds if name not in real
@@ -411,7 +463,7 @@ def run_drill(
                 else LocalWorkerStrikes(stack)
             )
             cleanup.callback(strikes.close)  # before the stack stops: a worker may be coming back
-            results = _run_plan(
+            outcome = _run_plan(
                 printer,
                 stack,
                 drilled,
@@ -419,17 +471,22 @@ def run_drill(
                 deadline=time.monotonic() + timeout,
                 deferrable=deferrable,
                 strikes=strikes,
+                interruption=interruption,
                 concurrency=concurrency,
             )
+            if outcome.interrupted:
+                printer.line("stopping the stack")
             recovery_errors = list(getattr(strikes, "errors", ()))
     except KeyboardInterrupt:
-        printer.line("drill interrupted; every process it started was stopped")
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        printer.line(
+            f"drill interrupted ({interruption.describe()}) before any disruption started; "
+            "every process it started was stopped"
+        )
+        return INTERRUPTED_EXIT_CODE
+    results = outcome.results
     if results_sink is not None:
         results_sink.extend(results)
-    _print_results(out, results, plan)
+    _print_results(out, outcome, plan)
     passed = sum(result.ok for result in results)
     failed = len(plan) - passed  # a disruption that never ran (out of time) has failed too
     for problem in recovery_errors:
@@ -442,18 +499,28 @@ def run_drill(
             f"#{', #'.join(map(str, sorted(unquiet)))}"
         )
     failed += len(recovery_errors)
-    printer.line(
-        f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; "
+    totals = (
         f"duplicates {sum(r.duplicates for r in results)}, shutdown "
         f"cancellations {sum(r.shutdown_cancellations for r in results)}, lost runs "
         f"{sum(r.lost for r in results)}, retries used {sum(r.retries_used for r in results)}, "
         f"orphans {sum(r.orphans for r in results)} (seed {seed})"
     )
+    if outcome.interrupted:
+        abandoned = outcome.count(Unfinished.ABANDONED)
+        if abandoned and real:
+            printer.line(
+                f"the jobs of the {abandoned} abandoned disruption(s) may still run on your deployment"
+            )
+        printer.line(
+            f"drill INTERRUPTED ({interruption.describe()}) after {len(results)} of {len(plan)} "
+            f"disruptions ({abandoned} abandoned in flight, "
+            f"{len(plan) - len(results) - abandoned} not run): {passed}/{len(results)} finished ok; {totals}"
+        )
+        return INTERRUPTED_EXIT_CODE
+    printer.line(
+        f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; {totals}"
+    )
     return 0 if not failed else 1
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _real_env(real: Mapping[str, RealTarget]) -> dict[str, str]:
@@ -547,6 +614,101 @@ def _deploy(
     printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")
 
 
+class _Lanes:
+    """
+    What the lanes of a running plan share: what is in flight, what finished, what was given up, and
+    whether the report is out (after which a lane adds nothing: what it ran was abandoned).
+    """
+
+    def __init__(self, plan: Sequence[Disruption], clouds: Sequence[str], concurrency: int) -> None:
+        self.lock = threading.Lock()
+        self.queues = {name: [d for d in plan if d.cloud == name] for name in clouds}
+        self.results: list[DisruptionResult] = []
+        self.in_flight: set[int] = set()
+        self.unfinished: dict[int, Unfinished] = {}
+        self.failures: list[Exception] = []
+        self.running = len(clouds) * concurrency
+        self.reported = False
+        self.over = threading.Event()
+
+    def next_of(self, name: str, *, deadline: float, interruption: Interruption) -> Disruption | None:
+        """
+        The cloud's next disruption, in plan order; ``None`` when the lane should end.
+
+        :param name: the cloud.
+        :param deadline: past it, the cloud's remaining disruptions are out of time.
+        :param interruption: once requested, nothing more is handed out.
+        """
+        with self.lock:
+            queue = self.queues[name]
+            if interruption.requested or not queue:
+                return None
+            if time.monotonic() > deadline:
+                self.unfinished.update(dict.fromkeys((d.number for d in queue), Unfinished.OUT_OF_TIME))
+                queue.clear()
+                return None
+            return queue.pop(0)
+
+    def start(self, disruption: Disruption, interruption: Interruption) -> bool:
+        """
+        Whether ``disruption`` may start now that its turn came (not once the drill is stopping).
+
+        :param disruption: the disruption whose turn it is.
+        :param interruption: the drill's signals.
+        """
+        with self.lock:  # under the lock: the report's list of what was in flight is then exact
+            if interruption.requested or self.reported:
+                return False
+            self.in_flight.add(disruption.number)
+            return True
+
+    def finished(self, result: DisruptionResult) -> int | None:
+        """
+        Keep ``result``; how many have finished, or ``None`` when the report is out already.
+
+        :param result: a disruption's result.
+        """
+        with self.lock:
+            if self.reported:
+                return None
+            self.in_flight.discard(result.disruption.number)
+            self.results.append(result)
+            return len(self.results)
+
+    def lane_ended(self, failure: Exception | None) -> None:
+        """
+        A lane has nothing more to run.
+
+        :param failure: what it raised, if anything.
+        """
+        with self.lock:
+            self.running -= 1
+            if failure is not None:
+                self.failures.append(failure)
+
+    def report(self, plan: Sequence[Disruption], interruption: Interruption) -> PlanOutcome:
+        """
+        Close the plan: what finished, and why every other disruption did not.
+
+        :param plan: the drill's plan.
+        :param interruption: the drill's signals.
+        """
+        with self.lock:
+            self.reported = True
+            finished = {r.disruption.number for r in self.results}
+            stopped = Unfinished.INTERRUPTED if interruption.requested else Unfinished.OUT_OF_TIME
+            for disruption in plan:
+                if disruption.number in self.in_flight:
+                    self.unfinished[disruption.number] = Unfinished.ABANDONED
+                elif disruption.number not in finished:
+                    self.unfinished.setdefault(disruption.number, stopped)
+            outcome = PlanOutcome(
+                sorted(self.results, key=lambda r: r.disruption.number), dict(self.unfinished)
+            )
+        self.over.set()
+        return outcome
+
+
 def _run_plan(
     printer: Printer,
     stack: AirflowStack,
@@ -556,28 +718,49 @@ def _run_plan(
     deadline: float,
     deferrable: bool,
     strikes: WorkerStrikes,
+    interruption: Interruption,
     concurrency: int = 1,
-) -> list[DisruptionResult]:
-    results: list[DisruptionResult] = []
-    lock = threading.Lock()
-    queues = {name: [d for d in plan if d.cloud == name] for name in clouds}
+) -> PlanOutcome:
+    """
+    Run each cloud's disruptions on ``concurrency`` lanes, the clouds side by side, until the plan is
+    done, ``deadline`` has passed, or ``interruption`` says stop (see :func:`run_drill`).
+
+    The lanes are daemon threads: one abandoned after an interruption must not keep the process alive
+    (its calls may wait minutes on a stack that has stopped).
+
+    :param printer: where the progress goes.
+    :param stack: the drill's stack.
+    :param clouds: the clouds drilled, by name.
+    :param plan: the disruptions, in plan order.
+    :param deadline: ``time.monotonic()`` after which no disruption starts (they are out of time).
+    :param deferrable: the drilled tasks poll from the triggerer.
+    :param strikes: what a strike does on this executor.
+    :param interruption: the drill's signals; from now on they are only counted.
+    :param concurrency: lanes per cloud.
+    """
+    interruption.count_only()
+    lanes = _Lanes(plan, list(clouds), concurrency)
     gates = {name: FakeGate() for name in clouds}
 
     def drill_cloud(name: str, lane: int) -> None:
         # A cloud's lanes start apart: disruptions started together strike together, and whole-worker
         # strikes take turns, so a late turn could come after its job ended.
-        time.sleep(lane * LANE_STAGGER_SECONDS)
-        while True:
-            with lock:  # each cloud's disruptions start in plan order
-                if not queues[name]:
-                    return
-                disruption = queues[name].pop(0)
-            if time.monotonic() > deadline:
-                return
-            result = _execute_in_turn(stack, clouds[name], disruption, gates[name], strikes, deferrable)
-            with lock:
-                results.append(result)
-                done = len(results)
+        interruption.sleep(lane * LANE_STAGGER_SECONDS)
+        while disruption := lanes.next_of(name, deadline=deadline, interruption=interruption):
+            result = _execute_in_turn(
+                stack,
+                clouds[name],
+                disruption,
+                gates[name],
+                strikes,
+                deferrable,
+                may_start=lambda d: lanes.start(d, interruption),
+            )
+            if result is None:
+                return  # the drill was interrupted while it waited for its turn on the fake
+            done = lanes.finished(result)
+            if done is None:
+                return  # abandoned: the results are out already
             bar = "#" * (20 * done // len(plan))
             hit = f" (also hit by #{', #'.join(map(str, result.collateral))})" if result.collateral else ""
             printer.line(
@@ -585,12 +768,67 @@ def _run_plan(
                 f"{result.verdict()} ({result.seconds:.0f}s){hit}"
             )
 
-    threads = len(clouds) * concurrency
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="drill") as pool:
-        futures = [pool.submit(drill_cloud, name, lane) for name in clouds for lane in range(concurrency)]
-        for future in futures:
-            future.result()
-    return sorted(results, key=lambda r: r.disruption.number)
+    def lane(name: str, number: int) -> None:
+        failure: Exception | None = None
+        try:
+            drill_cloud(name, number)
+        except Exception as err:  # raised by the main thread once the lanes are done, as before
+            failure = err
+        finally:
+            lanes.lane_ended(failure)
+            # Alive until the plan is over: a process this thread started (a strike's new triggerer)
+            # gets PR_SET_PDEATHSIG when the thread that forked it ends, not the whole process.
+            lanes.over.wait()
+
+    for name in clouds:
+        for number in range(concurrency):
+            threading.Thread(
+                target=lane, args=(name, number), name=f"drill-{name}-{number}", daemon=True
+            ).start()
+    try:
+        # Their own time limit: the run's, then the orphan check's.
+        grace = max(cloud.run_timeout for cloud in clouds.values()) + ORPHAN_WAIT_SECONDS
+        abandoned = _watch(printer, lanes, interruption, grace)
+    finally:
+        outcome = lanes.report(plan, interruption)
+    if lanes.failures and not abandoned:
+        raise lanes.failures[0]
+    return outcome
+
+
+def _watch(printer: Printer, lanes: _Lanes, interruption: Interruption, grace: float) -> bool:
+    """
+    Wait for the lanes to end, saying what each signal does; whether the disruptions still in flight
+    were abandoned (a second signal, or ``grace`` seconds passed since the first).
+
+    :param printer: where to say it.
+    :param lanes: the running plan's lanes.
+    :param interruption: the drill's signals.
+    :param grace: how long the disruptions in flight may take after the first signal.
+    """
+    signals_seen = 0
+    while True:
+        with lanes.lock:
+            running, in_flight = lanes.running, len(lanes.in_flight)
+        if not running:
+            return False
+        if interruption.signals != signals_seen:
+            signals_seen = interruption.signals
+            signal_name = interruption.describe()
+            if interruption.abandon_in_flight:
+                printer.line(f"{signal_name} again: abandoning the {in_flight} disruption(s) in flight")
+                return True
+            printer.line(
+                f"{signal_name}: starting no new disruption; waiting for the {in_flight} in flight, "
+                f"up to {grace:.0f} s ({signal_name} again abandons them)"
+            )
+        if interruption.first_at is not None and time.monotonic() - interruption.first_at > grace:
+            printer.line(
+                f"the {in_flight} disruption(s) in flight did not finish within {grace:.0f} s of the "
+                "interruption: abandoning them"
+            )
+            return True
+        time.sleep(_WATCH_SECONDS)
 
 
 def _execute_in_turn(
@@ -600,13 +838,22 @@ def _execute_in_turn(
     gate: FakeGate,
     strikes: WorkerStrikes,
     deferrable: bool,
-) -> DisruptionResult:
-    """:func:`_execute`, alone on the cloud's fake while what it sets up there is not taken yet."""
+    *,
+    may_start: Callable[[Disruption], bool],
+) -> DisruptionResult | None:
+    """
+    :func:`_execute`, alone on the cloud's fake while what it sets up there is not taken yet; ``None``
+    when ``may_start`` says no once its turn came (the drill was interrupted while it waited).
+    """
     kind = disruption.kind
     if cloud.faults is not None and needs_the_fake_alone(kind):
         with gate.alone(every_request=needs_every_request_alone(kind)) as turn:
+            if not may_start(disruption):
+                return None
             return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable, turn=turn)
     with gate.shared() as shared:
+        if not may_start(disruption):
+            return None
         return _execute(stack, cloud, disruption, strikes=strikes, deferrable=deferrable, shared=shared)
 
 
@@ -849,7 +1096,7 @@ def _wait_for(
     return value
 
 
-def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disruption]) -> None:
+def _print_results(out: TextIO, outcome: PlanOutcome, plan: list[Disruption]) -> None:
     header = (
         "#",
         "cloud",
@@ -877,13 +1124,12 @@ def _print_results(out: TextIO, results: list[DisruptionResult], plan: list[Disr
             f"{r.seconds:.0f}",
             r.verdict(),
         )
-        for r in results
+        for r in outcome.results
     ]
-    ran = {r.disruption.number for r in results}
     rows += [
-        (str(d.number), d.cloud, d.kind.value, "-", "-", "-", "-", "-", "not run", "-", "FAILED: out of time")
+        (str(d.number), d.cloud, d.kind.value, "-", "-", "-", "-", "-", why.final_state, "-", why.value)
         for d in plan
-        if d.number not in ran
+        if (why := outcome.unfinished.get(d.number)) is not None
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, tuple("-" * w for w in widths), *rows):
