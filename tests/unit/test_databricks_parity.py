@@ -11,6 +11,7 @@ from airflow.providers.databricks.operators.databricks import (
     DatabricksSubmitRunOperator,
 )
 from airflow.sdk.bases.resumablejobmixin import ResumableJobMixin
+from airflow.sdk.exceptions import AirflowException
 from signatures import constructor_parameters, hidden_alias_lines, upstream_constructor_sources
 
 from airflow.providers.resumable.operators.base import ResumableSubmitOperator
@@ -87,3 +88,39 @@ def test_every_argument_is_documented(theirs, ours):
     ]
 
     assert undocumented == []
+
+
+NAMED_ARGUMENTS = [
+    (
+        DatabricksSubmitRunOperator,
+        ResumableDatabricksSubmitRunOperator,
+        {"tasks": [{"task_key": "t"}], "run_name": "nightly", "idempotency_token": "tok", "git_source": {}},
+    ),
+    (
+        DatabricksRunNowOperator,
+        ResumableDatabricksRunNowOperator,
+        {"job_name": "publish", "job_parameters": {"day": "1"}, "performance_target": "STANDARD"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("theirs", "ours", "named"), NAMED_ARGUMENTS, ids=IDS)
+def test_the_named_arguments_set_the_same_request_keys_as_upstreams(theirs, ours, named):
+    expected = theirs(task_id="t", **named)._get_named_json_parameters()
+
+    assert ours(task_id="t", **named)._named_json_parameters() == expected
+    assert list(ours(task_id="t")._named_json_parameters()) == list(expected), "upstream's key order"
+
+
+@pytest.mark.parametrize("ours", [ours for _, ours in PAIRS], ids=IDS)
+def test_a_subclass_templating_one_more_field_sends_no_more_request_keys(ours):
+    class Templated(ours):
+        template_fields = (*ours.template_fields, "owner")
+
+    assert Templated(task_id="t")._named_json_parameters() == ours(task_id="t")._named_json_parameters()
+
+
+@pytest.mark.parametrize("ours", [ours for _, ours in PAIRS], ids=IDS)
+def test_a_retry_limit_below_one_fails_when_the_operator_is_built(ours):
+    with pytest.raises(AirflowException, match="databricks_retry_limit must be at least 1, got 0"):
+        ours(task_id="t", databricks_retry_limit=0)

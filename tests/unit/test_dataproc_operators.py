@@ -623,6 +623,35 @@ def test_polling_interval_seconds_paces_the_polls_and_must_be_positive():
         )
 
 
+@pytest.mark.parametrize(
+    ("operator", "kwargs"),
+    [
+        (ResumableDataprocSubmitJobOperator, {"job": PYSPARK_JOB}),
+        (ResumableDataprocCreateBatchOperator, {"batch": PYSPARK_BATCH}),
+    ],
+)
+def test_the_hook_reaches_the_connection_region_and_project_the_operator_was_given(operator, kwargs):
+    task = operator(
+        task_id="t",
+        region=REGION,
+        project_id="other-project",
+        gcp_conn_id="gcp_other",
+        impersonation_chain=["a@p.iam.gserviceaccount.com", "b@p.iam.gserviceaccount.com"],
+        timeout=12.5,
+        metadata=[("x-goog-user-project", "billing")],
+        **kwargs,
+    )
+
+    assert task.hook_params() == {
+        "gcp_conn_id": "gcp_other",
+        "impersonation_chain": ["a@p.iam.gserviceaccount.com", "b@p.iam.gserviceaccount.com"],
+        "region": REGION,
+        "project_id": "other-project",
+        "timeout": 12.5,
+        "metadata": [["x-goog-user-project", "billing"]],
+    }
+
+
 # -- OpenLineage -----------------------------------------------------------------------------------
 
 

@@ -172,6 +172,19 @@ def retry_after(error: BaseException) -> float | None:
     return None
 
 
+def check_retry_limit(retry_limit: int) -> None:
+    """
+    Refuse a retry limit below 1, naming the operators' argument: the hook would send no request.
+
+    The operators call it when they are built, so that a DAG carrying the mistake fails to parse
+    instead of failing the first time the hook is made.
+
+    :param retry_limit: ``databricks_retry_limit``, the hook's ``retry_limit``.
+    """
+    if retry_limit < 1:
+        raise AirflowException(f"databricks_retry_limit must be at least 1, got {retry_limit}")
+
+
 def with_token(submission: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
     """
     The request body with ``idempotency_token`` set: the user's own token wins (the documented
@@ -207,8 +220,7 @@ class ResumableDatabricksHook(LoggingMixin):
         retry_args: dict[Any, Any] | None = None,
         caller: str = "ResumableDatabricksHook",
     ) -> None:
-        if retry_limit < 1:
-            raise AirflowException(f"databricks_retry_limit must be at least 1, got {retry_limit}")
+        check_retry_limit(retry_limit)
         self.databricks_conn_id = databricks_conn_id
         self.retry_limit = retry_limit
         self.retry_delay = retry_delay

@@ -518,6 +518,18 @@ def retry_after(error: BaseException) -> float | None:
     return None
 
 
+HOOK_ARGUMENTS = (
+    "gcp_conn_id",
+    "impersonation_chain",
+    "region",
+    "project_id",
+    "timeout",
+    "metadata",
+    "retry",
+)
+"""What the Dataproc operators and these hooks take to reach one region and project, by name."""
+
+
 class _DataprocCalls(ResumableDataprocHook):
     """
     One region and project of Dataproc, with the call options and ownership checks both APIs share.

@@ -26,7 +26,7 @@ try:
 except ImportError as err:
     raise missing_extra("databricks", err) from err
 
-from airflow.providers.resumable.hooks.databricks import ResumableDatabricksHook
+from airflow.providers.resumable.hooks.databricks import ResumableDatabricksHook, check_retry_limit
 from airflow.providers.resumable.operators import databricks_lineage as lineage
 from airflow.providers.resumable.operators import databricks_payload as payload
 from airflow.providers.resumable.operators.base import (
@@ -46,6 +46,18 @@ XCOM_RUN_ID_KEY = upstream.XCOM_RUN_ID_KEY
 XCOM_RUN_PAGE_URL_KEY = upstream.XCOM_RUN_PAGE_URL_KEY
 
 
+def _named_request_keys(template_fields: Sequence[str]) -> tuple[str, ...]:
+    """
+    The named arguments an upstream Databricks operator merges into its request body, in its order.
+
+    Upstream templates every one of them and, besides them, only ``json`` and the connection, so its
+    template fields are the list (the parity tests hold upstream to that).
+
+    :param template_fields: the upstream operator's template fields.
+    """
+    return tuple(name for name in template_fields if name not in ("json", "databricks_conn_id"))
+
+
 class ResumableDatabricksJobRunLink(upstream.DatabricksJobRunLink):
     """The upstream "See Databricks Job Run" link (the ``run_page_url`` XCom), registered by this provider."""
 
@@ -60,6 +72,10 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
     ui_fgcolor = "#fff"
     operator_extra_links = (ResumableDatabricksJobRunLink(),)
     _hook_caller: ClassVar[str] = ""
+    _json_parameters: ClassVar[tuple[str, ...]] = ()
+    """The named arguments that set the request body's top-level keys of the same names: fixed per
+    class from upstream's template fields, not read from ``self.template_fields``, so that a DAG's
+    subclass templating more fields sends no more keys."""
 
     # The arguments both upstream operators take, with upstream's defaults: declared once here
     # (the parity tests read constructor signatures across the bases, as for upstream's own).
@@ -88,8 +104,7 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
             do_xcom_push=do_xcom_push,
             **kwargs,
         )
-        if databricks_retry_limit < 1:
-            raise AirflowException(f"databricks_retry_limit must be at least 1, got {databricks_retry_limit}")
+        check_retry_limit(databricks_retry_limit)
         self.json = json
         self.databricks_conn_id = databricks_conn_id
         self.polling_period_seconds = polling_period_seconds
@@ -151,6 +166,10 @@ class _DatabricksRunOperator(ResumableSubmitOperator):
             context["ti"].xcom_push(key=XCOM_RUN_ID_KEY, value=run_id)
             context["ti"].xcom_push(key=XCOM_RUN_PAGE_URL_KEY, value=url)
         self.log.info("View run status, Spark UI, and logs at %s", url)
+
+    def _named_json_parameters(self) -> dict[str, Any]:
+        """The named arguments by request key, as upstream merges them into ``json`` (``None``: not set)."""
+        return {name: getattr(self, name) for name in self._json_parameters}
 
     # Upstream returns nothing (waited for or not): the run's id and page travel as XComs.
 
@@ -236,6 +255,7 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
     upstream_state_key = upstream.DatabricksSubmitRunOperator.external_id_key
     _hook_caller = "ResumableDatabricksSubmitRunOperator"
     template_fields: Sequence[str] = upstream.DatabricksSubmitRunOperator.template_fields
+    _json_parameters = _named_request_keys(template_fields)
 
     def __init__(
         self,
@@ -275,27 +295,6 @@ class ResumableDatabricksSubmitRunOperator(_DatabricksRunOperator):
         self.access_control_list = access_control_list
         self.git_source = git_source
         self.openlineage_inject_transport_info = openlineage_inject_transport_info
-
-    def _named_json_parameters(self) -> dict[str, Any]:
-        return {
-            "tasks": self.tasks,
-            "spark_jar_task": self.spark_jar_task,
-            "notebook_task": self.notebook_task,
-            "spark_python_task": self.spark_python_task,
-            "spark_submit_task": self.spark_submit_task,
-            "pipeline_task": self.pipeline_task,
-            "dbt_task": self.dbt_task,
-            "new_cluster": self.new_cluster,
-            "existing_cluster_id": self.existing_cluster_id,
-            "libraries": self.libraries,
-            "environments": self.environments,
-            "run_name": self.run_name,
-            "timeout_seconds": self.timeout_seconds,
-            "idempotency_token": self.idempotency_token,
-            "access_control_list": self.access_control_list,
-            "git_source": self.git_source,
-            "performance_target": self.performance_target,
-        }
 
     def build_submission(self, context: Context) -> dict[str, Any]:
         """Merge ``json`` with the named arguments as upstream does, validate, inject params. No HTTP."""
@@ -402,6 +401,7 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
     upstream_state_key = upstream.DatabricksRunNowOperator.external_id_key
     _hook_caller = "ResumableDatabricksRunNowOperator"
     template_fields: Sequence[str] = upstream.DatabricksRunNowOperator.template_fields
+    _json_parameters = _named_request_keys(template_fields)
 
     def __init__(
         self,
@@ -436,21 +436,6 @@ class ResumableDatabricksRunNowOperator(_DatabricksRunOperator):
         self.cancel_previous_runs = cancel_previous_runs
         self.forward_dag_params = forward_dag_params
         self._merged_json: dict[str, Any] = {}
-
-    def _named_json_parameters(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "job_name": self.job_name,
-            "job_parameters": self.job_parameters,
-            "dbt_commands": self.dbt_commands,
-            "notebook_params": self.notebook_params,
-            "python_params": self.python_params,
-            "python_named_params": self.python_named_params,
-            "jar_params": self.jar_params,
-            "spark_submit_params": self.spark_submit_params,
-            "idempotency_token": self.idempotency_token,
-            "performance_target": self.performance_target,
-        }
 
     def build_submission(self, context: Context) -> dict[str, Any]:
         """Merge, validate and inject params as upstream does; ``job_name`` is resolved at submit. No HTTP."""

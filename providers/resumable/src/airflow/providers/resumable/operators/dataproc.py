@@ -50,6 +50,7 @@ from airflow.providers.resumable.hooks.dataproc import (
     BATCH_ID_PREFIX_SUFFIX_LENGTH,
     BATCH_TYPES,
     DEFAULT_CONN_ID,
+    HOOK_ARGUMENTS,
     JOB_ID_PATTERN,
     JOB_TYPES,
     MAX_BATCH_ID_LENGTH,
@@ -129,15 +130,7 @@ class _DataprocOperator(ResumableSubmitOperator):
     @cached_property
     def hook(self) -> Any:
         """The connection's credentials and project, and the calls of this operator's API."""
-        return self._hook_class(
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            region=self.region,
-            project_id=self.project_id,
-            timeout=self.timeout,
-            metadata=self.metadata,
-            retry=self.retry,
-        )
+        return self._hook_class(**{name: getattr(self, name) for name in HOOK_ARGUMENTS})
 
     def hook_params(self) -> dict[str, Any]:
         return dict(self.hook.params())
