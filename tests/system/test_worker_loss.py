@@ -7,8 +7,8 @@ task process are both SIGKILLed, so nothing reports anything and only the schedu
 timeout (20 s on the test stack) notices. With the core patch, the declared task instance goes to
 ``checkpointed`` instead of failing, keeps its try number, consumes no retry (``retries=0``) and
 resumes after the delay it declared (not ``[core] default_checkpoint_resume_after``, 60 s). A resumed
-attempt lost before it declared again is not forgiven. Only the patched stack has this path, so the
-tests run there only.
+attempt lost before it declared again is forgiven too: the declaration covers its try. Only the
+patched stack has this path, so the tests run there only.
 
 Every test runs on both flavours of the stack (``stack``'s parameter): the LocalExecutor on sqlite,
 and the production flavour (``make test-celery``: Postgres, Redis, the CeleryExecutor, two workers).
@@ -283,8 +283,19 @@ def test_an_undeclared_task_whose_worker_is_lost_fails_as_in_stock_airflow(stack
     assert stack.checkpoint_listener_calls(dag_id, run_id) == []
 
 
-def test_a_resumed_attempt_killed_before_it_declared_again_fails_as_usual(stack: AirflowStack) -> None:
-    """The first attempt's declaration does not cover the next one (e.g. lost while loading its DAG)."""
+@pytest.mark.parametrize("second_loss", ["task-process-killed", "worker-lost"])
+def test_a_resumed_attempt_lost_before_it_declared_again_is_checkpointed_again_on_the_same_try(
+    stack: AirflowStack, second_loss: str
+) -> None:
+    """
+    The first attempt's declaration covers its try: its job exists. The attempt resumed after it,
+    lost before it declared again (a drain or a lost host while it still loads its DAG), is
+    checkpointed again, not failed: no retry is used (``retries=0``), the try stays 1.
+
+    The second loss is the task process alone (its supervisor reports the checkpoint) or the whole
+    worker (the scheduler's heartbeat timeout notices; on Celery the task then resumes on the other
+    worker).
+    """
     dag_id = STALE_DAG_ID
     run_id = stack.trigger_dag(dag_id)
 
@@ -295,16 +306,30 @@ def test_a_resumed_attempt_killed_before_it_declared_again_fails_as_usual(stack:
             stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=15)
         resumed = _ready_task(stack, dag_id, run_id, run=2)
         assert resumed.task_pid != first.task_pid
+        # The resumed attempt has not declared: the stored declaration still names the first one.
+        assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY)["pid"] == first.task_pid
         with _processes_killed_on_exit(resumed):
-            os.kill(resumed.task_pid, signal.SIGKILL)
-            final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=60)
+            if second_loss == "worker-lost":
+                _lose_the_worker(stack, resumed)
+            else:
+                os.kill(resumed.task_pid, signal.SIGKILL)
+            stack.wait_for_ti_state(dag_id, run_id, TASK_ID, "checkpointed", timeout=60)
+        final_state = stack.wait_for_dag_run(
+            dag_id, run_id, timeout=DECLARED_RESUME_AFTER.total_seconds() + 60
+        )
 
-    assert final_state == "failed"
-    assert recorder.states(TASK_ID).count("checkpointed") == 1
+    assert final_state == "success"
+    assert recorder.states(TASK_ID).count("checkpointed") == 2
+    assert not FAILURE_STATES & set(recorder.states(TASK_ID)), recorder.states(TASK_ID)
     final_ti = stack.db.task_instance(dag_id, run_id, TASK_ID)
-    assert (final_ti.state, final_ti.try_number) == ("failed", 1)
-    # The stored declaration still names the first attempt's process.
-    assert stack.db.task_state_value(dag_id, run_id, TASK_ID, WORKER_LOSS_KEY)["pid"] == first.task_pid
+    assert (final_ti.state, final_ti.try_number, final_ti.max_tries) == ("success", 1, 0)
+    runs = stack.db.task_state_value(dag_id, run_id, TASK_ID, "runs")
+    assert [run["try_number"] for run in runs] == [1, 1, 1]
+    # Both resumes waited for the delay the first attempt declared, not the 60 s default (a
+    # supervisor's checkpoint stamps its end a few milliseconds before the server adds the delay).
+    delays = [r.reschedule_date - r.end_date for r in stack.db.task_reschedules(dag_id, run_id, TASK_ID)]
+    assert len(delays) == 2, delays
+    assert all(abs(delay - DECLARED_RESUME_AFTER) < timedelta(seconds=1) for delay in delays), delays
 
 
 def _busy_with(stack: AirflowStack, attempt: TaskProcesses, celery_task_id: str | None) -> bool:

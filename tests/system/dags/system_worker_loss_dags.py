@@ -63,7 +63,8 @@ def _run_or_sleep(
     runs: list[dict[str, Any]] = task_state_store.get("runs", default=[]) or []
     runs.append({"try_number": ti.try_number, "started_at": time.time()})
     task_state_store.set("runs", runs)
-    if len(runs) > 1 and not sleep_on_resume:
+    # With sleep_on_resume the first resumed run waits, undeclared, to lose its worker too.
+    if len(runs) > (2 if sleep_on_resume else 1):
         return {"runs": len(runs)}
     if declare and len(runs) == 1:
         _declare(task_state_store, ti)

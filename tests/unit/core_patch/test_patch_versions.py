@@ -69,8 +69,16 @@ def test_the_ported_patches_make_the_changes_of_the_3_3_2_patch():
         ported = {f.path: _changes(f) for f in bundled_patch(version).diff_files}
         assert ported.keys() == reference.keys(), version
         differing = sorted(path for path in reference if ported[path] != reference[path])
-        # 3.3.0's mark_tasks.py predates the helper the 3.3.2 hunks touch (see the patch header).
-        expected = ["airflow-core/src/airflow/api/common/mark_tasks.py"] if version == "3.3.0" else []
+        # 3.3.0's mark_tasks.py predates the helper the 3.3.2 hunks touch, and its supervisor starts
+        # the task process without a process group of its own (see the patch header).
+        expected = (
+            [
+                "airflow-core/src/airflow/api/common/mark_tasks.py",
+                "task-sdk/src/airflow/sdk/execution_time/supervisor.py",
+            ]
+            if version == "3.3.0"
+            else []
+        )
         assert differing == expected, version
 
 

@@ -8,6 +8,7 @@ These run only when the running interpreter's Airflow carries the patch (``make 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -210,6 +211,7 @@ def _supervisor() -> Any:
     supervisor.id = uuid.uuid4()
     supervisor._pending_terminal_state_msg = None
     supervisor._terminal_state = None
+    supervisor._sigterm_handler_before_start = None  # what start() sets: it did not run here
     return supervisor
 
 
@@ -520,15 +522,6 @@ def test_a_worker_loss_checkpoint_waits_at_least_the_safe_minimum(monkeypatch: p
             "declared by an earlier try: this retry has not reached its work",
             id="old-try",
         ),
-        pytest.param(
-            {"try_number": 1, "pid": PID + 1},
-            1,
-            "declared by an earlier attempt of this try, which was lost before it declared again",
-            id="old-attempt",
-        ),
-        pytest.param(
-            {"try_number": 1, "hostname": "another-host"}, 1, "another host's attempt", id="old-host"
-        ),
         pytest.param("1", 1, "the old bare try number names no attempt", id="bare-try-number"),
         pytest.param("true", 1, "a bare true would match try 1 (True == 1)", id="bare-true"),
         pytest.param({"try_number": True}, 1, "True is not try 1", id="true-as-try"),
@@ -552,6 +545,40 @@ def test_an_undeclared_ti_is_left_to_the_usual_failure_handling(
     assert ti.state == TaskInstanceState.RUNNING
     session.add.assert_not_called()
     hook.on_task_instance_checkpointed.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [
+        pytest.param({"pid": PID + 1}, id="another-process"),
+        pytest.param({"hostname": "another-host"}, id="another-host"),
+    ],
+)
+def test_a_resumed_attempt_lost_before_it_declared_again_is_forgiven_for_the_earlier_declaration(
+    earlier: dict[str, Any],
+):
+    """
+    An earlier attempt of this try declared (its job exists), then the try was resumed, and the
+    resumed attempt's worker went before that attempt declared again (it was still loading its DAG).
+    Continuing the work is as safe as it was for the declaring attempt: a checkpoint, counted, with
+    the delay that attempt declared, not a failure that costs a retry.
+    """
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY, WORKER_LOSS_COUNT_KEY
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.state import TaskInstanceState
+
+    stored = json.dumps({**json.loads(_declared(1, resume_after=15.0)), **earlier})
+    ti = _running_ti(try_number=1)
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: stored})
+
+    checkpointed, session, hook = _checkpoint_on_worker_loss(ti, backend)
+
+    assert checkpointed is True
+    assert ti.state == TaskInstanceState.CHECKPOINTED
+    assert json.loads(backend.stored[WORKER_LOSS_COUNT_KEY]) == {"try_number": 1, "count": 1}
+    (reschedule,) = [c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)]
+    assert reschedule.reschedule_date == NOW + timedelta(seconds=15)
+    hook.on_task_instance_failed.assert_not_called()
 
 
 def test_worker_losses_are_forgiven_at_most_max_worker_loss_checkpoints_times_per_try(
@@ -962,7 +989,6 @@ def test_supervisor_reports_a_checkpoint_when_sigkill_took_a_declared_task():
     [
         pytest.param(None, None, -9, "never declared", id="undeclared"),
         pytest.param("try-2", None, -9, "declared by an earlier try", id="old-try"),
-        pytest.param("other-pid", None, -9, "an earlier attempt of this try declared it", id="old-attempt"),
         pytest.param(3, None, -9, "the old bare try number names no attempt", id="bare-try-number"),
         pytest.param("here", {"try_number": 3, "count": 10}, -9, "the default cap is spent", id="cap"),
         pytest.param("here", None, 1, "the task process exited by itself: not a kill", id="exit-1"),
@@ -989,6 +1015,21 @@ def test_supervisor_reports_failed_as_usual_otherwise(declared: Any, counted: An
     supervisor.client.task_instances.checkpoint.assert_not_called()
     supervisor.client.task_state_store.set.assert_not_called()
     assert supervisor.client.task_instances.finish.call_args.kwargs["state"] == TaskInstanceState.FAILED, why
+
+
+def test_supervisor_checkpoints_a_resumed_attempt_sigkilled_before_it_declared_again():
+    from airflow.sdk.execution_time.comms import CheckpointTask
+
+    # The attempt before the resume declared; this one was killed before it declared again.
+    supervisor = _killed_supervisor(_declaration_here(pid=PID + 1, resume_after=15.0))
+
+    supervisor.update_task_state_if_needed()
+
+    ((_, msg), _) = supervisor.client.task_instances.checkpoint.call_args
+    assert isinstance(msg, CheckpointTask)
+    assert msg.resume_after == timedelta(seconds=15)
+    supervisor.client.task_instances.finish.assert_not_called()
+    assert "an earlier attempt of this try declared" in supervisor.process_log.warning.call_args.args[0]
 
 
 def test_supervisor_fails_the_task_when_the_loss_cannot_be_counted():
@@ -1089,6 +1130,66 @@ def test_a_task_that_reported_its_state_before_dying_of_the_shutdown_is_left_alo
 
     supervisor.client.task_state_store.get.assert_not_called()
     supervisor.client.task_instances.checkpoint.assert_not_called()
+
+
+def _sleep_in_the_task_process() -> None:
+    import time
+
+    time.sleep(30)
+
+
+def test_a_shutdown_sigterm_while_the_supervisor_starts_the_task_reaches_the_task(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """
+    The real start() then wait(): a SIGTERM that lands while the supervisor tells the server the
+    attempt started (before wait() takes SIGTERM over) still stops the task and is remembered.
+
+    A LocalExecutor worker inherits the scheduler's SIGTERM handler, which does nothing outside the
+    scheduler itself: a SIGTERM landing there was lost, and the task ran on as if none was sent.
+    """
+    from airflow.sdk.execution_time.supervisor import ActivitySubprocess
+
+    ignored: list[int] = []
+    worker_handler = lambda signum, frame: ignored.append(signum)  # noqa: E731  the scheduler's, in a worker
+    previous = signal.signal(signal.SIGTERM, worker_handler)
+    client = mock.MagicMock()
+    # The worker is told to shut down while the server records the attempt as started.
+    client.task_instances.start.side_effect = lambda *a, **k: (
+        os.kill(os.getpid(), signal.SIGTERM),
+        mock.MagicMock(start_date=NOW, should_retry=False),
+    )[1]
+    proc = None
+    try:
+        proc = ActivitySubprocess.start(
+            what=mock.MagicMock(id=uuid.uuid4()),
+            dag_rel_path="dag.py",
+            bundle_info=mock.MagicMock(),
+            client=client,
+            target=_sleep_in_the_task_process,
+            logger=mock.MagicMock(),
+        )
+        assert ignored == []  # the worker's handler never saw it
+        assert proc._shutdown_signal_received is True
+
+        def monitor(self: Any) -> None:
+            _, status = os.waitpid(self.pid, 0)  # the stub sleeps 30 s unless the SIGTERM reached it
+            self._exit_code = os.waitstatus_to_exitcode(status)
+
+        cls = type(proc)
+        monkeypatch.setattr(cls, "_monitor_subprocess", monitor)
+        monkeypatch.setattr(cls, "update_task_state_if_needed", lambda self: None)
+        monkeypatch.setattr(cls, "_upload_logs", lambda self: None)
+
+        assert proc.wait() == -signal.SIGTERM
+        # Afterwards the worker's own handler is back, for its next task.
+        assert signal.getsignal(signal.SIGTERM) is worker_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc is not None and proc._exit_code is None:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(proc.pid, signal.SIGKILL)
+                os.waitpid(proc.pid, 0)
 
 
 def test_the_supervisor_remembers_forwarding_a_shutdown_sigterm(monkeypatch: pytest.MonkeyPatch):

@@ -81,8 +81,9 @@ def declare_resumable_on_worker_loss(context: Context, *, resume_after: timedelt
     the intent, and again in every attempt that reconnects).
 
     A stock Airflow has no such path, so nothing is written there. Each attempt writes its own
-    declaration, one write (an attempt lost before it declares, e.g. while loading its DAG, is not
-    forgiven); call it once per attempt. A failure to write is logged and otherwise ignored (the task then fails on worker
+    declaration, one write; call it once per attempt. A declaration covers the rest of its try: the
+    first attempt of a try lost before it declares (e.g. while loading its DAG) is not forgiven, a
+    resumed one is, since the work it continues exists. A failure to write is logged and otherwise ignored (the task then fails on worker
     loss, as stock Airflow does).
 
     :param context: the running task's context.
