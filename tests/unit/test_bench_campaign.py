@@ -19,6 +19,7 @@ from bench.campaign import (
     summarise,
     tables,
 )
+from tests.unit.drill_results import ok_result
 
 
 def _row(cloud: str, kind: str, seconds: float, **changes) -> dict:
@@ -107,18 +108,8 @@ def test_the_section_replaces_its_previous_self_and_survives_a_full_bench_rewrit
 
 
 def _result(number: int, cloud: str) -> DisruptionResult:
-    kind = DisruptionKind.COLD_SHUTDOWN
-    return DisruptionResult(
-        disruption=Disruption(number=number, cloud=cloud, kind=kind, delay=0.0, times=1),
-        run_id=f"manual__{number}",
-        final_state=kind.expected.dag_run_state,
-        jobs=(f"job-{number}",),
-        job_in_ledger=f"job-{number}",
-        cancellations=0,
-        try_number=kind.expected.try_number,
-        checkpoints=1,
-        seconds=30.0,
-    )
+    disruption = Disruption(number=number, cloud=cloud, kind=DisruptionKind.COLD_SHUTDOWN, delay=0.0, times=1)
+    return ok_result(disruption, seconds=30.0)
 
 
 def test_an_interrupted_campaign_writes_what_finished_marked_interrupted(monkeypatch, tmp_path, capsys):

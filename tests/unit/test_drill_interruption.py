@@ -24,6 +24,7 @@ import pytest
 from airflow.providers.resumable.drill import runner
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind
 from airflow.providers.resumable.drill.runner import DisruptionResult, run_drill
+from tests.unit.drill_results import ok_result
 
 KIND = DisruptionKind.SIGTERM_MID_POLL
 WAIT = 10.0
@@ -58,20 +59,6 @@ class _Strikes:
         pass
 
 
-def _ok(disruption: Disruption) -> DisruptionResult:
-    return DisruptionResult(
-        disruption=disruption,
-        run_id=f"manual__{disruption.number}",
-        final_state=KIND.expected.dag_run_state,
-        jobs=(f"job-{disruption.number}",),
-        job_in_ledger=f"job-{disruption.number}",
-        cancellations=0,
-        try_number=KIND.expected.try_number,
-        checkpoints=1,
-        seconds=0.1,
-    )
-
-
 def _until(probe: Callable[[], bool], timeout: float = WAIT) -> bool:
     deadline = time.monotonic() + timeout
     while not probe():
@@ -101,7 +88,7 @@ class Drill:
             self.started.append((disruption.number, self.signalled.is_set()))
             order = len(self.started)
         self.work(self, disruption, order)
-        return _ok(disruption)
+        return ok_result(disruption, seconds=0.1)
 
     def signal(self, signum: int) -> None:
         os.kill(os.getpid(), signum)
