@@ -1,11 +1,15 @@
 # Licensed under the Apache License, Version 2.0.
 """
-A task that checkpoints once with a short ``resume_after``, for the executor-event race test.
+Tasks that checkpoint once, for the executor-event race tests (``test_resume_race*.py``).
 
-Its first attempt checkpoints; ``tests/system/plugins/late_exit_listener_plugin.py`` then keeps that
-attempt's task process alive for a few seconds (its checkpoint listener sleeps), so the executor
-reports the attempt's end only after the task was resumed. The task runs in its own pool, which the
-test closes (0 slots) to hold the resumed task instance in ``scheduled`` while that report arrives.
+``system_late_executor_event``: its first attempt checkpoints with a short ``resume_after``;
+``tests/system/plugins/late_exit_listener_plugin.py`` then keeps that attempt's task process alive for
+a few seconds (its checkpoint listener sleeps), so the executor reports the attempt's end only after
+the task was resumed. The task runs in its own pool, which the test closes (0 slots) to hold the
+resumed task instance in ``scheduled`` while that report arrives.
+
+``system_resumed_workload_lost_before_start``: declares itself resumable on worker loss, then
+checkpoints; the Celery test loses the resumed workload before it starts.
 """
 
 from __future__ import annotations
@@ -43,3 +47,40 @@ def system_late_executor_event() -> None:
 
 
 system_late_executor_event()
+
+
+LOST_BEFORE_START_DAG_ID = "system_resumed_workload_lost_before_start"
+LOST_BEFORE_START_RESUME_AFTER = timedelta(seconds=8)
+"""Long enough for the test to see the checkpointed attempt's workload end before the resume is queued."""
+
+
+@dag(
+    dag_id=LOST_BEFORE_START_DAG_ID,
+    schedule=None,
+    start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    tags=["system-test"],
+)
+def system_resumed_workload_lost_before_start() -> None:
+    """Declares itself resumable on worker loss, checkpoints once, and succeeds when it runs again."""
+
+    @task(retries=0)
+    def checkpointing(task_state_store: Any = None, ti: Any = None) -> dict[str, int]:
+        from airflow.sdk import get_current_context
+
+        from airflow.providers.resumable.checkpoint import declare_resumable_on_worker_loss
+
+        runs: list[int] = task_state_store.get("runs", default=[]) or []
+        runs.append(ti.try_number)
+        task_state_store.set("runs", runs)
+        if len(runs) == 1:
+            declare_resumable_on_worker_loss(
+                get_current_context(), resume_after=LOST_BEFORE_START_RESUME_AFTER
+            )
+            raise checkpoint_exception(resume_after=LOST_BEFORE_START_RESUME_AFTER, checkpoint_data=None)
+        return {"runs": len(runs)}
+
+    checkpointing()
+
+
+system_resumed_workload_lost_before_start()

@@ -427,11 +427,16 @@ def _running_ti(try_number: int = 1, state: str = "running") -> Any:
     return ti
 
 
-def _checkpoint_on_worker_loss(ti: Any, backend: _Backend) -> tuple[bool, Any, Any]:
-    """Run TaskInstance.checkpoint_on_worker_loss; return (result, session mock, listener hook mock)."""
+def _checkpoint_on_worker_loss(ti: Any, backend: _Backend, *, resumes: int = 0) -> tuple[bool, Any, Any]:
+    """
+    Run TaskInstance.checkpoint_on_worker_loss; return (result, session mock, listener hook mock).
+
+    :param resumes: the try's reschedule rows (how often it was resumed), as the session counts them.
+    """
     from airflow.models import taskinstance
 
     session = mock.MagicMock()
+    session.scalar.return_value = resumes
     with (
         mock.patch("airflow.state.get_state_backend", return_value=backend),
         mock.patch.object(taskinstance.timezone, "utcnow", return_value=NOW),
@@ -617,10 +622,11 @@ def test_only_a_running_ti_is_checkpointed_and_a_store_error_means_the_usual_fai
     from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY
 
     declared = {RESUME_ON_WORKER_LOSS_KEY: _declared()}
-    # RESTARTING: a person cleared the running task and expects a new try, not a resume.
-    for state in ("restarting", "queued", "scheduled"):
+    # RESTARTING: a person cleared the running task and expects a new try, not a resume. QUEUED
+    # without a resume in this try: its first workload is on its way, nothing to resume.
+    for state, resumes in (("restarting", 1), ("queued", 0), ("scheduled", 1)):
         backend = _Backend(declared)
-        assert _checkpoint_on_worker_loss(_running_ti(state=state), backend)[0] is False
+        assert _checkpoint_on_worker_loss(_running_ti(state=state), backend, resumes=resumes)[0] is False
         assert backend.asked == []
 
     checkpointed, session, _ = _checkpoint_on_worker_loss(
@@ -628,6 +634,30 @@ def test_only_a_running_ti_is_checkpointed_and_a_store_error_means_the_usual_fai
     )
     assert checkpointed is False
     session.add.assert_not_called()
+
+
+def test_a_resumed_ti_whose_workload_was_lost_before_it_started_is_checkpointed_again():
+    """
+    Queued for its resume, its workload lost before ``ti_run`` (the worker drained or lost while it
+    was starting): checkpointed again, counted, with the declared delay, instead of left queued.
+    """
+    from airflow.models.taskinstance import RESUME_ON_WORKER_LOSS_KEY, WORKER_LOSS_COUNT_KEY
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.state import TaskInstanceState
+
+    ti = _running_ti(state="queued")
+    backend = _Backend({RESUME_ON_WORKER_LOSS_KEY: _declared(resume_after=15.0)})
+
+    checkpointed, session, hook = _checkpoint_on_worker_loss(ti, backend, resumes=1)
+
+    assert checkpointed is True
+    assert ti.state == TaskInstanceState.CHECKPOINTED
+    assert json.loads(backend.stored[WORKER_LOSS_COUNT_KEY]) == {"try_number": 1, "count": 1}
+    (reschedule,) = [c.args[0] for c in session.add.call_args_list if isinstance(c.args[0], TaskReschedule)]
+    assert reschedule.reschedule_date == NOW + timedelta(seconds=15)
+    hook.on_task_instance_checkpointed.assert_called_once_with(
+        previous_state=TaskInstanceState.QUEUED, task_instance=ti
+    )
 
 
 # ---------------------------------------------------------------- worker loss: the scheduler's two paths
@@ -734,6 +764,29 @@ def test_executor_reporting_an_earlier_attempt_finished_leaves_the_live_resumed_
     _assert_left_alone(ti, executor, session)
 
 
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_executor_reporting_a_failed_workload_of_a_queued_resumed_ti_checkpoints_it_again(checkpointed: bool):
+    """
+    A workload of the key failed while the resumed task instance is queued: on an executor that
+    reports only the newest workload of a key (Celery) that is the resumed one, lost before it
+    started. Checkpointed again if the try allows (counted), it resumes instead of waiting in queued
+    until ``[scheduler] task_queued_timeout``; if not, it is left alone as before, never failed here.
+    """
+    from airflow.utils.state import TaskInstanceState
+
+    ti = mock.MagicMock(state=TaskInstanceState.QUEUED, next_method=None)
+    ti.awaits_its_resumed_attempt.return_value = True
+    ti.checkpoint_on_worker_loss.return_value = checkpointed
+
+    executor, session = _process_one_executor_event(ti, TaskInstanceState.FAILED)
+
+    ti.checkpoint_on_worker_loss.assert_called_once_with(session=session)
+    ti.handle_failure.assert_not_called()
+    ti.set_state.assert_not_called()
+    executor.send_callback.assert_not_called()
+    session.add.assert_not_called()  # no "state mismatch" audit row
+
+
 def _assert_left_alone(ti: Any, executor: Any, session: Any) -> None:
     """The scheduler neither failed, checkpointed nor re-stated the task instance for the event."""
     ti.checkpoint_on_worker_loss.assert_not_called()
@@ -743,8 +796,14 @@ def _assert_left_alone(ti: Any, executor: Any, session: Any) -> None:
     session.add.assert_not_called()  # no "state mismatch" audit row
 
 
-@pytest.mark.parametrize("ti_state", ["scheduled", "queued"])
-@pytest.mark.parametrize("event_state", ["success", "failed"])
+@pytest.mark.parametrize(
+    ("ti_state", "event_state"),
+    [
+        pytest.param("scheduled", "success", id="success-scheduled"),
+        pytest.param("scheduled", "failed", id="failed-scheduled"),
+        pytest.param("queued", "success", id="success-queued"),
+    ],
+)
 def test_executor_reporting_the_attempt_before_a_resume_finished_leaves_the_resumed_ti_alone(
     ti_state: str, event_state: str
 ):

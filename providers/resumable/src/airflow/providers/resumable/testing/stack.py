@@ -823,6 +823,15 @@ class AirflowStack:
         triggerer = rows[0]["triggerer_id"]
         return int(rows[0]["id"]), int(triggerer) if triggerer is not None else None
 
+    def component_processes(self, name: str) -> list[psutil.Process]:
+        """
+        A component's process and its descendants now (to freeze the API server, say).
+
+        :param name: the component, as in :attr:`COMPONENTS` (``"api-server"``, ``"scheduler"``, ...).
+        """
+        main = psutil.Process(self._processes[name].pid)
+        return [main, *main.children(recursive=True)]
+
     def started_pids(self) -> set[int]:
         """Every PID of every process tree this stack started, as far as it has seen them."""
         for managed in self._processes.values():
