@@ -13,7 +13,7 @@ PIP_VERSION := 26.3
 help:
 	@echo "make demo   create .venv if missing, then run Airflow against fake clouds and shut its workers down mid-run (DEFERRABLE=1: restart its triggerer instead; EXECUTOR=celery: Postgres, Redis, two Celery workers, one drained)"
 	@echo "make test   create .venv if missing, install pinned dependencies, run the test suite"
-	@echo "make test-celery  every system test on the Celery/Postgres stack: the Celery flavour of the checkpoint/resume and worker-loss tests, and the Celery disruptions (not in make test; ~5 min)"
+	@echo "make test-celery  every system test on the Celery/Postgres stack: the Celery flavour of the checkpoint/resume and worker-loss tests, and the Celery disruptions (not in make test; ~6 min)"
 	@echo "make upstream-tests  Airflow's own task SDK tests, stock vs patched (part of make test, ~2 min)"
 	@echo "make test-oldest  the patched pieces and the checkpoint/resume and worker-loss system tests on Airflow 3.3.0 (own .venv-oldest, ~8 min; not in make test)"
 	@echo "make upstream-tests-oldest  Airflow's own task SDK tests, stock vs patched, on Airflow 3.3.0 (~3 min)"

@@ -26,13 +26,16 @@ RACE_POOL = "resumable_resume_race"
 RESUME_AFTER = timedelta(seconds=1)
 
 
-@dag(
-    dag_id=LATE_EVENT_DAG_ID,
-    schedule=None,
-    start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    tags=["system-test"],
-)
+# What both DAGs of this file are besides their id: run only when a test triggers them.
+TRIGGERED_ONLY: dict[str, Any] = {
+    "schedule": None,
+    "start_date": datetime(2025, 1, 1, tzinfo=timezone.utc),
+    "catchup": False,
+    "tags": ["system-test"],
+}
+
+
+@dag(dag_id=LATE_EVENT_DAG_ID, **TRIGGERED_ONLY)
 def system_late_executor_event() -> None:
     @task(retries=0, pool=RACE_POOL)
     def checkpointing(task_state_store: Any = None, ti: Any = None) -> dict[str, int]:
@@ -54,13 +57,7 @@ LOST_BEFORE_START_RESUME_AFTER = timedelta(seconds=8)
 """Long enough for the test to see the checkpointed attempt's workload end before the resume is queued."""
 
 
-@dag(
-    dag_id=LOST_BEFORE_START_DAG_ID,
-    schedule=None,
-    start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    tags=["system-test"],
-)
+@dag(dag_id=LOST_BEFORE_START_DAG_ID, **TRIGGERED_ONLY)
 def system_resumed_workload_lost_before_start() -> None:
     """Declares itself resumable on worker loss, checkpoints once, and succeeds when it runs again."""
 
