@@ -89,13 +89,35 @@ def stack(deployed: AirflowStack) -> Iterator[AirflowStack]:
 
 @contextlib.contextmanager
 def _processes_killed_on_exit(processes: TaskProcesses) -> Iterator[None]:
-    """Whatever the test does, leave no orphaned task process behind (the stack cannot see it)."""
+    """
+    Whatever the test does, leave no orphaned task process behind (the stack cannot see it).
+
+    A LocalExecutor worker is killed only while it still runs this task instance (its title names
+    it). Once done it waits for the next workload in its queue's ``get()``, holding the queue's read
+    lock: SIGKILLed there, it takes the lock with it and every other worker of the executor waits
+    forever (found when a loaded CI run made the cleanup come after the worker had gone idle).
+    """
     try:
         yield
     finally:
-        for pid in (processes.task_pid, processes.worker_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(processes.task_pid, signal.SIGKILL)
+        if _may_kill_worker(processes):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(processes.worker_pid, signal.SIGKILL)
+
+
+def _may_kill_worker(processes: TaskProcesses) -> bool:
+    """Whether the attempt's worker can be killed without wedging its executor (see above)."""
+    try:
+        title = " ".join(psutil.Process(processes.worker_pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    if "LocalExecutor" not in title:
+        return True  # a Celery pool process: Celery replaces it
+    return processes.ti_id in title or processes.ti_id.replace("-", "") in title
 
 
 def _ready_task(stack: AirflowStack, dag_id: str, run_id: str, *, run: int = 1) -> TaskProcesses:

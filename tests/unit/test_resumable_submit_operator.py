@@ -253,6 +253,32 @@ def test_user_intent_cancels_the_job_exactly_once(spec, service):
     assert service.jobs()[0]["state"] == "CANCELLED"
 
 
+@pytest.mark.parametrize("ended", ["SUCCEEDED", "FAILED"])
+def test_a_stop_by_decision_after_the_job_ended_cancels_nothing(spec, service, ended):
+    """
+    The server no longer says running and the job has ended meanwhile: nothing is left to cancel.
+
+    What a frozen attempt meets when it thaws after its task resumed elsewhere and the resumed
+    attempt found the job finished and concluded (it declares nothing then, so the thawed one cannot
+    tell it was taken over): the server's 'success' reads as a decision, but cancelling a finished
+    job is a cancel request the cloud counts and nobody wanted.
+    """
+    attempt = _polling_an_endless_job(spec, service)
+    job_id = _ledger(spec)["external_id"]
+    attempt.signal(signal.SIGSTOP)
+    service.finish(job_id, ended)
+    (spec.workdir / "server_state").write_text("success")
+    attempt.signal(signal.SIGTERM)
+    attempt.signal(signal.SIGCONT)
+    outcome = attempt.join(timeout=10)
+
+    assert outcome is not None
+    assert outcome["outcome"] == "failed", outcome
+    assert f"had already ended ({ended})" in outcome["error"], outcome["error"]
+    assert service.counters["cancel_requests"] == 0
+    assert service.state_of(job_id) == ended
+
+
 def test_a_cancel_the_cloud_is_slow_to_answer_gives_up_within_the_sigkill_window(spec, service, capfd):
     service.inject("cancel", Fault.delay(20), times=5)  # the cloud holds every cancel for 20 s
     attempt = _polling_an_endless_job(spec, service)

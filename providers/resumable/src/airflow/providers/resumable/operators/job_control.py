@@ -14,6 +14,7 @@ be subclassed on its own; the contract a cloud implements is documented on the b
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -52,6 +53,10 @@ SIGKILL cuts off leaves the task to the heartbeat timeout."""
 _CANCEL_RETRY = BackoffPolicy(max_attempts=3, max_delay=CANCEL_ON_STOP_BUDGET, initial_wait=0.2, max_wait=0.5)
 _MIN_RETRY_BUDGET = 1.0
 """No retry of a cancel starts with less than this left (after its backoff, at least 0.5 s)."""
+
+_ENDED_CHECK_SECONDS = 1.0
+"""At most this long (and at most a third of what is left of the cancel's budget) to ask whether a job
+a person's stop would cancel has ended meanwhile."""
 
 _NOT_A_DECISION = {
     StopCause.WORKER_SHUTDOWN: "Worker shutdown",
@@ -212,6 +217,15 @@ class JobControlOperator(BaseOperator):
         )
         if diagnosis.cancels:
             self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
+            if (ended := self._ended_meanwhile(job_id)) is not None:
+                # E.g. an attempt that thaws after its task resumed elsewhere, where the resumed
+                # attempt found the job finished and concluded: nobody wants a finished job cancelled.
+                self.log.warning(
+                    "%s %s had already ended (%s): nothing to cancel", self.job_noun, job_id, ended.status
+                )
+                raise AirflowException(
+                    f"Task stopped by the user; {self.job_noun} {job_id} had already ended ({ended.status})"
+                )
             outcome = self._cancel_on_stop(job_id, reason="stopped by the user")
             raise AirflowException(f"Task stopped by the user; {self.job_noun} {job_id} {outcome}")
         if diagnosis.cause is StopCause.SUPERSEDED:
@@ -236,6 +250,33 @@ class JobControlOperator(BaseOperator):
         # No checkpoint data: the ledger already holds the job id the next attempt resumes from, and
         # data would cost two metadata writes per checkpoint (written now, deleted on success).
         raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
+
+    def _ended_meanwhile(self, job_id: str) -> JobState | None:
+        """
+        The job's state if it has ended since the last poll; ``None`` if it has not, or if the cloud
+        does not say so within :data:`_ENDED_CHECK_SECONDS` (one call, no retries: the rest of the
+        stop's budget stays for the cancel, which the check must never cost).
+        """
+        answer: list[JobState | BaseException] = []
+
+        def ask() -> None:
+            try:
+                answer.append(self.describe(job_id))
+            except Exception as err:
+                answer.append(err)
+
+        # A daemon thread: describe() has no timeout of its own, and an answer too late is dropped.
+        asking = threading.Thread(target=ask, name=f"ended-check-{job_id}", daemon=True)
+        asking.start()
+        asking.join(min(_ENDED_CHECK_SECONDS, max(0.0, self._cancel_deadline() - time.monotonic()) / 3))
+        if not answer or isinstance(answer[0], BaseException):
+            why = f"{answer[0]}" if answer else "no answer in time"
+            self.log.info(
+                "Could not check whether %s %s has ended (%s); cancelling it", self.job_noun, job_id, why
+            )
+            return None
+        state = answer[0]
+        return state if state.status.is_terminal else None
 
     def _cancel_on_stop(self, job_id: str, *, reason: str) -> str:
         """Cancel for a stop that is not a worker shutdown, unless :attr:`cancel_on_stop` is off; say which."""
