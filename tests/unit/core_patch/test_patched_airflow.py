@@ -1197,8 +1197,9 @@ def _sleep_in_the_task_process() -> None:
     time.sleep(30)
 
 
+@pytest.mark.parametrize("worker_has_a_handler", [True, False], ids=["worker-handler", "sig-dfl"])
 def test_a_shutdown_sigterm_while_the_supervisor_starts_the_task_reaches_the_task(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, worker_has_a_handler: bool
 ):
     """
     The real start() then wait(): a SIGTERM that lands while the supervisor tells the server the
@@ -1210,7 +1211,10 @@ def test_a_shutdown_sigterm_while_the_supervisor_starts_the_task_reaches_the_tas
     from airflow.sdk.execution_time.supervisor import ActivitySubprocess
 
     ignored: list[int] = []
-    worker_handler = lambda signum, frame: ignored.append(signum)  # noqa: E731  the scheduler's, in a worker
+    # The scheduler's handler, in a LocalExecutor worker; or none at all (SIG_DFL, which is falsy).
+    worker_handler: Any = (
+        (lambda signum, frame: ignored.append(signum)) if worker_has_a_handler else signal.SIG_DFL
+    )
     previous = signal.signal(signal.SIGTERM, worker_handler)
     client = mock.MagicMock()
     # The worker is told to shut down while the server records the attempt as started.
