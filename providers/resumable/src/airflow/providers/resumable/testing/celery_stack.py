@@ -413,8 +413,7 @@ class CeleryAirflowStack(AirflowStack):
     def worker_processes(self, name: str) -> list[psutil.Process]:
         """The worker's main process and all its descendants now: pool processes (each an Airflow
         supervisor while it runs a task) and the task processes they fork, in process groups of their own."""
-        main = psutil.Process(self.worker_pid(name))
-        return [main, *main.children(recursive=True)]
+        return self.component_processes(name)
 
     def _task_processes_for(self, ti_id: str) -> TaskProcesses | None:
         """
