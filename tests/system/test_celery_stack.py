@@ -16,8 +16,9 @@ consumed retry shows). The worker whose name the task instance carries is signal
   for the tasks it runs. The stack is configured as docs/celery_kubernetes.rst says
   (``celery_drain.py``), so the worker tells each resumable task to checkpoint at once: the worker
   exits within seconds (without the line it waited for the whole job), and the task resumes on the
-  other worker with the cold shutdown's outcome. A plain task on a draining worker is waited for,
-  as Celery does: the drain leaves it alone.
+  other worker with the cold shutdown's outcome. A resumable task the drain finds still starting
+  up (it has not announced itself yet) checkpoints as soon as it does. A plain task on a draining
+  worker is waited for, as Celery does: the drain leaves it alone.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeDatabricksCloud
 from airflow.providers.resumable.testing.stack import poll_until
-from tests.system.dags.system_drain_dags import PLAIN_DAG_ID, PLAIN_TASK_ID, PLAIN_TASK_SECONDS
+from tests.system.dags.system_drain_dags import (
+    LOAD_SECONDS,
+    LOADING_MARKER,
+    PLAIN_DAG_ID,
+    PLAIN_TASK_ID,
+    PLAIN_TASK_SECONDS,
+    SLOW_START_DAG_ID,
+)
 
 pytestmark = pytest.mark.system
 
@@ -207,6 +215,55 @@ def test_warm_shutdown_checkpoints_the_resumable_task_at_once_and_it_resumes_on_
     assert not FAILURE_STATES & set(task_states), task_states
     _assert_one_run_never_cancelled_success_on_try_1(stack, databricks, before, dag_id, run_id, job)
     assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "it finished where it resumed"
+
+
+def test_warm_shutdown_while_a_resumable_task_starts_up_checkpoints_it_once_it_announces_itself(
+    both_workers: CeleryAirflowStack, databricks: FakeDatabricksCloud
+) -> None:
+    stack = both_workers
+    stack.add_dag_file(DRAIN_DAG_FILE)
+    stack.wait_for_dag(SLOW_START_DAG_ID)
+    marker = stack.home / LOADING_MARKER
+    marker.unlink(missing_ok=True)
+    before = databricks.counts()
+    run_id = stack.trigger_dag(SLOW_START_DAG_ID)
+
+    with stack.record_ti_states(SLOW_START_DAG_ID, run_id) as recorder:
+        poll_until(
+            lambda: marker.exists() or None, timeout=60, describe=lambda: "the task process to load its DAG"
+        )
+        worker = stack.worker_of(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID)
+        assert worker in WORKERS
+        [other_worker] = set(WORKERS) - {worker}
+        [drain_directory] = stack.worker_tmp(worker).glob("airflow-resumable-drain-*")
+        assert list(drain_directory.iterdir()) == [], "still loading its DAG: nothing announced yet"
+        tree = stack.worker_processes(worker)
+        signalled = time.monotonic()
+        os.kill(stack.worker_pid(worker), signal.SIGTERM)
+        # Once loaded, the task announces itself, finds the drain under way and checkpoints: the
+        # drain waits for the load, never for the job (40 s).
+        stack.wait_for_worker_exit(worker, timeout=LOAD_SECONDS + DRAIN_EXIT_SECONDS)
+        worker_exited = time.monotonic()
+        assert not drain_directory.exists(), "the worker left its drain directory behind"
+        _assert_none_left_running(tree)
+        resumed = stack.wait_for_ti_state(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID, "running", timeout=60)
+        assert resumed.try_number == 1
+        assert stack.worker_of(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID) == other_worker, (
+            "resumed on the other worker"
+        )
+        stack.wait_for_dag_run(SLOW_START_DAG_ID, run_id, timeout=JOB_SECONDS + 120)
+
+    sys.stderr.write(
+        f"\n[celery warm shutdown during start-up] {worker} exited {worker_exited - signalled:.1f}s after "
+        f"SIGTERM (the task was loading its DAG for {LOAD_SECONDS}s)\n"
+    )
+    task_states = recorder.states(DRILL_TASK_ID)
+    assert "checkpointed" in task_states, task_states
+    assert not FAILURE_STATES & set(task_states), task_states
+    ledger = stack.db.task_state_value(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID, LEDGER_KEY)
+    _assert_one_run_never_cancelled_success_on_try_1(
+        stack, databricks, before, SLOW_START_DAG_ID, run_id, ledger["external_id"]
+    )
 
 
 def test_warm_shutdown_waits_for_a_plain_task_as_celery_does(both_workers: CeleryAirflowStack) -> None:

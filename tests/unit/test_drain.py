@@ -116,3 +116,53 @@ def test_an_announcement_is_withdrawn_and_nothing_is_announced_outside_a_drain_a
     assert announcement.path == drain_directory / str(os.getpid())
     announcement.withdraw()
     assert list(drain_directory.iterdir()) == []
+
+
+LATE_TASK = textwrap.dedent(
+    """
+    import signal, time
+    from airflow.providers.resumable.drain import announce_checkpointable
+    # What a resumable operator's SIGTERM handler does: note the request to stop, carry on.
+    signal.signal(signal.SIGTERM, lambda *_: print("told to checkpoint", flush=True))
+    print("started", flush=True)
+    input()  # the test says when: after the drain began
+    assert announce_checkpointable() is not None
+    print("announced", flush=True)
+    time.sleep(5)  # a SIGTERM from anywhere would be told by now
+    """
+)
+
+
+def test_a_task_that_announces_itself_after_the_drain_began_is_told_to_checkpoint_at_once(
+    drain_directory: Path,
+) -> None:
+    # A warm shutdown that finds a resumable task still starting up (loading its DAG, reconnecting)
+    # cannot signal it: it has not announced itself. Nothing else would ever tell it, and the drain
+    # would wait for its job, however long it runs.
+    late = subprocess.Popen(
+        [sys.executable, "-c", LATE_TASK],
+        env={**os.environ, DRAIN_DIRECTORY_ENV: str(drain_directory)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert late.stdin is not None
+        assert late.stdout is not None
+        assert late.stdout.readline().strip() == "started"
+        assert checkpoint_announced(drain_directory, worker_pid=os.getpid()) == []
+
+        late.stdin.write("\n")
+        late.stdin.flush()
+        # Airflow's logging writes to stdout too: keep the child's own words.
+        words = []
+        while len(words) < 2:
+            line = late.stdout.readline()
+            assert line, f"the child ended ({late.wait(timeout=10)}), never told to checkpoint: {words}"
+            if line.strip() in {"told to checkpoint", "announced"}:
+                words.append(line.strip())
+
+        assert words == ["told to checkpoint", "announced"]
+    finally:
+        late.kill()
+        late.wait(timeout=10)

@@ -1,19 +1,27 @@
 # Licensed under the Apache License, Version 2.0.
 """
-A DAG the Celery drain tests copy into the stack: one plain (non-resumable) task that sleeps.
+The DAGs the Celery drain tests copy into the stack.
 
-It never announces itself to a drain-aware worker, so a warm shutdown must wait for it as Celery
-does; it writes when it started and ended into its task state store, so the test can compare the
-worker's exit with the task's own end.
+- One plain (non-resumable) task that sleeps. It never announces itself to a drain-aware worker, so
+  a warm shutdown must wait for it as Celery does; it writes when it started and ended into its task
+  state store, so the test can compare the worker's exit with the task's own end.
+- One resumable Databricks task whose DAG file loads slowly in its first task process (a marker in
+  ``AIRFLOW_HOME`` says when it loads): a warm shutdown then finds it still starting up, before it
+  could announce itself.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_parsing_context, task
+
+from airflow.providers.resumable.drill.naming import drill_conn_id
+from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
 
 PLAIN_DAG_ID = "system_drain_plain_task"
 PLAIN_TASK_ID = "sleep_briefly"
@@ -33,3 +41,37 @@ def plain_task_dag() -> None:
 
 
 plain_task_dag()
+
+
+SLOW_START_DAG_ID = "system_drain_slow_start_resumable"
+SLOW_START_TASK_ID = "job"
+LOADING_MARKER = "drain_slow_start.loading"
+LOAD_SECONDS = 10
+
+if get_parsing_context().dag_id == SLOW_START_DAG_ID:
+    _marker = Path(os.environ["AIRFLOW_HOME"]) / LOADING_MARKER
+    if not _marker.exists():
+        _marker.write_text(str(os.getpid()))
+        time.sleep(LOAD_SECONDS)
+
+
+@dag(
+    dag_id=SLOW_START_DAG_ID,
+    schedule=None,
+    start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    default_args={"retries": 1, "resume_after": timedelta(seconds=3)},
+)
+def slow_start_resumable_dag() -> None:
+    ResumableDatabricksSubmitRunOperator(
+        task_id=SLOW_START_TASK_ID,
+        databricks_conn_id=drill_conn_id("databricks"),
+        run_name="drain-slow-start-{{ run_id }}",
+        existing_cluster_id="drill-cluster",
+        notebook_task={"notebook_path": "/Shared/drain"},
+        polling_period_seconds=1,
+        databricks_retry_delay=1,
+    )
+
+
+slow_start_resumable_dag()

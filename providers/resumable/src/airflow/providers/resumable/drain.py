@@ -13,10 +13,15 @@ before it forks anything (``celery_drain.py`` does it in a Celery worker), so ev
 starts inherits the variable. A resumable operator calls :func:`announce_checkpointable` once its
 ledger lets a fresh attempt continue the job (where it declares itself resumable on worker loss to
 Airflow): that writes a file named after its pid, holding the process's start time. When the worker
-begins to drain, :func:`checkpoint_announced` sends SIGTERM to each announced process that is still
-one of the worker's descendants and still the process that announced (same start time, so a reused
-pid is never signalled). That SIGTERM takes the operator's usual path: it asks the server why, hears
-the task instance is still running (nobody decided anything), leaves the job running and checkpoints.
+begins to drain, :func:`checkpoint_announced` marks the directory as draining, then sends SIGTERM to
+each announced process that is still one of the worker's descendants and still the process that
+announced (same start time, so a reused pid is never signalled). That SIGTERM takes the operator's
+usual path: it asks the server why, hears the task instance is still running (nobody decided
+anything), leaves the job running and checkpoints. A task that announces itself once the drain has
+begun (it was still starting up: loading its DAG, reconnecting) finds the mark and sends itself the
+same SIGTERM; without that, nothing would ever tell it, and the drain would wait for its job. Both
+sides write before they read, so a task that announces while the drain begins is told at least once;
+a second SIGTERM is the same request to stop, and changes nothing.
 
 What it does not do: nothing happens where the variable is not set (the LocalExecutor, the
 KubernetesExecutor, whose pod SIGTERM already reaches the task); it never signals a task that did not
@@ -41,6 +46,9 @@ log = logging.getLogger(__name__)
 
 DRAIN_DIRECTORY_ENV = "AIRFLOW_RESUMABLE_DRAIN_DIR"
 """Names the draining worker's directory of announcements; set by the worker, inherited by its tasks."""
+
+DRAINING_MARK = "draining"
+"""The file a draining worker leaves in its directory of announcements (not a pid: never signalled)."""
 
 _SAME_START_TOLERANCE = 0.05
 """Seconds within which two readings of a process's start time are the same process (float noise)."""
@@ -85,6 +93,10 @@ def announce_checkpointable() -> Announcement | None:
         )
         return None
     log.info("Told the worker a drain may checkpoint this task (pid %d)", pid)
+    if (Path(directory) / DRAINING_MARK).exists():
+        # The drain began before this task could announce itself, so it was not among those told.
+        log.warning("The worker is draining: checkpointing this task now (pid %d)", pid)
+        os.kill(pid, signal.SIGTERM)
     return Announcement(path)
 
 
@@ -92,14 +104,16 @@ def checkpoint_announced(directory: Path, *, worker_pid: int) -> list[int]:
     """
     Send SIGTERM to every task process under ``worker_pid`` that announced itself in ``directory``.
 
-    Safe to call from a signal handler in the worker: it reads a few small files and sends signals,
-    and waits for nothing.
+    Marks the directory as draining first (:data:`DRAINING_MARK`), so a task that announces itself
+    from now on checkpoints at once. Safe to call from a signal handler in the worker: it writes one
+    empty file, reads a few small ones and sends signals, and waits for nothing.
 
     :param directory: the worker's directory of announcements (:data:`DRAIN_DIRECTORY_ENV`).
     :param worker_pid: the worker's main process; only its descendants are signalled.
     :return: the pids signalled.
     """
     try:
+        (directory / DRAINING_MARK).touch()
         descendants = {child.pid: child for child in psutil.Process(worker_pid).children(recursive=True)}
         entries = list(directory.iterdir())
     except (OSError, psutil.Error):
