@@ -61,7 +61,7 @@ def test_make_test_celery_selects_the_celery_flavour_and_every_celery_module() -
         by_module[module] = by_module.get(module, 0) + 1
     assert by_module == {
         "tests/system/test_celery_disruptions.py": 3,
-        "tests/system/test_celery_stack.py": 3,
+        "tests/system/test_celery_stack.py": 4,
         "tests/system/test_checkpoint_resume.py": 2,
         "tests/system/test_resume_race_celery.py": 2,
         "tests/system/test_worker_loss.py": 7,
