@@ -50,6 +50,32 @@ def _add_command(
     return command
 
 
+def _add_target_option(command: argparse.ArgumentParser) -> None:
+    """``--target``: which Airflow installation ``patch`` and ``doctor`` work on."""
+    command.add_argument(
+        "--target",
+        type=Path,
+        default=None,
+        help="directory holding the 'airflow' package (default: where this interpreter imports it from)",
+    )
+
+
+def _add_executor_option(command: argparse.ArgumentParser, *, celery: str) -> None:
+    """
+    ``--executor``: which Airflow flavour ``demo`` and ``drill`` start (the choices their runners accept).
+
+    :param command: ``demo`` or ``drill``.
+    :param celery: what the Celery flavour brings besides Postgres and Redis, and what this command
+        does with its workers.
+    """
+    command.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help=f"local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and {celery}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -59,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_command(commands, "version", _cmd_version, help="print this provider's version")
 
-    target_help = "directory holding the 'airflow' package (default: where this interpreter imports it from)"
     patch = _add_command(
         commands,
         "patch",
@@ -74,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="status: exit 0 applied, 1 not applied, 2 partially applied; apply/revert: exit 0 when "
         "done or already done; any refusal exits 3 and writes nothing",
     )
-    patch.add_argument("--target", type=Path, default=None, help=target_help)
+    _add_target_option(patch)
 
     doctor = _add_command(
         commands,
@@ -82,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_doctor,
         help="check this Airflow: version, patch, task state store, checkpoint mode",
     )
-    doctor.add_argument("--target", type=Path, default=None, help=target_help)
+    _add_target_option(doctor)
 
     demo = _add_command(
         commands,
@@ -103,12 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the tasks deferrable ([operators] default_deferrable) with a triggerer, and restart the "
         "triggerer instead of shutting workers down while the jobs run",
     )
-    demo.add_argument(
-        "--executor",
-        choices=["local", "celery"],
-        default="local",
-        help="local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and two Celery workers "
-        "(the 'celery' extra), draining the worker that runs the tasks",
+    _add_executor_option(
+        demo, celery="two Celery workers (the 'celery' extra), draining the worker that runs the tasks"
     )
 
     from airflow.providers.resumable.drill.plan import DisruptionKind
@@ -172,13 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         "triggerer kinds (triggerer_sigkill, triggerer_sigterm, triggerer_freeze_moves) instead of those "
         "that strike a polling worker",
     )
-    drill.add_argument(
-        "--executor",
-        choices=("local", "celery"),
-        default="local",
-        help="local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and Celery workers with "
-        "the drain-aware configuration line; strikes hit the worker running the task (warm and cold "
-        "shutdown, host lost, pod eviction, freeze), which is then started again",
+    _add_executor_option(
+        drill,
+        celery="Celery workers with the drain-aware configuration line; strikes hit the worker running the "
+        "task (warm and cold shutdown, host lost, pod eviction, freeze), which is then started again",
     )
     drill.add_argument(
         "--concurrency",
