@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -28,6 +28,54 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(args.target)
 
 
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """
+    The sub-command ``name``, bound to its handler where it is declared (``main`` calls ``func``).
+
+    :param commands: the parser's sub-commands.
+    :param name: what the user types.
+    :param handler: what carries it out: the parsed arguments in, the exit status out.
+    :param help: its line in the list of commands.
+    :param description: what its own ``--help`` says first (default: nothing).
+    """
+    command = commands.add_parser(name, help=help, description=description)
+    command.set_defaults(func=handler)
+    return command
+
+
+def _add_target_option(command: argparse.ArgumentParser) -> None:
+    """``--target``: which Airflow installation ``patch`` and ``doctor`` work on."""
+    command.add_argument(
+        "--target",
+        type=Path,
+        default=None,
+        help="directory holding the 'airflow' package (default: where this interpreter imports it from)",
+    )
+
+
+def _add_executor_option(command: argparse.ArgumentParser, *, celery: str) -> None:
+    """
+    ``--executor``: which Airflow flavour ``demo`` and ``drill`` start (the choices their runners accept).
+
+    :param command: ``demo`` or ``drill``.
+    :param celery: what the Celery flavour brings besides Postgres and Redis, and what this command
+        does with its workers.
+    """
+    command.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help=f"local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and {celery}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -35,12 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resumable operators for Apache Airflow: core patch, diagnostics and drills.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    version = commands.add_parser("version", help="print this provider's version")
-    version.set_defaults(func=_cmd_version)
+    _add_command(commands, "version", _cmd_version, help="print this provider's version")
 
-    target_help = "directory holding the 'airflow' package (default: where this interpreter imports it from)"
-    patch = commands.add_parser(
+    patch = _add_command(
+        commands,
         "patch",
+        _cmd_patch,
         help="the CHECKPOINTED core patch for apache-airflow 3.3.0, 3.3.1 and 3.3.2",
         description="Show, apply or revert the bundled CHECKPOINTED core patch. Apply it on every "
         "Airflow component (scheduler, API server, workers, dag processor, triggerer), then restart them.",
@@ -51,17 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="status: exit 0 applied, 1 not applied, 2 partially applied; apply/revert: exit 0 when "
         "done or already done; any refusal exits 3 and writes nothing",
     )
-    patch.add_argument("--target", type=Path, default=None, help=target_help)
-    patch.set_defaults(func=_cmd_patch)
+    _add_target_option(patch)
 
-    doctor = commands.add_parser(
-        "doctor", help="check this Airflow: version, patch, task state store, checkpoint mode"
+    doctor = _add_command(
+        commands,
+        "doctor",
+        _cmd_doctor,
+        help="check this Airflow: version, patch, task state store, checkpoint mode",
     )
-    doctor.add_argument("--target", type=Path, default=None, help=target_help)
-    doctor.set_defaults(func=_cmd_doctor)
+    _add_target_option(doctor)
 
-    demo = commands.add_parser(
+    demo = _add_command(
+        commands,
         "demo",
+        _cmd_demo,
         help="run a real Airflow stack against fake clouds and shut the workers down mid-run",
         description="Starts Airflow (scheduler, API server, dag processor; LocalExecutor, sqlite; "
         "127.0.0.1 only) and one fake cloud per resumable task, triggers example_resumable_demo, "
@@ -77,19 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the tasks deferrable ([operators] default_deferrable) with a triggerer, and restart the "
         "triggerer instead of shutting workers down while the jobs run",
     )
-    demo.add_argument(
-        "--executor",
-        choices=["local", "celery"],
-        default="local",
-        help="local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and two Celery workers "
-        "(the 'celery' extra), draining the worker that runs the tasks",
+    _add_executor_option(
+        demo, celery="two Celery workers (the 'celery' extra), draining the worker that runs the tasks"
     )
-    demo.set_defaults(func=_cmd_demo)
 
     from airflow.providers.resumable.drill.plan import DisruptionKind
 
-    drill = commands.add_parser(
+    drill = _add_command(
+        commands,
         "drill",
+        _cmd_drill,
         help="disrupt resumable tasks on a real Airflow stack and check every one for exactly-once",
         description="Starts a private Airflow stack (127.0.0.1 only) and fake clouds, then runs seeded "
         "disruptions (worker SIGTERM at random points, SIGKILL, a frozen worker, throttling, 5xx, lost "
@@ -145,13 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         "triggerer kinds (triggerer_sigkill, triggerer_sigterm, triggerer_freeze_moves) instead of those "
         "that strike a polling worker",
     )
-    drill.add_argument(
-        "--executor",
-        choices=("local", "celery"),
-        default="local",
-        help="local: the LocalExecutor on sqlite (default); celery: Postgres, Redis and Celery workers with "
-        "the drain-aware configuration line; strikes hit the worker running the task (warm and cold "
-        "shutdown, host lost, pod eviction, freeze), which is then started again",
+    _add_executor_option(
+        drill,
+        celery="Celery workers with the drain-aware configuration line; strikes hit the worker running the "
+        "task (warm and cold shutdown, host lost, pod eviction, freeze), which is then started again",
     )
     drill.add_argument(
         "--concurrency",
@@ -160,7 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="task instances of each cloud in flight at once (default 1); a fault kind still has its "
         "cloud's fake to itself until its task took the fault",
     )
-    drill.set_defaults(func=_cmd_drill)
     return parser
 
 
