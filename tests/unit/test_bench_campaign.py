@@ -186,3 +186,35 @@ def test_a_campaign_that_ran_to_the_end_is_not_marked_interrupted():
 
     assert "**PASSED** (1/1 disruptions ok)" in section
     assert "interrupted" not in section.lower()
+
+
+def test_the_section_states_the_scale_target_as_missed_with_what_it_would_take():
+    body = {
+        "started": "2026-11-30 03:00 UTC",
+        "seed": 42,
+        "per_cloud": 30,
+        "concurrency": 4,
+        "clouds": ["databricks", "emr", "dataproc"],
+        "workers": ["worker-a", "worker-b"],
+        "planned": 90,
+        "exit_code": 0,
+        "wall_seconds": 1080.0,
+        "disruptions_per_minute": 5.0,
+        "cores": 2,
+        "cpu_percent": {"mean": 50.0, "p95": 100.0, "samples": 200},
+        "tables": tables([_row("emr", "cold_shutdown", 10)]),
+    }
+
+    section = render_section(body)
+
+    assert (
+        "| at least 200 disruptions per cloud in one run, under 60 minutes | 30 per cloud (90) in 18 minutes | **missed** |"
+        in section
+    )
+    assert "600 take about 120 minutes" in section
+    assert "about 2.0 times the CPU" in section
+    assert "| 1/1 ok; 0, 0, 0, 0, 0 | met |" in section
+
+    at_scale = render_section({**body, "per_cloud": 200, "planned": 600, "wall_seconds": 3000.0})
+    assert "| 200 per cloud (600) in 50 minutes | met |" in at_scale
+    assert "What the scale target would take" not in at_scale

@@ -141,3 +141,43 @@ def test_kinds_across_clouds_runs_every_kind_once_and_spreads_them_evenly():
     # Over successive seeds every kind meets every cloud.
     met = {(d.kind, d.cloud) for plan in plans for d in plan}
     assert met == {(kind, cloud) for kind in kinds for cloud in clouds}
+
+
+def test_kinds_on_every_cloud_run_once_on_each_and_the_rest_are_dealt():
+    clouds = ["databricks", "emr", "dataproc"]
+    kinds = list(DisruptionKind)
+    everywhere = [DisruptionKind.HEARTBEAT_STALL, DisruptionKind.MARK_FAILED_WHILE_CHECKPOINTED]
+    for seed in range(30):
+        plan = plan_drill(
+            disruptions_per_cloud=1,
+            clouds=clouds,
+            kinds=kinds,
+            seed=seed,
+            kinds_across_clouds=True,
+            on_every_cloud=everywhere,
+        )
+        for kind in everywhere:
+            assert sorted(d.cloud for d in plan if d.kind is kind) == sorted(clouds), (seed, kind)
+        dealt = sorted(d.kind.value for d in plan if d.kind not in everywhere)
+        assert dealt == sorted(k.value for k in kinds if k not in everywhere)
+        counts = [sum(d.cloud == cloud for d in plan) for cloud in clouds]
+        assert max(counts) - min(counts) <= 1, counts
+        assert [d.number for d in plan] == list(range(1, len(kinds) + len(everywhere) * 2 + 1))
+
+
+def test_kinds_on_every_cloud_come_only_from_the_kinds_drawn_and_need_kinds_dealt_across():
+    clouds = ["databricks", "emr", "dataproc"]
+    kinds = list(DisruptionKind)
+    across = dict(disruptions_per_cloud=1, clouds=clouds, kinds=kinds, seed=7, kinds_across_clouds=True)
+    # A kind not drawn from is not added: on a stock Airflow the plan has no start-up SIGTERM.
+    without = [k for k in kinds if k is not DisruptionKind.SIGTERM_DURING_STARTUP]
+    plan = plan_drill(**{**across, "kinds": without}, on_every_cloud=[DisruptionKind.SIGTERM_DURING_STARTUP])
+    assert DisruptionKind.SIGTERM_DURING_STARTUP not in {d.kind for d in plan}
+    with pytest.raises(ValueError, match="dealt across"):
+        plan_drill(
+            disruptions_per_cloud=3,
+            clouds=clouds,
+            kinds=kinds,
+            seed=7,
+            on_every_cloud=[DisruptionKind.HEARTBEAT_STALL],
+        )

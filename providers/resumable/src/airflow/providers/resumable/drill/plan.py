@@ -194,6 +194,7 @@ def plan_drill(
     kinds: Sequence[DisruptionKind],
     seed: int,
     kinds_across_clouds: bool = False,
+    on_every_cloud: Sequence[DisruptionKind] = (),
 ) -> list[Disruption]:
     """
     ``disruptions_per_cloud`` disruptions for each cloud, kinds drawn so that every kind occurs.
@@ -205,19 +206,30 @@ def plan_drill(
     :param kinds_across_clouds: instead, every kind exactly once in all, dealt to the clouds in a
         seeded order (``disruptions_per_cloud`` is then ignored): the breadth of the kinds at a third
         of the cost, each kind meeting every cloud over successive seeds.
+    :param on_every_cloud: with ``kinds_across_clouds``, those of ``kinds`` that still run once on
+        every cloud (where a kind's outcome depends on each cloud's cancel and status semantics);
+        only the others are dealt.
     """
     if disruptions_per_cloud < 1:
         raise ValueError("a drill needs at least one disruption per cloud")
     if not kinds:
         raise ValueError("a drill needs at least one kind of disruption")
+    if on_every_cloud and not kinds_across_clouds:
+        raise ValueError("on_every_cloud only applies when the kinds are dealt across the clouds")
     rng = random.Random(seed)
     per_cloud: dict[str, list[DisruptionKind]] = {}
     if kinds_across_clouds:
-        dealt = list(kinds)
+        everywhere = [kind for kind in kinds if kind in on_every_cloud]
+        dealt = [kind for kind in kinds if kind not in everywhere]
         rng.shuffle(dealt)
         offset = rng.randrange(len(clouds))
         for index, kind in enumerate(dealt):
             per_cloud.setdefault(clouds[(index + offset) % len(clouds)], []).append(kind)
+        if everywhere:  # (without them the plan stays what earlier seeds gave: replays still replay)
+            for cloud in clouds:
+                mixed = per_cloud.setdefault(cloud, []) + everywhere
+                rng.shuffle(mixed)
+                per_cloud[cloud] = mixed
     else:
         for cloud in clouds:
             # Every kind once (as far as the count allows), the rest drawn at random, then shuffled.

@@ -369,6 +369,7 @@ def run_drill(
     out: TextIO = sys.stdout,
     real: Mapping[str, RealTarget] | None = None,
     kinds_across_clouds: bool = False,
+    on_every_cloud: Sequence[DisruptionKind] = (),
     deferrable: bool = False,
     executor: str = "local",
     concurrency: int = 1,
@@ -397,6 +398,7 @@ def run_drill(
         for a drill that cannot run, before anything starts.
     :param kinds_across_clouds: every kind once in all, dealt to the clouds, instead of
         ``disruptions_per_cloud`` each (see :func:`~airflow.providers.resumable.drill.plan.plan_drill`).
+    :param on_every_cloud: with ``kinds_across_clouds``, the kinds that still run on every cloud.
     :param deferrable: drill the deferrable DAGs (``deferrable=True``: polling from a triggerer the
         stack starts), with the triggerer kinds.
     :param executor: ``"local"`` (the LocalExecutor on sqlite) or ``"celery"`` (Postgres, Redis and
@@ -417,9 +419,12 @@ def run_drill(
         kinds=kinds,
         seed=seed,
         kinds_across_clouds=kinds_across_clouds,
+        on_every_cloud=on_every_cloud,
     )
     printer = Printer(out)
     spread = "every kind once, across" if kinds_across_clouds else f"{disruptions_per_cloud} per cloud on"
+    if kinds_across_clouds and on_every_cloud:
+        spread = f"every kind once, {', '.join(kind.value for kind in on_every_cloud)} on each cloud, across"
     at_once = f", {concurrency} at a time per cloud" if concurrency > 1 else ""
     printer.line(
         f"drill: {len(plan)} disruptions ({spread} {', '.join(clouds)}{at_once}), seed {seed} "
