@@ -30,7 +30,10 @@ from attempts import (
     wait_for,
 )
 
-from airflow.providers.resumable.checkpoint import checkpointed_state_available
+from airflow.providers.resumable.checkpoint import (
+    checkpointed_state_available,
+    worker_loss_checkpoints_available,
+)
 from airflow.providers.resumable.hooks.emr import job_run_to_job_state, steps_to_job_state, tag_step_name
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.operators.emr import (
@@ -54,6 +57,7 @@ from airflow.providers.resumable.triggers.emr import (
 
 CHECKPOINT_OUTCOME = "checkpointed" if checkpointed_state_available() else "rescheduled"
 CONN_ID = "aws_fake"
+WORKER_LOSS_KEY = "airflow.resume_on_worker_loss"
 ADD_STEPS = "test_emr_operators:fast_add_steps"
 START_JOB = "test_emr_operators:fast_start_job"
 ROLE = "arn:aws:iam::123456789012:role/emr-serverless-job"
@@ -226,6 +230,39 @@ def test_a_worker_clock_ahead_of_emrs_still_finds_its_own_steps_after_a_lost_res
     assert emr.counters["steps_added"] == 2, "exactly one step set: the retry found the tagged steps"
     assert emr.counters["requests:AddJobFlowSteps"] == 1
     assert outcome["result"] == [s["Id"] for s in emr.steps(cluster)]
+
+
+@pytest.mark.skipif(
+    not worker_loss_checkpoints_available(), reason="attempts declare themselves only with the core patch"
+)
+def test_an_attempt_another_took_over_while_it_was_about_to_add_steps_adds_none(
+    steps_spec, emr, aws, cluster
+):
+    """
+    Frozen past the heartbeat timeout on its way to AddJobFlowSteps, then thawed: meanwhile the task
+    resumed in another attempt, which re-sent the ledger's key and added the steps. EMR cannot tell
+    the second AddJobFlowSteps from a new one, so the thawed attempt must not send it.
+    """
+    aws.inject("DescribeCluster", Fault.delay(3.0))  # the last call before AddJobFlowSteps
+    attempt = AttemptProcess(steps_spec).start()
+    attempt.wait_until_started()
+    store = JsonFileTaskStateStore(steps_spec.workdir / "state_store.json")
+    wait_for(
+        lambda: (
+            (store.get(WORKER_LOSS_KEY) or {}).get("pid") == attempt.pid and aws.requests("DescribeCluster")
+        ),
+        what="the attempt to declare itself and ask about the cluster",
+    )
+    declaration = store.get(WORKER_LOSS_KEY)
+    store.set(WORKER_LOSS_KEY, {**declaration, "pid": declaration["pid"] + 1})  # a later attempt's
+
+    outcome = attempt.join(timeout=30)
+
+    assert outcome is not None
+    assert outcome["outcome"] == CHECKPOINT_OUTCOME, outcome
+    assert emr.counters["requests:AddJobFlowSteps"] == 0, "the superseded attempt added steps"
+    assert emr.steps(cluster) == []
+    assert _ledger(steps_spec)["phase"] == "submitting", "the key is left to the attempt that took over"
 
 
 def test_find_existing_stops_listing_at_steps_older_than_the_intent(emr, aws, cluster):

@@ -71,6 +71,9 @@ _FAKE_JOBS: dict[str, dict[str, Any]] = {
             }
         ],
         "waiter_delay": 1,
+        # Upstream's 60 polls are a minute here: too short once steps queue behind other task
+        # instances' on the fake cluster (seen: a step PENDING 13 s, then 60 s RUNNING, failed its try).
+        "waiter_max_attempts": 600,
     },
 }
 """Each cloud's job against its fake: a fixed job on the fake's made-up cluster, polled every second."""

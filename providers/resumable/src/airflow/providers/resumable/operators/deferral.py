@@ -29,6 +29,7 @@ attempt runs, or by the next attempt after a clear.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,7 +39,7 @@ from airflow.configuration import conf
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
-from airflow.providers.resumable.checkpoint import declare_resumable_on_worker_loss
+from airflow.providers.resumable.checkpoint import attempt_that_took_over, declare_resumable_on_worker_loss
 from airflow.providers.resumable.drain import Announcement, announce_checkpointable
 from airflow.providers.resumable.ledger import LedgerError, LedgerPhase
 from airflow.providers.resumable.ledger_store import LedgerStore
@@ -196,6 +197,7 @@ class DeferringOperator(JobControlOperator):
         """
         self._stop.arm()
         self._drain_announcement = None
+        self._successor_probe = None
         try:
             yield
         except AirflowTaskTimeout:
@@ -215,6 +217,7 @@ class DeferringOperator(JobControlOperator):
         at once instead of waiting for the job; ``drain.py``). Once per attempt.
         """
         self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+        self._successor_probe = functools.partial(attempt_that_took_over, context) if self._declared else None
         if self._drain_announcement is None:
             self._drain_announcement = announce_checkpointable()
 

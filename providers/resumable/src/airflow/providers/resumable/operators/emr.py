@@ -329,6 +329,8 @@ class ResumableEmrAddStepsOperator(_ResumableAwsOperator):
     def submit(self, submission: _StepsSubmission, idempotency_key: str, *, resend: bool) -> str:
         cluster_id = self._resolve_cluster()
         self.hook.check_cluster_accepts_steps(cluster_id)
+        # AddJobFlowSteps has no idempotency token: a second send is a second set of steps.
+        self.ensure_this_attempt_may_send()
         self.log.info("Adding steps to %s", cluster_id)
         return self.hook.add_steps(
             cluster_id, submission.steps, idempotency_key, execution_role_arn=self.execution_role_arn

@@ -89,6 +89,8 @@ class JobControlOperator(BaseOperator):
     previous_job_stop_timeout: timedelta
     _stop: StopRequest
     _declared: bool
+    _successor_probe: Callable[[], str | None] | None = None
+    """Once this attempt has declared itself: names an attempt of this try that declared itself since."""
 
     @property
     def hook(self) -> JobHook:
@@ -200,6 +202,34 @@ class JobControlOperator(BaseOperator):
             f"Cancel {noun} {job_id} in the cloud (or check that this connection may cancel it, or wait "
             "for it to end), then clear the task again."
         )
+
+    def ensure_this_attempt_may_send(self) -> None:
+        """
+        Call right before a submission the cloud cannot deduplicate (it takes no idempotency token or
+        job id a re-send could repeat: EMR's ``AddJobFlowSteps``), after every slower call before it.
+
+        A stop requested meanwhile checkpoints before anything is sent: the next attempt re-sends the
+        ledger's key and finds nothing. So does a later attempt of this try having declared itself:
+        this one was frozen or starved past the heartbeat timeout on its way here (its supervisor's
+        SIGTERM may not have come yet), the task resumed elsewhere, and that attempt owns the key now;
+        sending would add a second job beside the one it sends. What is left is the moment between
+        this look (one read of the task state store) and the request itself.
+
+        :raises AirflowTaskCheckpointed: (or the reschedule without the core patch) instead of sending.
+        """
+        if self._stop.requested:
+            self._stop_before_submit(None)
+        successor = self._successor_probe() if self._successor_probe is not None else None
+        if successor is not None:
+            self.log.warning(
+                "%s (%s) while this one was about to submit: sending nothing, the ledger's key is "
+                "its to send. This attempt ends as a checkpoint, which the server refuses from a "
+                "superseded attempt, so nothing is reported",
+                _NOT_A_DECISION[StopCause.SUPERSEDED],
+                successor,
+            )
+            self._count("superseded_before_submit")
+            raise checkpoint_exception(resume_after=self.resume_after, checkpoint_data=None)
 
     def _stop_before_submit(self, ledger: SubmissionLedger | None) -> None:
         self.log.info("Asked to stop before submitting: checkpointing; the next attempt submits")
