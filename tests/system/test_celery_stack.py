@@ -103,6 +103,22 @@ def _assert_one_run_never_cancelled_success_on_try_1(
     assert stack.db.task_history_try_numbers(dag_id, run_id, DRILL_TASK_ID) == [], "no try was archived"
 
 
+def _runs_again_on(stack: CeleryAirflowStack, dag_id: str, run_id: str, worker: str) -> float:
+    """Once the task instance runs again on ``worker``, on the same try: when (monotonic), after which
+    the dag run is waited for."""
+    resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
+    resumed_at = time.monotonic()
+    assert resumed.try_number == 1
+    assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == worker, "resumed on the other worker"
+    stack.wait_for_dag_run(dag_id, run_id, timeout=JOB_SECONDS + 120)
+    return resumed_at
+
+
+def _assert_checkpointed_never_failed(task_states: list[str]) -> None:
+    assert "checkpointed" in task_states, task_states
+    assert not FAILURE_STATES & set(task_states), task_states
+
+
 @pytest.fixture(scope="module")
 def databricks(celery_stack: CeleryAirflowStack) -> Iterator[FakeDatabricksCloud]:
     """
@@ -158,11 +174,7 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
         _assert_none_left_running(tree)
         # A cold shutdown sends no worker_shutdown signal; the drain directory goes anyway.
         assert not list(stack.worker_tmp(first_worker).glob("airflow-resumable-drain-*"))
-        resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
-        resumed_at = time.monotonic()
-        assert resumed.try_number == 1
-        assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "resumed on the other worker"
-        stack.wait_for_dag_run(dag_id, run_id, timeout=JOB_SECONDS + 120)
+        resumed_at = _runs_again_on(stack, dag_id, run_id, other_worker)
 
     sys.stderr.write(
         f"\n[celery cold shutdown] checkpointed {checkpointed - signalled:.1f}s, {first_worker} exited "
@@ -170,9 +182,7 @@ def test_cold_shutdown_of_the_worker_checkpoints_and_resumes_on_the_other_worker
         f"after SIGQUIT; run finished {time.monotonic() - started:.1f}s after trigger\n"
     )
     _assert_one_run_never_cancelled_success_on_try_1(stack, databricks, before, dag_id, run_id, job)
-    task_states = recorder.states(DRILL_TASK_ID)
-    assert "checkpointed" in task_states
-    assert not FAILURE_STATES & set(task_states), task_states
+    _assert_checkpointed_never_failed(recorder.states(DRILL_TASK_ID))
     assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "it finished where it resumed"
 
 
@@ -200,19 +210,13 @@ def test_warm_shutdown_checkpoints_the_resumable_task_at_once_and_it_resumes_on_
         assert not drain_directory.exists(), "the worker left its drain directory behind"
         assert databricks.is_running(job), f"the job was not left going: {databricks.job_state(job)}"
         _assert_none_left_running(tree)
-        resumed = stack.wait_for_ti_state(dag_id, run_id, DRILL_TASK_ID, "running", timeout=60)
-        resumed_at = time.monotonic()
-        assert resumed.try_number == 1
-        assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "resumed on the other worker"
-        stack.wait_for_dag_run(dag_id, run_id, timeout=JOB_SECONDS + 120)
+        resumed_at = _runs_again_on(stack, dag_id, run_id, other_worker)
 
     sys.stderr.write(
         f"\n[celery warm shutdown, drain-aware] {first_worker} exited {worker_exited - signalled:.1f}s after "
         f"SIGTERM, running again on {other_worker} {resumed_at - signalled:.1f}s after it\n"
     )
-    task_states = recorder.states(DRILL_TASK_ID)
-    assert "checkpointed" in task_states, task_states
-    assert not FAILURE_STATES & set(task_states), task_states
+    _assert_checkpointed_never_failed(recorder.states(DRILL_TASK_ID))
     _assert_one_run_never_cancelled_success_on_try_1(stack, databricks, before, dag_id, run_id, job)
     assert stack.worker_of(dag_id, run_id, DRILL_TASK_ID) == other_worker, "it finished where it resumed"
 
@@ -246,20 +250,13 @@ def test_warm_shutdown_while_a_resumable_task_starts_up_checkpoints_it_once_it_a
         worker_exited = time.monotonic()
         assert not drain_directory.exists(), "the worker left its drain directory behind"
         _assert_none_left_running(tree)
-        resumed = stack.wait_for_ti_state(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID, "running", timeout=60)
-        assert resumed.try_number == 1
-        assert stack.worker_of(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID) == other_worker, (
-            "resumed on the other worker"
-        )
-        stack.wait_for_dag_run(SLOW_START_DAG_ID, run_id, timeout=JOB_SECONDS + 120)
+        _runs_again_on(stack, SLOW_START_DAG_ID, run_id, other_worker)
 
     sys.stderr.write(
         f"\n[celery warm shutdown during start-up] {worker} exited {worker_exited - signalled:.1f}s after "
         f"SIGTERM (the task was loading its DAG for {LOAD_SECONDS}s)\n"
     )
-    task_states = recorder.states(DRILL_TASK_ID)
-    assert "checkpointed" in task_states, task_states
-    assert not FAILURE_STATES & set(task_states), task_states
+    _assert_checkpointed_never_failed(recorder.states(DRILL_TASK_ID))
     ledger = stack.db.task_state_value(SLOW_START_DAG_ID, run_id, DRILL_TASK_ID, LEDGER_KEY)
     _assert_one_run_never_cancelled_success_on_try_1(
         stack, databricks, before, SLOW_START_DAG_ID, run_id, ledger["external_id"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from airflow.providers.resumable.drill import runner
 from airflow.providers.resumable.drill.plan import Disruption, DisruptionKind
@@ -77,20 +78,14 @@ def test_a_summary_counts_each_failure_where_it_happened():
 
 
 def test_the_section_replaces_its_previous_self_and_survives_a_full_bench_rewrite():
-    body = {
-        "started": "2026-11-30 03:00 UTC",
-        "seed": 42,
-        "per_cloud": 2,
-        "concurrency": 2,
-        "workers": ["worker-a", "worker-b", "worker-c"],
-        "planned": 2,
-        "exit_code": 0,
-        "wall_seconds": 120.0,
-        "disruptions_per_minute": 1.0,
-        "cores": 2,
-        "cpu_percent": {"mean": 80.0, "p95": 99.0, "samples": 20},
-        "tables": tables([_row("emr", "cold_shutdown", 10), _row("emr", "pod_eviction", 14)]),
-    }
+    body = _body(
+        per_cloud=2,
+        concurrency=2,
+        workers=["worker-a", "worker-b", "worker-c"],
+        planned=2,
+        wall_seconds=120.0,
+        tables=tables([_row("emr", "cold_shutdown", 10), _row("emr", "pod_eviction", 14)]),
+    )
     section = render_section(body)
     assert section.startswith(SECTION_START)
     assert section.rstrip().endswith(SECTION_END)
@@ -105,6 +100,25 @@ def test_the_section_replaces_its_previous_self_and_survives_a_full_bench_rewrit
     assert "**PASSED**" not in twice
     assert twice.startswith("# Benchmarks\n\nold text\n")
     assert SECTION_START in kept_sections(twice), "make bench keeps the section when it rewrites the page"
+
+
+def _body(**changes: Any) -> dict[str, Any]:
+    """What ``campaign.json`` holds for a finished campaign of one disruption, with ``changes``."""
+    body = {
+        "started": "2026-11-30 03:00 UTC",
+        "seed": 42,
+        "per_cloud": 1,
+        "concurrency": 1,
+        "workers": ["worker-a", "worker-b"],
+        "planned": 1,
+        "exit_code": 0,
+        "wall_seconds": 60.0,
+        "disruptions_per_minute": 1.0,
+        "cores": 2,
+        "cpu_percent": {"mean": 80.0, "p95": 99.0, "samples": 12},
+        "tables": tables([_row("emr", "cold_shutdown", 10)]),
+    }
+    return {**body, **changes}
 
 
 def _result(number: int, cloud: str) -> DisruptionResult:
@@ -167,20 +181,7 @@ def test_a_campaign_interrupted_before_anything_finished_keeps_the_last_results(
 
 
 def test_a_campaign_that_ran_to_the_end_is_not_marked_interrupted():
-    body = {
-        "started": "2026-11-30 03:00 UTC",
-        "seed": 42,
-        "per_cloud": 1,
-        "concurrency": 1,
-        "workers": ["worker-a", "worker-b"],
-        "planned": 1,
-        "exit_code": 0,
-        "wall_seconds": 60.0,
-        "disruptions_per_minute": 1.0,
-        "cores": 2,
-        "cpu_percent": {"mean": 80.0, "p95": 99.0, "samples": 12},
-        "tables": tables([_row("emr", "cold_shutdown", 10)]),
-    }
+    body = _body()
 
     section = render_section(body)
 
@@ -189,21 +190,15 @@ def test_a_campaign_that_ran_to_the_end_is_not_marked_interrupted():
 
 
 def test_the_section_states_the_scale_target_as_missed_with_what_it_would_take():
-    body = {
-        "started": "2026-11-30 03:00 UTC",
-        "seed": 42,
-        "per_cloud": 30,
-        "concurrency": 4,
-        "clouds": ["databricks", "emr", "dataproc"],
-        "workers": ["worker-a", "worker-b"],
-        "planned": 90,
-        "exit_code": 0,
-        "wall_seconds": 1080.0,
-        "disruptions_per_minute": 5.0,
-        "cores": 2,
-        "cpu_percent": {"mean": 50.0, "p95": 100.0, "samples": 200},
-        "tables": tables([_row("emr", "cold_shutdown", 10)]),
-    }
+    body = _body(
+        per_cloud=30,
+        concurrency=4,
+        clouds=["databricks", "emr", "dataproc"],
+        planned=90,
+        wall_seconds=1080.0,
+        disruptions_per_minute=5.0,
+        cpu_percent={"mean": 50.0, "p95": 100.0, "samples": 200},
+    )
 
     section = render_section(body)
 

@@ -12,16 +12,15 @@ The DAGs the Celery drain tests copy into the stack.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-from airflow.sdk import dag, get_parsing_context, task
+from airflow.sdk import dag, task
 
 from airflow.providers.resumable.drill.naming import drill_conn_id
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
+from airflow.providers.resumable.testing.dag_files import load_slowly_the_first_time
 
 PLAIN_DAG_ID = "system_drain_plain_task"
 PLAIN_TASK_ID = "sleep_briefly"
@@ -48,11 +47,7 @@ SLOW_START_TASK_ID = "job"
 LOADING_MARKER = "drain_slow_start.loading"
 LOAD_SECONDS = 10
 
-if get_parsing_context().dag_id == SLOW_START_DAG_ID:
-    _marker = Path(os.environ["AIRFLOW_HOME"]) / LOADING_MARKER
-    if not _marker.exists():
-        _marker.write_text(str(os.getpid()))
-        time.sleep(LOAD_SECONDS)
+load_slowly_the_first_time(SLOW_START_DAG_ID, marker=LOADING_MARKER, seconds=LOAD_SECONDS)
 
 
 @dag(

@@ -9,23 +9,18 @@ task process outright. Later loads (the dag processor's, a resumed attempt's) ar
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-from airflow.sdk import dag, get_parsing_context, task
+from airflow.sdk import dag, task
+
+from airflow.providers.resumable.testing.dag_files import load_slowly_the_first_time
 
 SLOW_START_DAG_ID = "system_slow_start"
 TASK_ID = "plain"
 LOADING_MARKER = "slow_start.loading"
 LOAD_SECONDS = 15
 
-if get_parsing_context().dag_id == SLOW_START_DAG_ID:
-    marker = Path(os.environ["AIRFLOW_HOME"]) / LOADING_MARKER
-    if not marker.exists():
-        marker.write_text(str(os.getpid()))
-        time.sleep(LOAD_SECONDS)
+load_slowly_the_first_time(SLOW_START_DAG_ID, marker=LOADING_MARKER, seconds=LOAD_SECONDS)
 
 
 @dag(
