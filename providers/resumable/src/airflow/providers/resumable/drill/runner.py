@@ -92,6 +92,10 @@ STALL_PAST_HEARTBEAT_TIMEOUT_SECONDS = 15.0
 ORPHAN_WAIT_SECONDS = 45.0
 """How long after its task instance ended a job may still run before it counts as orphaned: the job
 reaper's grace period (15 s) and sweep (5 s), with room for a loaded machine."""
+PERSON_RETRIES = 5
+"""How often the drill's person marks a task failed again when the API answers 5xx: on sqlite under a
+drill's load the audit log's write can wait out the busy timeout (seen in CI: HTTP 500 'Database
+error', the mark never made, the job left to run)."""
 PER_DISRUPTION_TIMEOUT = 240.0
 """A disruption whose run has not ended by then counts as a lost run."""
 EXECUTORS = ("local", "celery")
@@ -1052,6 +1056,7 @@ def _strike(
             "PATCH",
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{DRILL_TASK_ID}",
             json={"new_state": "failed"},
+            retries=PERSON_RETRIES,
         )
         return
     if kind is DisruptionKind.CLEAR_WHILE_RUNNING_CANCEL_REFUSED:

@@ -473,12 +473,29 @@ class RestClient:
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.delete(path, **kwargs)
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request and return its JSON body; raise with the body on any non-2xx answer."""
-        response = self.http.request(method, path, **kwargs)
-        if response.is_error:
-            raise AssertionError(f"{method} {path} -> HTTP {response.status_code}: {response.text[:2000]}")
-        return response.json()
+    def json(self, method: str, path: str, *, retries: int = 0, **kwargs: Any) -> Any:
+        """
+        Send a request and return its JSON body; raise with the body on any other non-2xx answer.
+
+        :param method: the HTTP method.
+        :param path: below ``/api/v2``.
+        :param retries: how many times to send it again after a 5xx answer, a second apart, as a
+            person clicks again: on sqlite a write that waits out the 5 s busy timeout under load
+            (``database is locked``) is answered ``500 Database error`` before the route ran. Only
+            for a request that is safe to repeat.
+        :param kwargs: passed to ``httpx``.
+        """
+        for attempt in range(retries + 1):
+            response = self.http.request(method, path, **kwargs)
+            if response.is_server_error and attempt < retries:
+                time.sleep(1.0)
+                continue
+            if response.is_error:
+                raise AssertionError(
+                    f"{method} {path} -> HTTP {response.status_code}: {response.text[:2000]}"
+                )
+            return response.json()
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
 
 class AirflowStack:
