@@ -144,6 +144,20 @@ class _StepWithFailureDetails(Step):
         return status
 
 
+_APPLICATION_DEFAULTS: dict[str, Any] = dict.fromkeys(
+    (
+        "initial_capacity",
+        "maximum_capacity",
+        "tags",
+        "auto_start_configuration",
+        "auto_stop_configuration",
+        "network_configuration",
+    )
+)
+"""What moto's ``create_application`` requires and a fake application leaves unset (as the API does
+when a request omits them)."""
+
+
 class FakeEmr:
     """
     Lifecycle, ``clientToken`` deduplication, ``CancelSteps`` and counters on moto's backends.
@@ -321,12 +335,7 @@ class FakeEmr:
                 release_label="emr-7.5.0",
                 application_type="SPARK",
                 client_token="",
-                initial_capacity=None,
-                maximum_capacity=None,
-                tags=None,
-                auto_start_configuration=None,
-                auto_stop_configuration=None,
-                network_configuration=None,
+                **_APPLICATION_DEFAULTS,
             )
             return str(app.id)
 
