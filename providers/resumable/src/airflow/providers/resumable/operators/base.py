@@ -183,9 +183,9 @@ class ResumableSubmitOperator(DeferringOperator):
             factor=1.0 if self.max_poll_interval == self.poll_interval else 1.5,
         )
         self._stop = StopRequest()
-        # Whether this attempt declared itself resumable on worker loss: only then can a later
+        # Set once this attempt declared itself resumable on worker loss: only then can a later
         # declaration show that another attempt has taken this try over.
-        self._declared = False
+        self._successor_probe = None
         self._job_id: str | None = None
         self._deadline: TryDeadline | None = None
 

@@ -216,8 +216,8 @@ class DeferringOperator(JobControlOperator):
         worker is then a checkpoint) and to a drain-aware worker (its drain then checkpoints this task
         at once instead of waiting for the job; ``drain.py``). Once per attempt.
         """
-        self._declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
-        self._successor_probe = functools.partial(attempt_that_took_over, context) if self._declared else None
+        declared = declare_resumable_on_worker_loss(context, resume_after=self.resume_after)
+        self._successor_probe = functools.partial(attempt_that_took_over, context) if declared else None
         if self._drain_announcement is None:
             self._drain_announcement = announce_checkpointable()
 

@@ -24,7 +24,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.observability.stats import Stats
 
-from airflow.providers.resumable.checkpoint import attempt_that_took_over, checkpoint_exception
+from airflow.providers.resumable.checkpoint import checkpoint_exception
 from airflow.providers.resumable.hooks.errors import http_retry_after, is_transient_http
 from airflow.providers.resumable.hooks.job_hook import JobHook
 from airflow.providers.resumable.retrying import BackoffPolicy
@@ -88,8 +88,7 @@ class JobControlOperator(BaseOperator):
     poll_interval: float
     previous_job_stop_timeout: timedelta
     _stop: StopRequest
-    _declared: bool
-    _successor_probe: Callable[[], str | None] | None = None
+    _successor_probe: Callable[[], str | None] | None
     """Once this attempt has declared itself: names an attempt of this try that declared itself since."""
 
     @property
@@ -243,7 +242,7 @@ class JobControlOperator(BaseOperator):
             raise AirflowException(f"Task killed; {self.job_noun} {job_id} {outcome} (durable=False)")
         diagnosis = diagnose_stop(
             context["ti"],
-            taken_over_by=(lambda: attempt_that_took_over(context)) if self._declared else None,
+            taken_over_by=self._successor_probe,
         )
         if diagnosis.cancels:
             self.log.warning("Stop requested and %s (%s %s)", diagnosis.evidence, self.job_noun, job_id)
