@@ -36,7 +36,7 @@ import pytest
 from airflow.providers.resumable.checkpoint import checkpointed_state_available
 from airflow.providers.resumable.testing.celery_disruptions import lose_host
 from airflow.providers.resumable.testing.celery_stack import WORKERS, CeleryAirflowStack
-from airflow.providers.resumable.testing.stack import AirflowStack, TaskProcesses, poll_until
+from airflow.providers.resumable.testing.stack import AirflowStack, TaskProcesses, poll_until, ti_id_forms
 from tests.system.conftest import CELERY
 from tests.system.dags.system_slow_start_dags import LOADING_MARKER, SLOW_START_DAG_ID
 from tests.system.dags.system_slow_start_dags import TASK_ID as SLOW_START_TASK_ID
@@ -117,7 +117,7 @@ def _may_kill_worker(processes: TaskProcesses) -> bool:
         return True
     if "LocalExecutor" not in title:
         return True  # a Celery pool process: Celery replaces it
-    return processes.ti_id in title or processes.ti_id.replace("-", "") in title
+    return any(form in title for form in ti_id_forms(processes.ti_id))
 
 
 def _ready_task(stack: AirflowStack, dag_id: str, run_id: str, *, run: int = 1) -> TaskProcesses:

@@ -60,10 +60,10 @@ from airflow.providers.resumable.testing.stack import (
     StackUnavailable,
     TaskProcesses,
     _free_port,
-    _ti_id_forms,
     poll_until,
     run_to_log,
     tail,
+    ti_id_forms,
 )
 
 WORKERS = ("worker-a", "worker-b")
@@ -426,7 +426,7 @@ class CeleryAirflowStack(AirflowStack):
 
         :param ti_id: the task instance's id, in either of the forms Postgres and process titles use.
         """
-        forms = _ti_id_forms(ti_id)
+        forms = ti_id_forms(ti_id)
         for name in self.workers:
             if not self.worker_running(name):
                 continue

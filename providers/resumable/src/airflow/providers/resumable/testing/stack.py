@@ -182,7 +182,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ti_id_forms(ti_id: str) -> set[str]:
+def ti_id_forms(ti_id: str) -> set[str]:
     """sqlite stores UUIDs as 32 hex digits; process titles use the dashed form."""
     hex_digits = ti_id.replace("-", "").lower()
     dashed = f"{hex_digits[:8]}-{hex_digits[8:12]}-{hex_digits[12:16]}-{hex_digits[16:20]}-{hex_digits[20:]}"
@@ -1033,7 +1033,7 @@ class AirflowStack:
 
         :param ti_id: the task instance's id, in either of the forms sqlite and process titles use.
         """
-        forms = _ti_id_forms(ti_id)
+        forms = ti_id_forms(ti_id)
         scheduler = self._processes["scheduler"]
         worker_pid = task_pid = None
         try:
