@@ -210,6 +210,10 @@ def _watch(
     deadline = time.monotonic() + 300
     narrator.waiting_for("the tasks to start and submit their jobs")
     while time.monotonic() < deadline:
+        # The run's state before its tasks': a run ends after its tasks, so once it has ended the rows
+        # read below are final. Read after them, the run could end on a pass that still saw a task
+        # running, and that task's story would miss its end.
+        state = stack.db.dag_run_state(DAG_ID, run_id)
         rows = stack.db.task_instances(DAG_ID, run_id)
         for story in stories:
             name, row = story.cloud.name, rows.get(story.cloud.task_id)
@@ -251,7 +255,6 @@ def _watch(
             disrupted = True
         elif disrupted and all(s.states[-1:] == ["running"] and "running" in s.states[:-1] for s in stories):
             narrator.waiting_for("the remote jobs to finish; the resumed tasks are polling them")
-        state = stack.db.dag_run_state(DAG_ID, run_id)
         if state in ("success", "failed"):
             narrator.waiting_for(None)
             narrator.say("dag", f"run {run_id} ended: {state}")
