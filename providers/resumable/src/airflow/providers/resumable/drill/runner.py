@@ -465,7 +465,7 @@ def run_drill(
                 fake.start()
                 cleanup.callback(fake.stop)
             drilled: dict[str, DrillCloud] = {**fakes, **{name: real_cloud(t) for name, t in real.items()}}
-            _deploy(printer, stack, fakes, clouds, deferrable=deferrable)
+            _deploy(printer, stack, fakes, [drill_dag_id(name, deferrable=deferrable) for name in clouds])
             strikes: WorkerStrikes = (
                 CeleryWorkerStrikes(stack)
                 if isinstance(stack, CeleryAirflowStack)
@@ -608,18 +608,13 @@ def _start_stack(
 
 
 def _deploy(
-    printer: Printer,
-    stack: AirflowStack,
-    fakes: Mapping[str, FakeCloud],
-    clouds: Sequence[str],
-    *,
-    deferrable: bool,
+    printer: Printer, stack: AirflowStack, fakes: Mapping[str, FakeCloud], dag_ids: Sequence[str]
 ) -> None:
     for name, fake in fakes.items():
-        stack.rest.post("/connections", json=fake.connection(drill_conn_id(name))).raise_for_status()
+        stack.put_connection(fake.connection(drill_conn_id(name)))
     stack.add_dag_file(_DRILL_DAGS)
-    for name in clouds:
-        stack.wait_for_dag(drill_dag_id(name, deferrable=deferrable))
+    for dag_id in dag_ids:
+        stack.wait_for_dag(dag_id)
     printer.line(f"stack up at {stack.base_url}; drill DAGs parsed")
 
 

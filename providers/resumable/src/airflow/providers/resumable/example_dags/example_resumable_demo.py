@@ -45,10 +45,7 @@ with DAG(
             {
                 "Name": "nightly-etl",
                 "ActionOnFailure": "CONTINUE",
-                "HadoopJarStep": {
-                    "Jar": "command-runner.jar",
-                    "Args": ["spark-submit", "s3://etl/nightly.py"],
-                },
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://etl/etl.py"]},
             }
         ],
     )

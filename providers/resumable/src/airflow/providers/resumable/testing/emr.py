@@ -71,6 +71,8 @@ __all__ = ["FakeAwsProxy", "FakeEmr", "FakeEmrServer", "Fault", "JobRunScript", 
 ACCOUNT_ID = "123456789012"
 """moto's default account: an EMR Serverless execution role must live in it."""
 DEFAULT_REGION = "us-east-1"
+RELEASE_LABEL = "emr-7.5.0"
+"""The EMR release of every fake cluster and application."""
 ACTIVE_STEP_STATES = frozenset({"PENDING", "RUNNING", "CANCEL_PENDING"})
 _STOPS_LATER_STEPS = frozenset({"CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"})
 _TERMINATES_CLUSTER = frozenset({"TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"})
@@ -143,6 +145,25 @@ class _StepWithFailureDetails(Step):
             status["FailureDetails"] = dict(self.failure_details)
         return status
 
+
+_CLUSTER_DEFAULTS: dict[str, Any] = {
+    "log_uri": "s3://fake-emr-logs/",
+    "job_flow_role": "EMR_EC2_DefaultRole",
+    "service_role": "EMR_DefaultRole",
+    "release_label": RELEASE_LABEL,
+    "instance_attrs": {
+        "master_instance_type": "m5.xlarge",
+        "slave_instance_type": "m5.xlarge",
+        "instance_count": 1,
+        "keep_job_flow_alive_when_no_steps": True,
+        "ec2_subnet_id": None,
+        "emr_managed_master_security_group": None,
+        "emr_managed_slave_security_group": None,
+        "service_access_security_group": None,
+    },
+}
+"""What moto's ``run_job_flow`` requires of a fake cluster: one long-lived node that keeps running with
+no steps, as the clusters the operators add steps to do."""
 
 _APPLICATION_DEFAULTS: dict[str, Any] = dict.fromkeys(
     (
@@ -305,24 +326,7 @@ class FakeEmr:
         if not 1 <= step_concurrency <= 256:
             raise ValueError(f"StepConcurrencyLevel is 1 to 256, got {step_concurrency}")
         with self._lock:
-            cluster = self.emr.run_job_flow(
-                name=name,
-                log_uri="s3://fake-emr-logs/",
-                job_flow_role="EMR_EC2_DefaultRole",
-                service_role="EMR_DefaultRole",
-                steps=[],
-                instance_attrs={
-                    "master_instance_type": "m5.xlarge",
-                    "slave_instance_type": "m5.xlarge",
-                    "instance_count": 1,
-                    "keep_job_flow_alive_when_no_steps": True,
-                    "ec2_subnet_id": None,
-                    "emr_managed_master_security_group": None,
-                    "emr_managed_slave_security_group": None,
-                    "service_access_security_group": None,
-                },
-                release_label="emr-7.5.0",
-            )
+            cluster = self.emr.run_job_flow(name=name, steps=[], **_CLUSTER_DEFAULTS)
             cluster.state = state
             self._step_concurrency[str(cluster.id)] = step_concurrency
             return str(cluster.id)
@@ -332,7 +336,7 @@ class FakeEmr:
         with self._lock:
             app = self.serverless.create_application(
                 name=name,
-                release_label="emr-7.5.0",
+                release_label=RELEASE_LABEL,
                 application_type="SPARK",
                 client_token="",
                 **_APPLICATION_DEFAULTS,

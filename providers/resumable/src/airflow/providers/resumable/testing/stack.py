@@ -103,28 +103,33 @@ class StackSettings:
     ``extra_env`` is applied last, so a test module can override any ``AIRFLOW__*`` setting.
     """
 
-    # LocalExecutor forks this many worker processes up front; each is a full Python interpreter.
     parallelism: int = 4
-    # The scheduler's idle sleep between loops (default 1 s): bounds how late a resume is noticed.
+    """LocalExecutor forks this many worker processes up front; each is a full Python interpreter."""
     scheduler_idle_sleep_seconds: float = 0.5
-    # A task whose worker died is failed after this long without a heartbeat (default 300 s).
+    """The scheduler's idle sleep between loops (Airflow: 1 s): bounds how late a resume is noticed."""
     task_heartbeat_timeout_seconds: int = 20
+    """A task whose worker died is failed (or, patched, checkpointed) after this long without a
+    heartbeat (Airflow: 300 s)."""
     task_heartbeat_timeout_detection_seconds: float = 2.0
-    # How often a supervisor heartbeats its task instance (default 5 s); must be well under the timeout.
+    """How often the scheduler looks for such tasks (Airflow: 10 s)."""
     worker_heartbeat_interval_seconds: int = 2
-    # New DAG files are listed every second (default 300 s) and parsed ahead of everything else.
+    """How often a supervisor heartbeats its task instance (Airflow: 5 s); must be well under the
+    timeout."""
     dag_bundle_refresh_seconds: int = 1
-    # Re-parsing unchanged files costs CPU we would rather give to tasks.
+    """New DAG files are listed every second (Airflow: 300 s) and parsed ahead of everything else."""
     min_file_process_interval_seconds: int = 30
-    # From the components' start until all report healthy (db migrate has its own, longer limit).
+    """Re-parsing unchanged files costs CPU we would rather give to tasks."""
     startup_timeout_seconds: float = 90.0
+    """From the components' start until all report healthy (``db migrate`` has its own, longer limit)."""
     stop_grace_seconds: float = 10.0
-    # Triggerers started with the stack; deferred tasks need at least one (more: start_triggerer()).
+    """How long ``stop()`` waits after SIGTERM before it SIGKILLs what is left."""
     triggerers: int = 0
-    # A triggerer silent this long has its triggers handed to another (default 30 s); heartbeats
-    # every 2 s (default 5 s) keep a loaded 2-core machine well clear of it.
+    """Triggerers started with the stack; deferred tasks need at least one (more: ``start_triggerer()``)."""
     triggerer_health_check_threshold_seconds: int = 15
+    """A triggerer silent this long has its triggers handed to another (Airflow: 30 s)."""
     triggerer_heartbeat_seconds: int = 2
+    """How often a triggerer heartbeats (Airflow: 5 s): well clear of the threshold on a loaded 2-core
+    machine."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
