@@ -24,6 +24,9 @@ def _run_demo(*args: str, timeout: float = 600) -> str:
         timeout=timeout,
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    home = re.search(r"starting Airflow \(.*\) in (\S+)", demo.stdout)
+    assert home, demo.stdout
+    assert not Path(home[1]).exists(), "a demo that went as designed removes the stack's Airflow home"
     return demo.stdout
 
 

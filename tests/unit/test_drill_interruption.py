@@ -1,6 +1,7 @@
 # Licensed under the Apache License, Version 2.0.
 """
-A drill stopped by SIGTERM or Ctrl-C while disruptions run on several lanes (``run_drill``).
+A drill stopped by SIGTERM or Ctrl-C while disruptions run on several lanes (``run_drill``), and what
+a drill leaves behind when it ends.
 
 The runner's own lane scheduling runs, with every seam that would start Airflow stubbed: the stack
 and its deployment, the fake clouds, the worker strikes, and the per-disruption work (``_execute``),
@@ -10,13 +11,16 @@ is a real one, sent to this process from a lane, as a CI runner or a terminal wo
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,8 +106,10 @@ class Drill:
 
 
 @pytest.fixture
-def drill(monkeypatch: pytest.MonkeyPatch) -> Iterator[Drill]:
+def drill(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Drill]:
     state = Drill()
+    # The drill's Airflow home is made with mkdtemp: here, where the tests can look for it.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     def start_stack(printer: object, cleanup: Any, *args: Any, **kwargs: Any) -> object:
         cleanup.callback(state.torn_down.set)
@@ -227,6 +233,7 @@ def test_a_signal_while_the_stack_starts_stops_at_once(drill, monkeypatch):
     assert sink == []
     assert drill.torn_down.is_set()
     assert "interrupted" in drill.text()
+    assert _homes() == [], "nothing failed: the stack's home is removed"
 
 
 def test_disruptions_the_drill_had_no_time_for_fail_as_out_of_time(drill):
@@ -236,3 +243,28 @@ def test_disruptions_the_drill_had_no_time_for_fail_as_out_of_time(drill):
     assert sink == []
     assert _verdicts(drill.text(), "FAILED: out of time") == 4
     assert "drill FAILED" in drill.text()
+
+
+def _homes() -> list[Path]:
+    return sorted(Path(tempfile.gettempdir()).glob("airflow-resumable-drill-*"))
+
+
+@pytest.mark.parametrize(("jobs", "kept"), [(1, False), (2, True)], ids=["passed", "failed"])
+def test_the_stacks_home_is_removed_after_a_drill_that_passed_and_kept_after_one_that_failed(
+    drill, monkeypatch, jobs, kept
+):
+    def execute(stack: object, cloud: object, disruption: Disruption, **_: Any) -> DisruptionResult:
+        result = ok_result(disruption, seconds=0.1)
+        return dataclasses.replace(result, jobs=result.jobs * jobs)  # two jobs: a duplicate
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    code, _, _ = drill.run(disruptions_per_cloud=1, clouds=["databricks"])
+
+    assert code == (1 if kept else 0)
+    homes = _homes()
+    assert len(homes) == (1 if kept else 0)
+    if kept:
+        assert (
+            f"kept the stack's Airflow home, with every component's and task's log: {homes[0]}"
+            in drill.text()
+        )

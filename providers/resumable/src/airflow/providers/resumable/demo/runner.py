@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -92,6 +93,9 @@ def run_demo(
     """
     Run the demo and print its story; return 0 when every cloud shows the exactly-once outcome.
 
+    The stack's Airflow home is removed at the end, unless the demo did not go as designed or stopped
+    on an error: then it is kept, with every component's and task's log, and its path printed.
+
     :param keep_running: leave the stack and the fakes up after the summary until Ctrl-C.
     :param out: where the story goes.
     :param deferrable: run the tasks deferrable (``[operators] default_deferrable``, as a deployment
@@ -107,6 +111,8 @@ def run_demo(
     narrator = Narrator(out)
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     home = Path(tempfile.mkdtemp(prefix="airflow-resumable-demo-"))
+    verdict: bool | None = None  # the summary's, once there is one
+    interrupted = False
     try:
         with ExitStack() as cleanup:
             cleanup.callback(narrator.say, "demo", "stopped every process it started")
@@ -126,7 +132,7 @@ def run_demo(
             run_id = stack.trigger_dag(DAG_ID)
             narrator.say("dag", f"triggered {DAG_ID}, run {run_id}")
             final_state = _watch(narrator, stack, run_id, stories, deferrable=deferrable)
-            ok = _summarise(narrator, stories, final_state, deferrable=deferrable)
+            verdict = _summarise(narrator, stories, final_state, deferrable=deferrable)
             if keep_running:
                 narrator.waiting_for(None)
                 narrator.say(
@@ -134,11 +140,20 @@ def run_demo(
                 )
                 while True:
                     time.sleep(3600)
-            return 0 if ok else 1
+        return 0 if verdict else 1
     except KeyboardInterrupt:
+        interrupted = True
         narrator.say("demo", "interrupted")
         return 130
     finally:
+        # Kept after a failed summary or an error: its logs are what there is to read then. Removed
+        # otherwise, so that demos run again and again leave nothing behind.
+        if verdict or (interrupted and verdict is None):
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            narrator.say(
+                "demo", f"kept the stack's Airflow home, with every component's and task's log: {home}"
+            )
         narrator.close()
         signal.signal(signal.SIGTERM, previous_sigterm)
 

@@ -21,6 +21,7 @@ injection, counted through the cloud's own API
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -387,7 +388,8 @@ def run_drill(
     those in flight, up to their own time limit (the run's, and the orphan check's); a second one
     stops waiting. Either way the results of the disruptions that finished are printed (and put in
     ``results_sink``), the others marked as not run or abandoned, and the stack is stopped. A signal
-    while the stack starts stops it at once.
+    while the stack starts stops it at once. The stack's Airflow home is removed at the end, or kept
+    (and its path printed) when a disruption failed.
 
     :param disruptions_per_cloud: disruptions per cloud.
     :param clouds: the clouds to drill (names in :data:`FAKE_CLOUDS`).
@@ -437,6 +439,7 @@ def run_drill(
     for target in real.values():
         printer.line(f"{target.describe()}; every disruption starts one real job")
     interruption = Interruption()
+    home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
     try:
         with interruption.installed(), ExitStack() as cleanup:
             job_seconds = CELERY_DRILL_JOB_SECONDS if executor == "celery" else DRILL_JOB_SECONDS
@@ -452,6 +455,7 @@ def run_drill(
             stack = _start_stack(
                 printer,
                 cleanup,
+                home,
                 len(clouds),
                 _real_env(real),
                 deferrable=deferrable,
@@ -491,6 +495,7 @@ def run_drill(
             f"drill interrupted ({interruption.describe()}) before any disruption started; "
             "every process it started was stopped"
         )
+        _leave_home(printer, home, keep=False)
         return INTERRUPTED_EXIT_CODE
     results = outcome.results
     if results_sink is not None:
@@ -525,11 +530,24 @@ def run_drill(
             f"disruptions ({abandoned} abandoned in flight, "
             f"{len(plan) - len(results) - abandoned} not run): {passed}/{len(results)} finished ok; {totals}"
         )
+        _leave_home(printer, home, keep=passed < len(results) or bool(recovery_errors))
         return INTERRUPTED_EXIT_CODE
     printer.line(
         f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; {totals}"
     )
+    _leave_home(printer, home, keep=bool(failed))
     return 0 if not failed else 1
+
+
+def _leave_home(printer: Printer, home: Path, *, keep: bool) -> None:
+    """
+    Keep the stack's Airflow home (every component's log and every task's) after a drill that failed,
+    and say where; remove it otherwise, so that drills run again and again leave nothing behind.
+    """
+    if keep:
+        printer.line(f"kept the stack's Airflow home, with every component's and task's log: {home}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _real_env(real: Mapping[str, RealTarget]) -> dict[str, str]:
@@ -564,6 +582,7 @@ def celery_workers(concurrency: int) -> tuple[str, ...]:
 def _start_stack(
     printer: Printer,
     cleanup: ExitStack,
+    home: Path,
     clouds: int,
     env: Mapping[str, str],
     *,
@@ -571,7 +590,6 @@ def _start_stack(
     executor: str = "local",
     concurrency: int = 1,
 ) -> AirflowStack:
-    home = Path(tempfile.mkdtemp(prefix="airflow-resumable-drill-"))
     components = "scheduler, API server, dag processor" + (", triggerer" if deferrable else "")
     in_flight = clouds * concurrency
     workers = celery_workers(concurrency)

@@ -1,6 +1,7 @@
 # Licensed under the Apache License, Version 2.0.
 """
-The demo's watcher tells each task's story to its end.
+The demo's runner: its watcher tells each task's story to its end, and it leaves the stack's Airflow
+home behind only when there is something to read in it.
 
 The run's end is only known after its tasks' ends, so a watcher that reads the tasks and then the run
 can see the run end after a pass that still showed a task running: the Celery demo reported
@@ -12,9 +13,13 @@ plays that order here; the real stack runs in ``tests/system/test_demo.py``.
 from __future__ import annotations
 
 import io
+import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from airflow.providers.resumable.demo import runner
 from airflow.providers.resumable.demo.runner import Narrator, TaskStory
@@ -72,3 +77,39 @@ def test_a_task_that_ends_with_its_run_between_two_reads_still_ends_its_story_on
 
     assert final == "success"
     assert story.states == ["running", "success"]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "kept"), [(True, False), (False, True)], ids=["went-as-designed", "did-not"]
+)
+def test_the_stacks_home_is_removed_after_a_demo_that_went_as_designed_and_kept_after_one_that_did_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, verdict: bool, kept: bool
+) -> None:
+    # Every seam that would start Airflow or a fake is stubbed; the home is made where the test looks.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    class Stack:
+        def trigger_dag(self, dag_id: str) -> str:
+            return "run"
+
+    def start_stack(narrator: Narrator, cleanup: ExitStack, home: Path, **_: Any) -> Stack:
+        (home / "logs").mkdir()  # as a real stack would have written there
+        return Stack()
+
+    monkeypatch.setattr(runner, "_start_stack", start_stack)
+    monkeypatch.setattr(runner, "_start_clouds", lambda narrator, cleanup: [])
+    monkeypatch.setattr(runner, "_connect_and_deploy", lambda *args: None)
+    monkeypatch.setattr(runner, "_watch", lambda *args, **kwargs: "success" if verdict else "failed")
+    monkeypatch.setattr(runner, "_summarise", lambda *args, **kwargs: verdict)
+    out = io.StringIO()
+
+    code = runner.run_demo(out=out)
+
+    homes = sorted(tmp_path.glob("airflow-resumable-demo-*"))
+    assert code == (0 if verdict else 1)
+    assert len(homes) == (1 if kept else 0)
+    if kept:
+        assert (
+            f"kept the stack's Airflow home, with every component's and task's log: {homes[0]}"
+            in out.getvalue()
+        )
