@@ -29,9 +29,8 @@ import airflow.providers.resumable.example_dags as example_dags
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeCloud, demo_clouds
-from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings, TaskInstanceRow
+from airflow.providers.resumable.testing.stack import EXECUTORS, AirflowStack, StackSettings, TaskInstanceRow
 
-EXECUTORS = ("local", "celery")
 DRAINED_WORKER, OTHER_WORKER = "worker-a", "worker-b"
 
 DAG_ID = "example_resumable_demo"

@@ -73,7 +73,7 @@ from airflow.providers.resumable.testing.clouds import (
     FakeEmrCloud,
 )
 from airflow.providers.resumable.testing.protocols import DrillCloud, DrilledTask
-from airflow.providers.resumable.testing.stack import AirflowStack, StackSettings
+from airflow.providers.resumable.testing.stack import EXECUTORS, AirflowStack, StackSettings
 
 T = TypeVar("T")
 
@@ -97,10 +97,6 @@ PERSON_RETRIES = 5
 """How often the drill's person marks a task failed again when the API answers 5xx: on sqlite under a
 drill's load the audit log's write can wait out the busy timeout (seen in CI: HTTP 500 'Database
 error', the mark never made, the job left to run)."""
-PER_DISRUPTION_TIMEOUT = 240.0
-"""A disruption whose run has not ended by then counts as a lost run."""
-EXECUTORS = ("local", "celery")
-"""``local``: the LocalExecutor on sqlite; ``celery``: Postgres, Redis and Celery workers."""
 CELERY_DRILL_JOB_SECONDS = 60.0
 """How long each fake job runs on Celery: a whole-worker strike there may wait its turn while others
 are brought back (a worker takes 10 to 40 s to start on a busy machine), and must still land while
@@ -304,7 +300,7 @@ def check_drill_request(
     :param kinds: the kinds asked for (``None``: the defaults for fakes, or for real clouds).
     :param real: the clouds to drill on a real deployment, by name (the others run on fakes).
     :param deferrable: the drilled tasks poll from the triggerer (``--deferrable``).
-    :param executor: ``local`` or ``celery`` (:data:`EXECUTORS`).
+    :param executor: ``local`` or ``celery`` (:data:`~airflow.providers.resumable.testing.stack.EXECUTORS`).
     :param concurrency: task instances of each cloud in flight at once.
     """
     unknown = [cloud for cloud in clouds if cloud not in FAKE_CLOUDS]

@@ -69,6 +69,10 @@ from airflow.providers.resumable.testing.processes import (
 T = TypeVar("T")
 
 ADMIN_USER = "admin"
+EXECUTORS = ("local", "celery")
+"""The stack flavours the demo and the drill start: ``local``, :class:`AirflowStack` (the LocalExecutor
+on sqlite); ``celery``, :class:`~airflow.providers.resumable.testing.celery_stack.CeleryAirflowStack`
+(Postgres, Redis and Celery workers)."""
 FINISHED_DAG_RUN_STATES = frozenset({"success", "failed"})
 MIGRATE_TIMEOUT_SECONDS = 180
 MIGRATED_DATABASES_ENV = "RESUMABLE_STACK_MIGRATED_DATABASES"
