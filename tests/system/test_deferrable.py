@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from airflow.providers.resumable.testing.stack import (
     AirflowStack,
     FlavouredStack,
     TIStateRecorder,
+    WaitTimeout,
     poll_until,
 )
 
@@ -50,6 +52,11 @@ _SHORT_JOB_SCENARIOS = {
 }
 MOVE_TIMEOUT = 75.0
 """How long a trigger may take to reach another triggerer: the threshold, heartbeats, a loaded host."""
+RUNNER_WATCHDOG = "TriggerRunner subprocess event loop appears deadlocked"
+"""What Airflow's triggerer logs when its trigger runner has said nothing for
+``[triggerer] runner_health_check_threshold`` (30 s); it stops heartbeating until the runner speaks
+again. Seen once in CI on a stock 3.3.2 triggerer started under load: its runner went silent before
+running any trigger and never spoke again."""
 
 
 @pytest.fixture(params=sorted(FAKE_CLOUDS))
@@ -95,8 +102,27 @@ def _settled(stack: AirflowStack, dag_id: str) -> None:
     )
 
 
+def _hung_triggerers(stack: AirflowStack) -> list[str]:
+    """The live triggerers whose runner Airflow's own watchdog declared hung (see :data:`RUNNER_WATCHDOG`)."""
+    return [
+        name
+        for name in stack.live_triggerers()
+        if RUNNER_WATCHDOG in (stack.component_logs / f"{name}.log").read_text(errors="replace")
+    ]
+
+
 def _one_live_triggerer(stack: AirflowStack) -> None:
-    """Every test starts with one running triggerer (an earlier test may have killed or added some)."""
+    """
+    Every test starts with one running, healthy triggerer (an earlier test may have killed or added
+    some, or left one whose runner hung: that one is replaced, with a warning, so that one test's hung
+    triggerer does not fail the tests after it).
+    """
+    for name in _hung_triggerers(stack):
+        warnings.warn(
+            f"{name}'s trigger runner hung in an earlier test ({RUNNER_WATCHDOG}); replaced", stacklevel=2
+        )
+        stack.signal_triggerer(name, signal.SIGKILL, whole_group=True)
+        stack.wait_for_triggerer_exit(name)
     live = stack.live_triggerers()
     for name in live[1:]:
         stack.signal_triggerer(name, signal.SIGCONT, whole_group=True)
@@ -153,7 +179,11 @@ def _assert_one_job_no_cancel_success_on_try_1(
     recorder: TIStateRecorder,
     job: str | None,
 ) -> None:
-    final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=JOB_SECONDS + 150)
+    try:
+        final_state = stack.wait_for_dag_run(dag_id, run_id, timeout=JOB_SECONDS + 150)
+    except WaitTimeout as timeout:
+        hung = _hung_triggerers(stack)
+        raise WaitTimeout(f"{timeout}; triggerers whose runner hung: {hung or 'none'}") from timeout
     assert final_state == "success"
     counts = cloud.counts()
     assert (counts.submissions, counts.cancellations) == (1, 0), "one job, never cancelled"
