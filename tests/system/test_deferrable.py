@@ -56,7 +56,7 @@ RUNNER_WATCHDOG = "TriggerRunner subprocess event loop appears deadlocked"
 """What Airflow's triggerer logs when its trigger runner has said nothing for
 ``[triggerer] runner_health_check_threshold`` (30 s); it stops heartbeating until the runner speaks
 again. Seen once in CI on a stock 3.3.2 triggerer started under load: its runner went silent before
-running any trigger and never spoke again."""
+running any trigger, and no trigger ran on that triggerer in the ten minutes after."""
 
 
 @pytest.fixture(params=sorted(FAKE_CLOUDS))

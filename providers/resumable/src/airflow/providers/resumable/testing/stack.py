@@ -122,7 +122,8 @@ class StackSettings:
     dag_bundle_refresh_seconds: int = 1
     """New DAG files are listed every second (Airflow: 300 s) and parsed ahead of everything else."""
     min_file_process_interval_seconds: int = 30
-    """Re-parsing unchanged files costs CPU we would rather give to tasks."""
+    """An unchanged DAG file is parsed again after this long (Airflow's default too): not sooner, as
+    re-parsing costs CPU we would rather give to tasks."""
     startup_timeout_seconds: float = 90.0
     """From the components' start until all report healthy (``db migrate`` has its own, longer limit)."""
     stop_grace_seconds: float = 10.0
