@@ -35,8 +35,17 @@ time.sleep(600)
 
 
 def _pids_in_log(log_path: Path) -> dict[str, int]:
-    lines = log_path.read_text().split()
-    return {role: int(pid) for role, pid in zip(lines[::2], lines[1::2], strict=True)}
+    """The pids the tree has logged so far, from whole lines: a read can land while one is written."""
+    lines = [line.split() for line in log_path.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    return {words[0]: int(words[1]) for words in lines if len(words) == 2}
+
+
+def test_a_line_still_being_written_is_not_read_as_a_pid(tmp_path: Path) -> None:
+    # Seen in CI: the poll read "leader <pid>\nchild" while the child's line was being written.
+    log_path = tmp_path / "tree.log"
+    log_path.write_text("leader 41\nchild 4")
+
+    assert _pids_in_log(log_path) == {"leader": 41}
 
 
 def test_stop_kills_a_sigterm_ignoring_tree_including_a_child_in_another_session(tmp_path: Path) -> None:
