@@ -94,9 +94,10 @@ ORPHAN_WAIT_SECONDS = 45.0
 """How long after its task instance ended a job may still run before it counts as orphaned: the job
 reaper's grace period (15 s) and sweep (5 s), with room for a loaded machine."""
 PERSON_RETRIES = 5
-"""How often the drill's person marks a task failed again when the API answers 5xx: on sqlite under a
-drill's load the audit log's write can wait out the busy timeout (seen in CI: HTTP 500 'Database
-error', the mark never made, the job left to run)."""
+"""How often the drill's person marks a task failed, or clears it, again when the API answers 5xx: on
+sqlite under a drill's load the audit log's write, committed before the route runs, can wait out the
+busy timeout (seen in CI, for both: HTTP 500 'Database error', the mark or clear never made, the job
+left to run)."""
 CELERY_DRILL_JOB_SECONDS = 60.0
 """How long each fake job runs on Celery: a whole-worker strike there may wait its turn while others
 are brought back (a worker takes 10 to 40 s to start on a busy machine), and must still land while
@@ -1074,6 +1075,7 @@ def _strike(
             "POST",
             f"/dags/{dag_id}/clearTaskInstances",
             json={"dag_run_id": run_id, "task_ids": [DRILL_TASK_ID], "dry_run": False, "only_failed": False},
+            retries=PERSON_RETRIES,
         )
         return
     _wait_for_running_job(stack, cloud, dag_id, run_id)
