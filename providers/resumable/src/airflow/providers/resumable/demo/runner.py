@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -29,7 +28,13 @@ import airflow.providers.resumable.example_dags as example_dags
 from airflow.providers.resumable.ledger_store import LEDGER_KEY
 from airflow.providers.resumable.testing.celery_stack import CeleryAirflowStack
 from airflow.providers.resumable.testing.clouds import CloudCounts, FakeCloud, demo_clouds
-from airflow.providers.resumable.testing.stack import EXECUTORS, AirflowStack, StackSettings, TaskInstanceRow
+from airflow.providers.resumable.testing.stack import (
+    EXECUTORS,
+    AirflowStack,
+    StackSettings,
+    TaskInstanceRow,
+    leave_home,
+)
 
 DRAINED_WORKER, OTHER_WORKER = "worker-a", "worker-b"
 
@@ -147,12 +152,11 @@ def run_demo(
     finally:
         # Kept after a failed summary or an error: its logs are what there is to read then. Removed
         # otherwise, so that demos run again and again leave nothing behind.
-        if verdict or (interrupted and verdict is None):
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            narrator.say(
-                "demo", f"kept the stack's Airflow home, with every component's and task's log: {home}"
-            )
+        leave_home(
+            home,
+            keep=not (verdict or (interrupted and verdict is None)),
+            say=lambda message: narrator.say("demo", message),
+        )
         narrator.close()
         signal.signal(signal.SIGTERM, previous_sigterm)
 

@@ -21,7 +21,6 @@ injection, counted through the cloud's own API
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 import threading
@@ -73,7 +72,7 @@ from airflow.providers.resumable.testing.clouds import (
     FakeEmrCloud,
 )
 from airflow.providers.resumable.testing.protocols import DrillCloud, DrilledTask
-from airflow.providers.resumable.testing.stack import EXECUTORS, AirflowStack, StackSettings
+from airflow.providers.resumable.testing.stack import EXECUTORS, AirflowStack, StackSettings, leave_home
 
 T = TypeVar("T")
 
@@ -492,7 +491,7 @@ def run_drill(
             f"drill interrupted ({interruption.describe()}) before any disruption started; "
             "every process it started was stopped"
         )
-        _leave_home(printer, home, keep=False)
+        leave_home(home, say=printer.line, keep=False)
         return INTERRUPTED_EXIT_CODE
     results = outcome.results
     if results_sink is not None:
@@ -527,24 +526,13 @@ def run_drill(
             f"disruptions ({abandoned} abandoned in flight, "
             f"{len(plan) - len(results) - abandoned} not run): {passed}/{len(results)} finished ok; {totals}"
         )
-        _leave_home(printer, home, keep=passed < len(results) or bool(recovery_errors))
+        leave_home(home, say=printer.line, keep=passed < len(results) or bool(recovery_errors))
         return INTERRUPTED_EXIT_CODE
     printer.line(
         f"drill {'PASSED' if not failed else 'FAILED'}: {passed}/{len(plan)} disruptions ok; {totals}"
     )
-    _leave_home(printer, home, keep=bool(failed))
+    leave_home(home, say=printer.line, keep=bool(failed))
     return 0 if not failed else 1
-
-
-def _leave_home(printer: Printer, home: Path, *, keep: bool) -> None:
-    """
-    Keep the stack's Airflow home (every component's log and every task's) after a drill that failed,
-    and say where; remove it otherwise, so that drills run again and again leave nothing behind.
-    """
-    if keep:
-        printer.line(f"kept the stack's Airflow home, with every component's and task's log: {home}")
-    else:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _real_env(real: Mapping[str, RealTarget]) -> dict[str, str]:

@@ -192,6 +192,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def leave_home(home: Path, *, keep: bool, say: Callable[[str], None]) -> None:
+    """
+    Keep a stack's Airflow home (every component's log and every task's) after a failure, and say
+    where; remove it otherwise, so that runs made again and again leave nothing behind.
+
+    :param home: the stack's ``AIRFLOW_HOME``, once its processes are stopped.
+    :param keep: whether something failed.
+    :param say: how to tell the user where the home was kept.
+    """
+    if keep:
+        say(f"kept the stack's Airflow home, with every component's and task's log: {home}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def ti_id_forms(ti_id: str) -> set[str]:
     """sqlite stores UUIDs as 32 hex digits; process titles use the dashed form."""
     hex_digits = ti_id.replace("-", "").lower()
